@@ -1,0 +1,391 @@
+"""Type stub for the compiled Rust core, ``mimi_signaling._core``.
+
+Hand-written (as pydantic-core does): the Rust crate in ``rust/`` is the source of
+truth; keep this file in step with ``rust/src/python/``.  Import the public names from
+``mimi_signaling`` rather than from ``_core``.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Sequence, final
+
+__version__: str
+
+# --- errors (section 7 of PROFILE.md) --------------------------------------------------
+
+class MimiError(Exception):
+    """Base of every error this library raises for protocol-level problems.
+
+    ``code`` is the wire error code of PROFILE.md section 7; ``name`` its wire name.
+    Errors raised by batch entry points also carry ``index`` and ``event_id`` (else None).
+    """
+
+    code: ClassVar[int]
+    name: ClassVar[str]
+    http_status: ClassVar[int]
+    index: int | None
+    event_id: str | None
+
+class MalformedError(MimiError): ...  # 1
+class BadSignatureError(MimiError): ...  # 2
+class BadContentHashError(MimiError): ...  # 3
+class PolicyRejectedError(MimiError): ...  # 4
+class UnknownRoomError(MimiError): ...  # 5
+class NotFoundError(MimiError): ...  # 6
+class NotHubError(MimiError): ...  # 7
+class TooLargeError(MimiError): ...  # 8
+class RateLimitedError(MimiError): ...  # 9
+class UnauthorizedError(MimiError): ...  # 10
+class UnsupportedVersionError(MimiError): ...  # 11
+class InternalError(MimiError): ...  # 12
+
+# --- limits and labels ------------------------------------------------------------------
+
+MAX_EVENT_SIZE: int  # 65536
+MAX_ID_SIZE: int  # 255
+MAX_AUTH_EVENTS: int  # 64
+MAX_SIGNATURES: int  # 8
+ORIGIN_LABEL: bytes  # b"MIMI signaling 1.0 origin"
+HUB_LABEL: bytes  # b"MIMI signaling 1.0 hub"
+
+# --- identifiers (section 3) -------------------------------------------------------------
+
+def parse_room_id(room_id: str) -> tuple[str, str]:
+    """Return ``(opaque, server_name)``; raise MalformedError (TooLargeError past 255 bytes)."""
+
+def parse_user_id(user_id: str) -> tuple[str, str]:
+    """Return ``(localpart, server_name)``."""
+
+def validate_server_name(server_name: str) -> None: ...
+def validate_event_type(event_type: str) -> None:
+    """Namespaced type or policy ID grammar (does not consult the registry)."""
+
+def validate_role_id(role_id: str) -> None: ...
+def validate_key_id(key_id: str) -> None: ...
+
+# --- encoding helpers ---------------------------------------------------------------------
+
+def encode_varint(value: int) -> bytes:
+    """RFC 9420 section 2.1.2 minimal length prefix (MalformedError past 2**30 - 1)."""
+
+def decode_varint(data: bytes) -> tuple[int, int]:
+    """Return ``(value, bytes_consumed)``; rejects non-minimal prefixes and the ``11`` prefix."""
+
+def base64url_encode(data: bytes) -> str:
+    """URL-safe unpadded base64 (RFC 4648 section 5)."""
+
+def base64url_decode(text: str) -> bytes: ...
+def sha256(data: bytes) -> bytes: ...
+def sign_content(label: bytes, content: bytes) -> bytes:
+    """The SignWithLabel ``SignContent`` bytes that Ed25519 signs."""
+
+# --- keys (section 8) ---------------------------------------------------------------------
+
+@final
+class VerifyKey:
+    key_id: str
+    public_key: bytes
+    expired_ts: int  # 0 = current
+    def __init__(self, key_id: str, public_key: bytes, expired_ts: int = 0) -> None: ...
+    def verify(self, message: bytes, signature: bytes) -> None:
+        """Raise BadSignatureError unless ``signature`` is valid over ``message``."""
+    def verify_with_label(self, label: bytes, content: bytes, signature: bytes) -> None: ...
+    def encode(self) -> bytes: ...
+    @staticmethod
+    def decode(data: bytes) -> VerifyKey: ...
+
+@final
+class SigningKey:
+    key_id: str
+    def __init__(self, seed: bytes, key_id: str) -> None:
+        """From the 32-byte RFC 8032 secret key (seed)."""
+    @staticmethod
+    def generate(key_id: str | None = None) -> SigningKey:
+        """A fresh key from the OS RNG; the default key ID derives from the public key."""
+    @property
+    def seed(self) -> bytes: ...
+    @property
+    def public_key(self) -> bytes: ...
+    def verify_key(self, expired_ts: int = 0) -> VerifyKey: ...
+    def sign(self, message: bytes) -> bytes:
+        """Plain Ed25519 (RFC 8032) signature, 64 bytes."""
+    def sign_with_label(self, label: bytes, content: bytes) -> bytes: ...
+
+@final
+class ServerKeys:
+    server_name: str
+    keys: list[VerifyKey]
+    def __init__(self, server_name: str, keys: Sequence[VerifyKey]) -> None: ...
+    def encode(self) -> bytes: ...
+    @staticmethod
+    def decode(data: bytes) -> ServerKeys: ...
+
+@final
+class KeyRing:
+    """Published verify keys by server name, used for every signature check."""
+
+    def __init__(self) -> None: ...
+    def add(self, server_name: str, key: VerifyKey) -> None: ...
+    def add_server_keys(self, keys: ServerKeys) -> None: ...
+    def has_server(self, server_name: str) -> bool: ...
+    def servers(self) -> list[str]: ...
+    def get(self, server_name: str) -> list[VerifyKey]: ...
+
+# --- events (section 2) -------------------------------------------------------------------
+
+@final
+class Signature:
+    key_id: str
+    signature: bytes
+    def __init__(self, key_id: str, signature: bytes) -> None: ...
+
+@final
+class Event:
+    """A fully-formed event. Immutable; decode/encode round-trip byte for byte."""
+
+    room_id: str
+    type: str
+    state_key: str | None
+    sender: str
+    content: bytes
+    auth_events: list[str]
+    prev_event: str
+    origin_content_hash: bytes
+    hub_signature: list[Signature]
+    origin_signature: list[Signature]
+    @staticmethod
+    def decode(data: bytes) -> Event: ...
+    def encode(self) -> bytes: ...
+    @property
+    def event_id(self) -> str: ...
+    @property
+    def is_state(self) -> bool: ...
+    @property
+    def origin_server(self) -> str: ...
+    @property
+    def hub_server(self) -> str: ...
+    def content_hash(self) -> bytes:
+        """SHA-256 of the content-hash input built from this event's current content."""
+    def reference_hash(self) -> bytes: ...
+    def redacted(self) -> Event: ...
+    def is_redacted(self) -> bool:
+        """True when the content differs from what the content hash covers but equals its redacted form."""
+    def content_hash_input(self) -> bytes: ...
+    def reference_hash_input(self) -> bytes: ...
+    def origin_signed_form(self) -> bytes: ...
+    def limited(self) -> LimitedEvent:
+        """The limited event the origin sent (fails with BadContentHashError on a redacted event)."""
+    def verify(self, keyring: KeyRing) -> None:
+        """Content hash (or redacted form), origin and hub signatures; raises the typed error."""
+    def with_content(self, content: bytes) -> Event:
+        """A copy with other content (for tests and tooling; IDs and signatures are not refreshed)."""
+
+@final
+class LimitedEvent:
+    room_id: str
+    type: str
+    state_key: str | None
+    sender: str
+    content: bytes
+    origin_content_hash: bytes
+    origin_signature: list[Signature]
+    @staticmethod
+    def create(
+        room_id: str,
+        type: str,
+        state_key: str | None,
+        sender: str,
+        content: bytes,
+        origin_key: SigningKey,
+    ) -> LimitedEvent:
+        """Build, hash and sign with the origin server's key; validates the identifiers."""
+    @staticmethod
+    def decode(data: bytes) -> LimitedEvent: ...
+    def encode(self) -> bytes: ...
+    @property
+    def origin_server(self) -> str: ...
+    def content_hash(self) -> bytes: ...
+    def verify(self, keyring: KeyRing) -> None:
+        """Exact content hash and the origin signature."""
+    def to_event(self, auth_events: Sequence[str], prev_event: str, hub_key: SigningKey) -> Event:
+        """Fill auth events and prev event and add the hub signature."""
+
+# --- content (section 5) ------------------------------------------------------------------
+
+def redact_content(event_type: str, content: bytes) -> bytes:
+    """The redacted content of the registry table (MalformedError if it does not decode)."""
+
+def validate_content(event_type: str, content: bytes) -> None:
+    """Content decodes as its registered type (non-``m.`` and ``m.room.encrypted``: any bytes)."""
+
+@final
+class CreateContent:
+    policy_id: str
+    encryption_algorithm: str
+    def __init__(self, policy_id: str, encryption_algorithm: str) -> None: ...
+    def encode(self) -> bytes: ...
+    @staticmethod
+    def decode(data: bytes) -> CreateContent: ...
+
+@final
+class UserContent:
+    participation: int  # mimi_signaling.content.Participation
+    reason: bytes
+    def __init__(self, participation: int, reason: bytes = b"") -> None: ...
+    def encode(self) -> bytes: ...
+    @staticmethod
+    def decode(data: bytes) -> UserContent: ...
+
+@final
+class TextContent:
+    """``m.room.name`` / ``m.room.avatar`` / ``m.room.topic``: one opaque field; None when redacted (empty content)."""
+
+    value: bytes | None
+    def __init__(self, value: bytes | None) -> None: ...
+    def encode(self) -> bytes: ...
+    @staticmethod
+    def decode(data: bytes) -> TextContent: ...
+
+@final
+class JoinRulesContent:
+    rule: int  # mimi_signaling.content.JoinRule
+    def __init__(self, rule: int) -> None: ...
+    def encode(self) -> bytes: ...
+    @staticmethod
+    def decode(data: bytes) -> JoinRulesContent: ...
+
+@final
+class HistoryVisibilityContent:
+    visibility: int  # mimi_signaling.content.Visibility
+    def __init__(self, visibility: int) -> None: ...
+    def encode(self) -> bytes: ...
+    @staticmethod
+    def decode(data: bytes) -> HistoryVisibilityContent: ...
+
+@final
+class Permission:
+    """One ``PermissionValue``: ``kind`` is the tag (1 invite .. 6 roles)."""
+
+    kind: int
+    granted: bool | None  # boolean permissions
+    event_types: list[tuple[str, bool]] | None  # events(5), in wire order
+    role_ids: list[str] | None  # roles(6)
+    @staticmethod
+    def boolean(kind: int, granted: bool) -> Permission: ...
+    @staticmethod
+    def events(event_types: Sequence[tuple[str, bool]]) -> Permission: ...
+    @staticmethod
+    def roles(role_ids: Sequence[str]) -> Permission: ...
+
+@final
+class RoleContent:
+    permissions: list[Permission]
+    def __init__(self, permissions: Sequence[Permission]) -> None: ...
+    def encode(self) -> bytes: ...
+    @staticmethod
+    def decode(data: bytes) -> RoleContent:
+        """Rejects a tag listed twice."""
+
+@final
+class RoleConfig:
+    role_id: str
+    user_ids: list[str]
+    order: int
+    def __init__(self, role_id: str, user_ids: Sequence[str], order: int) -> None: ...
+
+@final
+class RoleMapContent:
+    roles: list[RoleConfig]
+    def __init__(self, roles: Sequence[RoleConfig]) -> None: ...
+    def encode(self) -> bytes: ...
+    @staticmethod
+    def decode(data: bytes) -> RoleMapContent:
+        """Rejects duplicate role IDs and duplicate orders."""
+
+# --- transport (section 7) ----------------------------------------------------------------
+
+@final
+class TransactionEnvelope:
+    version: int
+    transaction_type: str
+    payload: bytes
+    def __init__(self, transaction_type: str, payload: bytes, version: int = 1) -> None: ...
+    def encode(self) -> bytes: ...
+    @staticmethod
+    def decode(data: bytes) -> TransactionEnvelope:
+        """MalformedError on bad bytes; UnsupportedVersionError when version != 1."""
+
+def encode_error_body(code: int, message: str) -> bytes: ...
+def decode_error_body(data: bytes) -> tuple[int, str]: ...
+def error_from_code(code: int, message: str) -> MimiError:
+    """The exception instance of the class for a wire error code (unknown codes: InternalError)."""
+
+def encode_get_event_request(room_id: str, event_id: str) -> bytes: ...
+def decode_get_event_request(data: bytes) -> tuple[str, str]: ...
+def encode_get_state_request(room_id: str, type: str, state_key: str) -> bytes: ...
+def decode_get_state_request(data: bytes) -> tuple[str, str, str]: ...
+def encode_backfill_request(room_id: str, before: str, limit: int) -> bytes: ...
+def decode_backfill_request(data: bytes) -> tuple[str, str, int]: ...
+def encode_backfill_response(events: Sequence[Event]) -> bytes: ...
+def decode_backfill_response(data: bytes) -> list[Event]: ...
+def encode_snapshot_request(room_id: str) -> bytes: ...
+def decode_snapshot_request(data: bytes) -> str: ...
+def encode_snapshot_response(state: Sequence[Event], auth_chain: Sequence[Event], latest: str) -> bytes: ...
+def decode_snapshot_response(data: bytes) -> tuple[list[Event], list[Event], str]: ...
+
+# --- room export file (section 9) --------------------------------------------------------
+
+ROOM_FILE_MAGIC: bytes  # b"MIMIROOM"
+
+def encode_room_file_header() -> bytes: ...
+def encode_room_file_record(kind: int, body: bytes) -> bytes: ...
+
+@final
+class RoomFileReader:
+    """Streams a room file: server keys first, then events in bounded chunks."""
+
+    server_keys: list[ServerKeys]
+    events_read: int
+    def __init__(self, path: str) -> None: ...
+    def read_events(self, max_count: int) -> list[bytes]:
+        """Up to ``max_count`` encoded events; empty at the end of the file."""
+
+# --- batch entry points (GIL released, all cores) ----------------------------------------
+
+@final
+class BatchResult:
+    """Outcome of ``check_events``: IDs for all events and the failures by index."""
+
+    count: int
+    event_ids: list[str]  # "" where the event failed to decode
+    reference_hashes: bytes  # count * 32 bytes (numpy.frombuffer(..., dtype=uint8).reshape(-1, 32))
+    failures: list[tuple[int, MimiError]]
+
+def decode_events(blobs: Sequence[bytes]) -> list[Event]:
+    """Decode N events in parallel; raises the first failure's error with ``index`` set."""
+
+def compute_event_ids(blobs: Sequence[bytes]) -> list[str]: ...
+def check_events(blobs: Sequence[bytes], keyring: KeyRing) -> BatchResult:
+    """Decode, hash, ID and verify every signature of N independent events (batch Ed25519)."""
+
+@final
+class ChainBatch:
+    events: list[Event]  # the valid prefix, in order
+    error: MimiError | None  # the first failure (index/event_id set), or None
+
+@final
+class ChainValidator:
+    """Checks a room chain chunk by chunk: decoding, hashes, links and all signatures.
+
+    The policy pass (Python) walks ``ChainBatch.events`` afterwards.
+    """
+
+    next_index: int
+    last_event_id: str | None
+    def __init__(self, keyring: KeyRing, threads: int | None = None) -> None: ...
+    def validate(self, blobs: Sequence[bytes]) -> ChainBatch: ...
+
+def verify_signatures_batch(
+    messages: Sequence[bytes], signatures: Sequence[bytes], public_keys: Sequence[bytes]
+) -> list[int]:
+    """Indices of the signatures that fail (empty when all verify); batch Ed25519 with fallback."""
