@@ -1,0 +1,228 @@
+//! The hot path: decode, hash, ID and verify many events at once, spread over all cores with
+//! rayon, Ed25519 signatures checked in batches (`verify_batch`) with a one-by-one fallback
+//! that finds exactly which signature failed.
+
+use crate::crypto::keyring::KeyRing;
+use crate::error::{MimiError, Result};
+use crate::ids::server_of;
+use crate::verify::{prepare, Prepared};
+use crate::wire::event::Event;
+use ed25519_dalek::{Signature, Verifier as _, VerifyingKey};
+use rayon::prelude::*;
+
+/// Events per `verify_batch` call: big enough to amortise the multiscalar multiplication,
+/// small enough that a failed batch is cheap to re-check one by one.
+const EVENTS_PER_BATCH: usize = 64;
+
+/// The outcome for one event of a batch.
+pub type Outcome = std::result::Result<Prepared, MimiError>;
+
+pub fn decode_and_prepare(blob: &[u8]) -> Outcome {
+    prepare(Event::decode(blob)?)
+}
+
+/// One signature to check, pointing into a prepared event.
+struct Check<'a> {
+    event: usize,
+    message: &'a [u8],
+    signature: Signature,
+    key: &'a VerifyingKey,
+    what: &'static str,
+}
+
+/// The checks of one event, in the order they are reported: origin, then hub.
+fn checks_of<'a>(i: usize, p: &'a Prepared, keys: &'a KeyRing) -> std::result::Result<Vec<Check<'a>>, MimiError> {
+    let ev = &p.event;
+    let mut out = Vec::with_capacity(2);
+    for (what, server, sigs, message) in [
+        ("origin_signature", server_of(ev.sender_str()), &ev.origin_signature, &p.origin_message),
+        ("hub_signature", server_of(ev.room_id_str()), &ev.hub_signature, &p.hub_message),
+    ] {
+        for t in keys.tasks(what, server, sigs)? {
+            let signature = Signature::from_slice(t.signature).map_err(|_| MimiError::bad_signature(format!("{what}: not 64 bytes")))?;
+            out.push(Check { event: i, message, signature, key: t.key, what });
+        }
+    }
+    Ok(out)
+}
+
+/// Verify the signatures of `prepared` (indices are positions in that slice). Returns, per
+/// event, the first signature error (origin before hub) or None.
+fn verify_signatures(prepared: &[(usize, &Prepared)], keys: &KeyRing) -> Vec<Option<MimiError>> {
+    let mut errors: Vec<Option<MimiError>> = vec![None; prepared.len()];
+    let mut checks = Vec::with_capacity(prepared.len() * 2);
+    for (slot, (_, p)) in prepared.iter().enumerate() {
+        match checks_of(slot, p, keys) {
+            Ok(c) => checks.extend(c),
+            Err(e) => errors[slot] = Some(e),
+        }
+    }
+    // Chunk by event so that one event's checks stay in one batch.
+    let chunks: Vec<&[Check<'_>]> = checks.chunk_by(|a, b| a.event / EVENTS_PER_BATCH == b.event / EVENTS_PER_BATCH).collect();
+    let failures: Vec<(usize, MimiError)> = chunks
+        .par_iter()
+        .flat_map_iter(|chunk| {
+            let messages: Vec<&[u8]> = chunk.iter().map(|c| c.message).collect();
+            let signatures: Vec<Signature> = chunk.iter().map(|c| c.signature).collect();
+            let verifying: Vec<VerifyingKey> = chunk.iter().map(|c| *c.key).collect();
+            if ed25519_dalek::verify_batch(&messages, &signatures, &verifying).is_ok() {
+                return Vec::new();
+            }
+            chunk
+                .iter()
+                .filter(|c| c.key.verify(c.message, &c.signature).is_err())
+                .map(|c| (c.event, MimiError::bad_signature(format!("{}: Ed25519 signature does not verify", c.what))))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    for (slot, err) in failures {
+        // origin failures sort before hub failures because checks keep that order
+        if errors[slot].is_none() {
+            errors[slot] = Some(err);
+        }
+    }
+    errors
+}
+
+/// Combine the hashing result and the signature result in the reporting order: origin
+/// signature, content hash, hub signature.
+fn verdict(p: &Prepared, sig_error: Option<MimiError>) -> Option<MimiError> {
+    match sig_error {
+        Some(e) if e.message.starts_with("origin_signature") => Some(e),
+        other => p.content_hash_error.clone().or(other),
+    }
+}
+
+/// Decode and fully check independent events (no chain links).
+pub fn check_events(blobs: &[&[u8]], keys: &KeyRing) -> Vec<Outcome> {
+    let mut outcomes: Vec<Outcome> = blobs.par_iter().map(|b| decode_and_prepare(b)).collect();
+    let ok: Vec<(usize, &Prepared)> = outcomes.iter().enumerate().filter_map(|(i, o)| o.as_ref().ok().map(|p| (i, p))).collect();
+    let sig_errors = verify_signatures(&ok, keys);
+    let bad: Vec<(usize, MimiError)> = ok
+        .iter()
+        .zip(sig_errors)
+        .filter_map(|((i, p), e)| verdict(p, e).map(|e| (*i, e)))
+        .collect();
+    for (i, e) in bad {
+        outcomes[i] = Err(e);
+    }
+    outcomes
+}
+
+/// A failure in a chain, with where it happened.
+#[derive(Debug, Clone)]
+pub struct ChainFailure {
+    pub index: u64,
+    pub event_id: Option<String>,
+    pub error: MimiError,
+}
+
+/// Validates a room chain chunk by chunk; remembers the last ID and room across chunks.
+pub struct ChainValidator {
+    pub keys: KeyRing,
+    pub next_index: u64,
+    pub last_event_id: Option<String>,
+    pub room_id: Option<String>,
+    pub failed: bool,
+}
+
+impl ChainValidator {
+    pub fn new(keys: KeyRing) -> Self {
+        ChainValidator { keys, next_index: 0, last_event_id: None, room_id: None, failed: false }
+    }
+
+    /// Check one chunk; returns the valid prefix and the first failure, if any. After a
+    /// failure the validator refuses further chunks (the chain is broken there).
+    pub fn validate(&mut self, blobs: &[&[u8]]) -> (Vec<Prepared>, Option<ChainFailure>) {
+        if self.failed {
+            let f = ChainFailure { index: self.next_index, event_id: None, error: MimiError::malformed("the chain already failed") };
+            return (vec![], Some(f));
+        }
+        let outcomes = check_events(blobs, &self.keys);
+        let mut valid = Vec::with_capacity(outcomes.len());
+        for (offset, outcome) in outcomes.into_iter().enumerate() {
+            let index = self.next_index + offset as u64;
+            let p = match outcome {
+                Ok(p) => p,
+                Err(error) => {
+                    let event_id = crate::wire::event::Event::decode(blobs[offset])
+                        .ok()
+                        .and_then(|e| crate::verify::reference_hash(&e).ok())
+                        .map(|h| crate::crypto::hash::event_id_from_reference_hash(&h));
+                    return self.fail(valid, index, event_id, error);
+                }
+            };
+            if let Err(error) = self.check_link(index, &p.event) {
+                let id = p.event_id.clone();
+                return self.fail(valid, index, Some(id), error);
+            }
+            self.last_event_id = Some(p.event_id.clone());
+            valid.push(p);
+        }
+        self.next_index += valid.len() as u64;
+        (valid, None)
+    }
+
+    fn fail(&mut self, valid: Vec<Prepared>, index: u64, event_id: Option<String>, error: MimiError) -> (Vec<Prepared>, Option<ChainFailure>) {
+        self.failed = true;
+        self.next_index = index;
+        (valid, Some(ChainFailure { index, event_id, error }))
+    }
+
+    fn check_link(&mut self, index: u64, ev: &Event) -> Result<()> {
+        let room = ev.room_id_str();
+        match &self.room_id {
+            None => self.room_id = Some(room.to_string()),
+            Some(r) if r != room => return Err(MimiError::malformed(format!("event of room {room} in the chain of {r}"))),
+            Some(_) => {}
+        }
+        let prev = ev.prev_event_str();
+        match (&self.last_event_id, index) {
+            (None, 0) if prev.is_empty() => Ok(()),
+            (None, _) => Err(MimiError::malformed("the first event must have an empty prev_event")),
+            (Some(last), _) if prev == last => Ok(()),
+            (Some(last), _) if prev.is_empty() => Err(MimiError::malformed(format!("empty prev_event after {last}"))),
+            (Some(last), _) => Err(MimiError::malformed(format!("prev_event {prev} is not the previous event {last}"))),
+        }
+    }
+}
+
+/// Plain signature batch: indices of the (message, signature, key) triples that fail.
+pub fn verify_signatures_batch(messages: &[&[u8]], signatures: &[&[u8]], keys: &[&[u8]]) -> Result<Vec<usize>> {
+    if messages.len() != signatures.len() || messages.len() != keys.len() {
+        return Err(MimiError::malformed("messages, signatures and keys must have the same length"));
+    }
+    let idx: Vec<usize> = (0..messages.len()).collect();
+    let bad: Vec<usize> = idx
+        .par_chunks(EVENTS_PER_BATCH * 2)
+        .flat_map_iter(|chunk| {
+            let parsed: Vec<Option<(Signature, VerifyingKey)>> = chunk
+                .iter()
+                .map(|&i| {
+                    let s = Signature::from_slice(signatures[i]).ok()?;
+                    let k = VerifyingKey::from_bytes(keys[i].try_into().ok()?).ok()?;
+                    Some((s, k))
+                })
+                .collect();
+            let all_parsed = parsed.iter().all(Option::is_some);
+            if all_parsed {
+                let msgs: Vec<&[u8]> = chunk.iter().map(|&i| messages[i]).collect();
+                let sigs: Vec<Signature> = parsed.iter().map(|p| p.unwrap().0).collect();
+                let ks: Vec<VerifyingKey> = parsed.iter().map(|p| p.unwrap().1).collect();
+                if ed25519_dalek::verify_batch(&msgs, &sigs, &ks).is_ok() {
+                    return Vec::new();
+                }
+            }
+            chunk
+                .iter()
+                .zip(parsed)
+                .filter(|(&i, p)| match p {
+                    Some((s, k)) => k.verify(messages[i], s).is_err(),
+                    None => true,
+                })
+                .map(|(&i, _)| i)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    Ok(bad)
+}
