@@ -1,0 +1,145 @@
+//! The `mimi_signaling._core` extension module (built only with the `python` feature).
+
+mod batch;
+mod content;
+pub mod errors;
+mod event;
+mod keys;
+mod transport;
+
+use crate::crypto::{hash, sign};
+use crate::ids;
+use crate::wire::vector::{read_len, write_len};
+use errors::IntoPyResult;
+use pyo3::prelude::*;
+use pyo3::types::PyBytes;
+
+#[pyfunction]
+fn parse_room_id(room_id: &str) -> PyResult<(String, String)> {
+    let (a, b) = ids::parse_room_id(room_id).py()?;
+    Ok((a.to_string(), b.to_string()))
+}
+
+#[pyfunction]
+fn parse_user_id(user_id: &str) -> PyResult<(String, String)> {
+    let (a, b) = ids::parse_user_id(user_id).py()?;
+    Ok((a.to_string(), b.to_string()))
+}
+
+#[pyfunction]
+fn validate_server_name(server_name: &str) -> PyResult<()> {
+    ids::validate_server_name(server_name).py()
+}
+
+#[pyfunction]
+fn validate_event_type(event_type: &str) -> PyResult<()> {
+    ids::validate_event_type(event_type).py()
+}
+
+#[pyfunction]
+fn validate_role_id(role_id: &str) -> PyResult<()> {
+    ids::validate_role_id(role_id).py()
+}
+
+#[pyfunction]
+fn validate_key_id(key_id: &str) -> PyResult<()> {
+    ids::validate_key_id(key_id).py()
+}
+
+#[pyfunction]
+fn validate_event_id(event_id: &str) -> PyResult<()> {
+    ids::validate_event_id(event_id).py()
+}
+
+#[pyfunction]
+fn encode_varint<'py>(py: Python<'py>, value: usize) -> PyResult<Bound<'py, PyBytes>> {
+    let mut out = Vec::with_capacity(4);
+    write_len(&mut out, value)
+        .map_err(|_| crate::error::MimiError::malformed(format!("{value} does not fit a 30-bit length")))
+        .py()?;
+    Ok(PyBytes::new(py, &out))
+}
+
+#[pyfunction]
+fn decode_varint(data: &[u8]) -> PyResult<(usize, usize)> {
+    let (v, rest) = read_len(data).map_err(crate::error::MimiError::from).py()?;
+    Ok((v, data.len() - rest.len()))
+}
+
+#[pyfunction]
+fn base64url_encode(data: &[u8]) -> String {
+    hash::base64url_encode(data)
+}
+
+#[pyfunction]
+fn base64url_decode<'py>(py: Python<'py>, text: &str) -> PyResult<Bound<'py, PyBytes>> {
+    let b = hash::base64url_decode(text)
+        .ok_or_else(|| crate::error::MimiError::malformed("not unpadded URL-safe base64"))
+        .py()?;
+    Ok(PyBytes::new(py, &b))
+}
+
+#[pyfunction]
+fn sha256<'py>(py: Python<'py>, data: &[u8]) -> Bound<'py, PyBytes> {
+    PyBytes::new(py, &hash::sha256(data))
+}
+
+#[pyfunction]
+fn sign_content<'py>(py: Python<'py>, label: &[u8], content: &[u8]) -> Bound<'py, PyBytes> {
+    PyBytes::new(py, &sign::sign_content(label, content))
+}
+
+#[pyfunction]
+fn encode_room_file_header<'py>(py: Python<'py>) -> Bound<'py, PyBytes> {
+    PyBytes::new(py, &crate::wire::room_file::header())
+}
+
+#[pyfunction]
+fn encode_room_file_record<'py>(py: Python<'py>, kind: u8, body: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
+    Ok(PyBytes::new(py, &crate::wire::room_file::record(kind, body).py()?))
+}
+
+#[pymodule]
+fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    errors::register(m)?;
+    m.add("MAX_EVENT_SIZE", crate::wire::event::MAX_EVENT_SIZE)?;
+    m.add("MAX_ID_SIZE", ids::MAX_ID_SIZE)?;
+    m.add("MAX_AUTH_EVENTS", crate::wire::event::MAX_AUTH_EVENTS)?;
+    m.add("MAX_SIGNATURES", crate::wire::event::MAX_SIGNATURES)?;
+    m.add("ORIGIN_LABEL", PyBytes::new(m.py(), sign::ORIGIN_LABEL))?;
+    m.add("HUB_LABEL", PyBytes::new(m.py(), sign::HUB_LABEL))?;
+    m.add("ROOM_FILE_MAGIC", PyBytes::new(m.py(), crate::wire::room_file::MAGIC))?;
+    m.add("REGISTERED_TYPES", crate::wire::content::REGISTERED_TYPES.to_vec())?;
+    m.add_class::<keys::PyVerifyKey>()?;
+    m.add_class::<keys::PySigningKey>()?;
+    m.add_class::<keys::PyServerKeys>()?;
+    m.add_class::<keys::PyKeyRing>()?;
+    m.add_class::<event::PySignature>()?;
+    m.add_class::<event::PyEvent>()?;
+    m.add_class::<event::PyLimitedEvent>()?;
+    content::register(m)?;
+    transport::register(m)?;
+    batch::register(m)?;
+    for f in [
+        wrap_pyfunction!(parse_room_id, m)?,
+        wrap_pyfunction!(parse_user_id, m)?,
+        wrap_pyfunction!(validate_server_name, m)?,
+        wrap_pyfunction!(validate_event_type, m)?,
+        wrap_pyfunction!(validate_role_id, m)?,
+        wrap_pyfunction!(validate_key_id, m)?,
+        wrap_pyfunction!(validate_event_id, m)?,
+        wrap_pyfunction!(encode_varint, m)?,
+        wrap_pyfunction!(decode_varint, m)?,
+        wrap_pyfunction!(base64url_encode, m)?,
+        wrap_pyfunction!(base64url_decode, m)?,
+        wrap_pyfunction!(sha256, m)?,
+        wrap_pyfunction!(sign_content, m)?,
+        wrap_pyfunction!(encode_room_file_header, m)?,
+        wrap_pyfunction!(encode_room_file_record, m)?,
+        wrap_pyfunction!(errors::error_from_code, m)?,
+    ] {
+        m.add_function(f)?;
+    }
+    Ok(())
+}
