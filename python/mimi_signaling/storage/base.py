@@ -1,0 +1,462 @@
+"""The SQL event store shared by the SQLite and PostgreSQL backends.
+
+All SQL lives here, written once with ``?`` placeholders and ``{blob}``-style type slots; a
+backend supplies a ``Dialect`` (the differences as data) and four small hooks: how to run a
+write transaction, a read, how to lock rooms inside a transaction, and which exceptions are
+constraint violations.
+
+How the chain stays linear, by the database alone:
+- ``PRIMARY KEY (room_id, idx)``: one event per index, so two writers cannot both extend
+  the same tip;
+- ``UNIQUE (room_id, event_id)`` and ``UNIQUE (room_id, prev_event_id)``: an event is stored
+  once and has at most one successor (``''`` makes index 0 the only create event);
+- a CHECK ties index 0 to the empty prev and every other index to a non-empty one;
+- ``FOREIGN KEY (room_id, prev_idx, prev_event_id) REFERENCES events (room_id, idx,
+  event_id)`` with ``prev_idx = idx - 1``: the predecessor must be stored and be the event the
+  row names.  ``append`` always sets ``prev_idx``.  ``insert_known`` leaves it NULL (the
+  foreign key is then not checked, by SQL's MATCH SIMPLE rule) only while the predecessor is
+  missing, and every write sets it on the successor it completes, which checks that link.
+
+These constraints hold whatever isolation level or process writes.  Writers of one room are
+also serialised (SQLite: the database write lock; PostgreSQL: a per-room advisory lock) so that
+the neighbour checks of partial histories see each other's rows; appends would be safe
+without it, the lock only saves a losing writer some work.
+"""
+
+from __future__ import annotations
+
+import abc
+import contextlib
+import logging
+import threading
+from dataclasses import dataclass
+from typing import Any, ClassVar, Iterator, Optional, Sequence
+
+from ..node.store import (
+    ROLES,
+    ChainConflictError,
+    EventNotStoredError,
+    EventRow,
+    EventStore,
+    Gap,
+    QueuedEvent,
+)
+
+logger = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+
+# Larger than any index a room can reach; stands for "no upper bound" in range queries.
+_NO_END = 2**62
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """What differs between the SQL of two backends."""
+
+    name: str
+    placeholder: str  # "?" or "%s"
+    bigint: str  # 64-bit integer column type
+    blob: str  # byte string column type
+    serial_pk: str  # auto-increment primary key that never reuses a value
+
+    def render(self, sql: str) -> str:
+        sql = sql.format(bigint=self.bigint, blob=self.blob, serial_pk=self.serial_pk)
+        return sql.replace("?", self.placeholder)
+
+
+_SCHEMA = [
+    """CREATE TABLE IF NOT EXISTS meta (
+        name TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS rooms (
+        room_id TEXT PRIMARY KEY,
+        role TEXT NOT NULL CHECK (role IN ('hub', 'follower'))
+    )""",
+    """CREATE TABLE IF NOT EXISTS events (
+        room_id TEXT NOT NULL,
+        idx {bigint} NOT NULL CHECK (idx >= 0),
+        event_id TEXT NOT NULL CHECK (event_id <> ''),
+        prev_event_id TEXT NOT NULL,
+        prev_idx {bigint} CHECK (prev_idx = idx - 1),
+        type TEXT NOT NULL,
+        state_key TEXT,
+        sender TEXT NOT NULL,
+        event_bytes {blob} NOT NULL,
+        PRIMARY KEY (room_id, idx),
+        UNIQUE (room_id, event_id),
+        UNIQUE (room_id, prev_event_id),
+        UNIQUE (room_id, idx, event_id),
+        CHECK ((idx = 0 AND prev_event_id = '' AND prev_idx IS NULL)
+               OR (idx > 0 AND prev_event_id <> '')),
+        FOREIGN KEY (room_id, prev_idx, prev_event_id)
+            REFERENCES events (room_id, idx, event_id)
+    )""",
+    """CREATE INDEX IF NOT EXISTS events_by_state
+        ON events (room_id, type, state_key, idx)""",
+    """CREATE TABLE IF NOT EXISTS outbox (
+        queue_id {serial_pk},
+        destination TEXT NOT NULL,
+        room_id TEXT NOT NULL,
+        event_id TEXT NOT NULL,
+        idx {bigint} NOT NULL,
+        FOREIGN KEY (room_id, idx, event_id) REFERENCES events (room_id, idx, event_id)
+    )""",
+    """CREATE INDEX IF NOT EXISTS outbox_by_destination ON outbox (destination, queue_id)""",
+    """CREATE TABLE IF NOT EXISTS server_keys (
+        server_name TEXT PRIMARY KEY,
+        keys_bytes {blob} NOT NULL
+    )""",
+]
+
+
+class _Sql:
+    """Every statement, rendered once for a dialect."""
+
+    INSERT_EVENT = """INSERT INTO events
+        (room_id, idx, event_id, prev_event_id, prev_idx, type, state_key, sender, event_bytes)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"""
+    # Completes the link of a detached successor; the foreign key then checks it.
+    ATTACH_SUCCESSOR = """UPDATE events SET prev_idx = idx - 1
+        WHERE room_id = ? AND idx = ? AND prev_idx IS NULL"""
+    ROW_AT = "SELECT event_id FROM events WHERE room_id = ? AND idx = ?"
+    ENQUEUE = "INSERT INTO outbox (destination, room_id, event_id, idx) VALUES (?, ?, ?, ?)"
+    GET_EVENT = "SELECT event_bytes FROM events WHERE room_id = ? AND event_id = ?"
+    GET_BY_INDEX = "SELECT event_bytes FROM events WHERE room_id = ? AND idx = ?"
+    INDEX_OF = "SELECT idx FROM events WHERE room_id = ? AND event_id = ?"
+    SUCCESSOR_OF = "SELECT idx FROM events WHERE room_id = ? AND prev_event_id = ?"
+    LATEST = "SELECT idx, event_id FROM events WHERE room_id = ? ORDER BY idx DESC LIMIT 1"
+    RANGE = """SELECT idx, event_bytes FROM events
+        WHERE room_id = ? AND idx >= ? AND idx < ? ORDER BY idx LIMIT ?"""
+    COUNT = "SELECT COUNT(*) FROM events WHERE room_id = ?"
+    ROOMS = "SELECT room_id FROM rooms UNION SELECT DISTINCT room_id FROM events ORDER BY 1"
+    STATE = """SELECT event_bytes FROM events
+        WHERE room_id = ? AND type = ? AND state_key = ? ORDER BY idx DESC LIMIT 1"""
+    # For each detached event, the highest stored index below it (the gap's lower edge).
+    GAPS = """SELECT e.idx, e.event_id,
+            (SELECT MAX(b.idx) FROM events b WHERE b.room_id = e.room_id AND b.idx < e.idx)
+        FROM events e WHERE e.room_id = ? AND e.idx > 0 AND e.prev_idx IS NULL
+        ORDER BY e.idx"""
+    PENDING = """SELECT q.queue_id, q.room_id, q.event_id, e.event_bytes
+        FROM outbox q JOIN events e ON e.room_id = q.room_id AND e.idx = q.idx
+        WHERE q.destination = ? ORDER BY q.queue_id LIMIT ?"""
+    ACK = "DELETE FROM outbox WHERE destination = ? AND queue_id <= ?"
+    QUEUE_LENGTH = "SELECT COUNT(*) FROM outbox WHERE destination = ?"
+    DESTINATIONS = "SELECT DISTINCT destination FROM outbox ORDER BY destination"
+    PUT_KEYS = """INSERT INTO server_keys (server_name, keys_bytes) VALUES (?, ?)
+        ON CONFLICT (server_name) DO UPDATE SET keys_bytes = excluded.keys_bytes"""
+    GET_KEYS = "SELECT keys_bytes FROM server_keys WHERE server_name = ?"
+    PUT_ROOM = """INSERT INTO rooms (room_id, role) VALUES (?, ?)
+        ON CONFLICT (room_id) DO UPDATE SET role = excluded.role"""
+    ROOM_ROLE = "SELECT role FROM rooms WHERE room_id = ?"
+    GET_META = "SELECT value FROM meta WHERE name = ?"
+    PUT_META = "INSERT INTO meta (name, value) VALUES (?, ?)"
+
+    def __init__(self, dialect: Dialect) -> None:
+        for name in dir(_Sql):
+            if name.isupper():
+                setattr(self, name, dialect.render(getattr(_Sql, name)))
+        self.SCHEMA = [dialect.render(statement) for statement in _SCHEMA]
+
+
+class SqlEventStore(EventStore):
+    """``EventStore`` over a DB-API connection; subclasses supply the dialect and hooks."""
+
+    dialect: ClassVar[Dialect]
+    _conn: Any  # the backend's DB-API connection
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._sql = _Sql(self.dialect)
+        self._closed = False
+
+    # --- backend hooks ------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def _transaction(self) -> contextlib.AbstractContextManager[Any]:
+        """Begin a write transaction and yield a cursor; commit on exit, roll back on error.
+
+        Called with ``self._lock`` held.
+        """
+
+    @abc.abstractmethod
+    def _fetch(self, sql: str, params: Sequence[Any]) -> list[tuple]:
+        """Run one read statement in its own (auto-committed) transaction."""
+
+    @abc.abstractmethod
+    def _lock_rooms(self, cursor: Any, room_ids: Sequence[str]) -> None:
+        """Serialise writers of these rooms until the transaction ends (sorted order)."""
+
+    @abc.abstractmethod
+    def _is_constraint_error(self, exc: BaseException) -> bool: ...
+
+    # --- shared plumbing ----------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _write(self, room_ids: Sequence[str] = ()) -> Iterator[Any]:
+        with self._lock:
+            self._check_open()
+            with self._transaction() as cursor:
+                if room_ids:
+                    self._lock_rooms(cursor, sorted(set(room_ids)))
+                yield cursor
+
+    def _read(self, sql: str, params: Sequence[Any]) -> list[tuple]:
+        with self._lock:
+            self._check_open()
+            return self._fetch(sql, params)
+
+    def _read_one(self, sql: str, params: Sequence[Any]) -> tuple | None:
+        rows = self._read(sql, params)
+        return rows[0] if rows else None
+
+    def close(self) -> None:
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                self._conn.close()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError(f"{type(self).__name__} is closed")
+
+    def _create_schema(self) -> None:
+        """Create missing tables and check the schema version (called by subclasses)."""
+        with self._write() as cursor:
+            self._lock_schema(cursor)
+            for statement in self._sql.SCHEMA:
+                cursor.execute(statement)
+            cursor.execute(self._sql.GET_META, ("schema_version",))
+            row = cursor.fetchone()
+            if row is None:
+                cursor.execute(self._sql.PUT_META, ("schema_version", str(SCHEMA_VERSION)))
+            elif int(row[0]) != SCHEMA_VERSION:
+                raise RuntimeError(
+                    f"database schema version {row[0]} is not the version this software "
+                    f"uses ({SCHEMA_VERSION}); migrate or use another database"
+                )
+
+    def _lock_schema(self, cursor: Any) -> None:
+        """Serialise concurrent schema creation (PostgreSQL); SQLite's write lock suffices."""
+
+    # --- writing events -----------------------------------------------------------------
+
+    def append_many(self, rows: Sequence[EventRow]) -> None:
+        rows = [EventRow(*row) for row in rows]
+        if not rows:
+            return
+        rooms = [row.room_id for row in rows]
+        try:
+            with self._write(rooms) as cursor:
+                self._append_batch(cursor, rows)
+        except Exception as exc:
+            if not self._is_constraint_error(exc):
+                raise
+            # A batched statement does not say which row failed: replay the batch row by
+            # row in a new transaction, which names it (or, should a concurrent writer have
+            # supplied a missing predecessor meanwhile, stores the batch after all).
+            logger.debug("batch of %d rows conflicted; replaying row by row", len(rows))
+            with self._write(rooms) as cursor:
+                for row in rows:
+                    self._insert(cursor, row, prev_idx=row.index - 1 if row.index > 0 else None)
+                    self._enqueue_rows(cursor, [row])
+
+    def _append_batch(self, cursor: Any, rows: list[EventRow]) -> None:
+        """The fast path of ``append_many``: one batched statement per table."""
+        for row in rows:
+            if row.index < 0:
+                raise ChainConflictError(row.room_id, row.index, "negative index")
+        cursor.executemany(
+            self._sql.INSERT_EVENT,
+            [_insert_values(row, row.index - 1 if row.index > 0 else None) for row in rows],
+        )
+        # Only the last row of each run can have a detached successor stored already.
+        for row, following in zip(rows, rows[1:] + [None]):
+            if following is None or (following.room_id, following.index) != (
+                row.room_id, row.index + 1
+            ):
+                cursor.execute(self._sql.ATTACH_SUCCESSOR, (row.room_id, row.index + 1))
+        self._enqueue_rows(cursor, rows)
+
+    def _enqueue_rows(self, cursor: Any, rows: Sequence[EventRow]) -> None:
+        entries = [
+            (destination, row.room_id, row.event_id, row.index)
+            for row in rows
+            for destination in row.destinations
+        ]
+        if entries:
+            cursor.executemany(self._sql.ENQUEUE, entries)
+
+    def insert_known_many(self, rows: Sequence[EventRow]) -> None:
+        rows = [EventRow(*row) for row in rows]
+        if not rows:
+            return
+        # Lowest first, so a batch that fills a gap attaches as it goes.
+        rows.sort(key=lambda row: (row.room_id, row.index))
+        with self._write([row.room_id for row in rows]) as cursor:
+            for row in rows:
+                stored = self._event_id_at(cursor, row.room_id, row.index)
+                if stored == row.event_id:
+                    continue  # already stored: overlapping backfill
+                if stored is not None:
+                    raise ChainConflictError(
+                        row.room_id, row.index, f"index already holds {stored}"
+                    )
+                self._check_known_links(cursor, row)
+                has_prev = row.index > 0 and (
+                    self._event_id_at(cursor, row.room_id, row.index - 1) is not None
+                )
+                self._insert(cursor, row, prev_idx=row.index - 1 if has_prev else None)
+
+    def _check_known_links(self, cursor: Any, row: EventRow) -> None:
+        """Links to stored events that are not direct neighbours, which the foreign key
+        cannot see: the prev event stored elsewhere than ``index - 1``, or a stored event
+        naming this one as its prev elsewhere than ``index + 1``."""
+        for sql, key, expected, what in (
+            (self._sql.INDEX_OF, row.prev_event_id, row.index - 1, "its prev event"),
+            (self._sql.SUCCESSOR_OF, row.event_id, row.index + 1, "its successor"),
+        ):
+            if not key:
+                continue
+            cursor.execute(sql, (row.room_id, key))
+            found = cursor.fetchone()
+            if found is not None and int(found[0]) != expected:
+                raise ChainConflictError(
+                    row.room_id, row.index, f"{what} is stored at index {found[0]}"
+                )
+
+    def _insert(self, cursor: Any, row: EventRow, prev_idx: int | None) -> None:
+        """Insert one row and complete a detached successor's link; constraint violations
+        become ChainConflictError (the caller's transaction then rolls back)."""
+        if row.index < 0:
+            raise ChainConflictError(row.room_id, row.index, "negative index")
+        try:
+            cursor.execute(self._sql.INSERT_EVENT, _insert_values(row, prev_idx))
+            cursor.execute(self._sql.ATTACH_SUCCESSOR, (row.room_id, row.index + 1))
+        except Exception as exc:
+            if self._is_constraint_error(exc):
+                raise ChainConflictError(row.room_id, row.index, _first_line(exc)) from exc
+            raise
+
+    def _event_id_at(self, cursor: Any, room_id: str, index: int) -> Optional[str]:
+        cursor.execute(self._sql.ROW_AT, (room_id, index))
+        row = cursor.fetchone()
+        return row[0] if row else None
+
+    # --- reading events -----------------------------------------------------------------
+
+    def get_event(self, room_id: str, event_id: str) -> bytes | None:
+        row = self._read_one(self._sql.GET_EVENT, (room_id, event_id))
+        return bytes(row[0]) if row else None
+
+    def get_by_index(self, room_id: str, index: int) -> bytes | None:
+        row = self._read_one(self._sql.GET_BY_INDEX, (room_id, index))
+        return bytes(row[0]) if row else None
+
+    def index_of(self, room_id: str, event_id: str) -> int | None:
+        row = self._read_one(self._sql.INDEX_OF, (room_id, event_id))
+        return int(row[0]) if row else None
+
+    def latest(self, room_id: str) -> tuple[int, str] | None:
+        row = self._read_one(self._sql.LATEST, (room_id,))
+        return (int(row[0]), row[1]) if row else None
+
+    def iter_events(
+        self, room_id: str, start: int = 0, end: int | None = None, batch: int = 1000
+    ) -> Iterator[tuple[int, bytes]]:
+        if batch < 1:
+            raise ValueError("batch must be at least 1")
+        stop = _NO_END if end is None else end
+        position = max(start, 0)
+        while position < stop:
+            rows = self._read(self._sql.RANGE, (room_id, position, stop, batch))
+            for index, event_bytes in rows:
+                yield int(index), bytes(event_bytes)
+            if len(rows) < batch:
+                return
+            position = int(rows[-1][0]) + 1
+
+    def count(self, room_id: str) -> int:
+        row = self._read_one(self._sql.COUNT, (room_id,))
+        return int(row[0]) if row else 0
+
+    def rooms(self) -> list[str]:
+        return [row[0] for row in self._read(self._sql.ROOMS, ())]
+
+    def get_state_event(self, room_id: str, type: str, state_key: str) -> bytes | None:
+        row = self._read_one(self._sql.STATE, (room_id, type, state_key))
+        return bytes(row[0]) if row else None
+
+    def gaps(self, room_id: str) -> list[Gap]:
+        # No stored event below a detached one: the gap reaches down to the create event.
+        return [
+            Gap(0 if below is None else int(below) + 1, int(index) - 1, event_id)
+            for index, event_id, below in self._read(self._sql.GAPS, (room_id,))
+        ]
+
+    # --- fan-out queue ------------------------------------------------------------------
+
+    def enqueue(self, destination: str, room_id: str, event_id: str, index: int) -> int:
+        with self._write() as cursor:
+            try:
+                cursor.execute(self._sql.ENQUEUE, (destination, room_id, event_id, index))
+            except Exception as exc:
+                if self._is_constraint_error(exc):
+                    raise EventNotStoredError(
+                        f"event {event_id} is not stored at index {index} of room {room_id}"
+                    ) from exc
+                raise
+            return self._last_queue_id(cursor)
+
+    @abc.abstractmethod
+    def _last_queue_id(self, cursor: Any) -> int:
+        """The queue ID the last ENQUEUE on this cursor assigned."""
+
+    def pending(self, destination: str, limit: int = 100) -> list[QueuedEvent]:
+        rows = self._read(self._sql.PENDING, (destination, limit))
+        return [QueuedEvent(int(q), room, event, bytes(data)) for q, room, event, data in rows]
+
+    def ack(self, destination: str, queue_id: int) -> int:
+        with self._write() as cursor:
+            cursor.execute(self._sql.ACK, (destination, queue_id))
+            return max(cursor.rowcount, 0)
+
+    def queue_length(self, destination: str) -> int:
+        row = self._read_one(self._sql.QUEUE_LENGTH, (destination,))
+        return int(row[0]) if row else 0
+
+    def destinations_with_pending(self) -> list[str]:
+        return [row[0] for row in self._read(self._sql.DESTINATIONS, ())]
+
+    # --- server keys and rooms ----------------------------------------------------------
+
+    def put_server_keys(self, server_name: str, keys_bytes: bytes) -> None:
+        with self._write() as cursor:
+            cursor.execute(self._sql.PUT_KEYS, (server_name, bytes(keys_bytes)))
+
+    def get_server_keys(self, server_name: str) -> bytes | None:
+        row = self._read_one(self._sql.GET_KEYS, (server_name,))
+        return bytes(row[0]) if row else None
+
+    def put_room(self, room_id: str, role: str) -> None:
+        if role not in ROLES:
+            raise ValueError(f"room role must be one of {ROLES}, not {role!r}")
+        with self._write() as cursor:
+            cursor.execute(self._sql.PUT_ROOM, (room_id, role))
+
+    def room_role(self, room_id: str) -> str | None:
+        row = self._read_one(self._sql.ROOM_ROLE, (room_id,))
+        return row[0] if row else None
+
+
+def _insert_values(row: EventRow, prev_idx: int | None) -> tuple:
+    return (
+        row.room_id, row.index, row.event_id, row.prev_event_id, prev_idx,
+        row.type, row.state_key, row.sender, bytes(row.event_bytes),
+    )
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -1,0 +1,97 @@
+"""PostgreSQL backend (psycopg 3): one connection guarded by a lock.
+
+Durability: a write returns after its transaction has committed (the server's
+``synchronous_commit`` decides what that means on disk; the default waits for the WAL flush).
+
+Several processes may share one database.  Linearity rests on the table's constraints, which
+PostgreSQL enforces across concurrent transactions (a second insert of the same
+``(room_id, idx)`` waits for the first and then fails).  That is why READ COMMITTED plus
+constraints is used rather than SERIALIZABLE: no serialization-failure retries, and the rule
+holds for any writer whatever its isolation level.  Write transactions also take a per-room
+transaction-scoped advisory lock so that the neighbour checks of partial histories
+(``insert_known``) cannot race with another writer.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from typing import Any, Iterator, Sequence
+
+import psycopg
+
+from .base import Dialect, SqlEventStore
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["PostgresEventStore"]
+
+# Advisory lock namespace of this store ("MIMI"); the second key is a hash of the room ID
+# (collisions only serialise two rooms' writers) or 0 for schema creation.
+_LOCK_CLASS = 0x4D494D49
+
+
+class PostgresEventStore(SqlEventStore):
+    dialect = Dialect(
+        name="postgresql",
+        placeholder="%s",
+        bigint="BIGINT",
+        blob="BYTEA",
+        serial_pk="BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
+    )
+
+    def __init__(self, conninfo: str, connect_timeout: int = 10) -> None:
+        super().__init__()
+        self._conninfo = conninfo
+        self._connect_timeout = connect_timeout
+        self._conn = self._connect()
+        try:
+            self._create_schema()
+        except BaseException:
+            self._conn.close()
+            raise
+
+    def _connect(self) -> psycopg.Connection[Any]:
+        return psycopg.connect(
+            self._conninfo, autocommit=True, connect_timeout=self._connect_timeout
+        )
+
+    def _connection(self) -> psycopg.Connection[Any]:
+        # A server restart or a dropped socket leaves a broken connection: reconnect once
+        # for the next operation rather than failing every call from then on.
+        if self._conn.broken or self._conn.closed:
+            logger.warning("PostgreSQL connection lost; reconnecting")
+            self._conn = self._connect()
+        return self._conn
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[psycopg.Cursor[Any]]:
+        conn = self._connection()
+        with conn.transaction(), conn.cursor() as cursor:
+            yield cursor
+
+    def _fetch(self, sql: str, params: Sequence[Any]) -> list[tuple]:
+        with self._connection().cursor() as cursor:
+            cursor.execute(sql, params)
+            return cursor.fetchall()
+
+    def _lock_rooms(self, cursor: psycopg.Cursor[Any], room_ids: Sequence[str]) -> None:
+        for room_id in room_ids:  # sorted by the caller: no lock-order deadlocks
+            cursor.execute(f"SELECT pg_advisory_xact_lock({_LOCK_CLASS}, hashtext(%s))", (room_id,))
+
+    def _lock_schema(self, cursor: psycopg.Cursor[Any]) -> None:
+        # CREATE TABLE IF NOT EXISTS is not safe against a concurrent creator.
+        cursor.execute(f"SELECT pg_advisory_xact_lock({_LOCK_CLASS}, 0)")
+
+    def _is_constraint_error(self, exc: BaseException) -> bool:
+        return isinstance(exc, psycopg.errors.IntegrityError)
+
+    def _last_queue_id(self, cursor: psycopg.Cursor[Any]) -> int:
+        cursor.execute("SELECT lastval()")
+        row = cursor.fetchone()
+        assert row is not None
+        return int(row[0])
+
+    def __repr__(self) -> str:
+        info = self._conn.info
+        return f"PostgresEventStore(host={info.host!r}, port={info.port}, dbname={info.dbname!r})"

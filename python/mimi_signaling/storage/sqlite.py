@@ -1,0 +1,92 @@
+"""SQLite backend: one file (or memory, for tests), one connection guarded by a lock.
+
+Durability: WAL journal with ``synchronous=FULL``, so a commit is on disk when ``append``
+returns.  Write transactions start with ``BEGIN IMMEDIATE`` and so take the database write
+lock up front: writers (threads or processes sharing the file) are serialised, and a busy
+database is waited for up to ``busy_timeout`` seconds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sqlite3
+from typing import Any, Iterator, Sequence
+
+from .base import Dialect, SqlEventStore
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["SQLiteEventStore"]
+
+
+class SQLiteEventStore(SqlEventStore):
+    dialect = Dialect(
+        name="sqlite",
+        placeholder="?",
+        bigint="INTEGER",
+        blob="BLOB",
+        # AUTOINCREMENT: queue IDs never restart after the queue empties, so a late ack
+        # cannot drop entries queued after it.
+        serial_pk="INTEGER PRIMARY KEY AUTOINCREMENT",
+    )
+
+    def __init__(self, path: str | os.PathLike[str], busy_timeout: float = 30.0) -> None:
+        super().__init__()
+        self.path = os.fspath(path)
+        self._conn = sqlite3.connect(
+            self.path,
+            timeout=busy_timeout,
+            isolation_level=None,  # we issue BEGIN/COMMIT ourselves
+            check_same_thread=False,  # shared by threads; self._lock serialises use
+        )
+        try:
+            self._configure(busy_timeout)
+            self._create_schema()
+        except BaseException:
+            self._conn.close()
+            raise
+        logger.debug("opened SQLite store %s", self.path)
+
+    def _configure(self, busy_timeout: float) -> None:
+        conn = self._conn
+        mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        if mode.lower() not in ("wal", "memory"):
+            raise RuntimeError(f"SQLite store {self.path}: cannot use WAL (journal mode {mode})")
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
+        # The chain's prev links are a foreign key: SQLite checks them only when asked to.
+        conn.execute("PRAGMA foreign_keys=ON")
+        if conn.execute("PRAGMA foreign_keys").fetchone()[0] != 1:
+            raise RuntimeError("this SQLite build does not enforce foreign keys")
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Cursor]:
+        cursor = self._conn.cursor()
+        try:
+            cursor.execute("BEGIN IMMEDIATE")
+            try:
+                yield cursor
+                cursor.execute("COMMIT")
+            except BaseException:
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+                raise
+        finally:
+            cursor.close()
+
+    def _fetch(self, sql: str, params: Sequence[Any]) -> list[tuple]:
+        return self._conn.execute(sql, params).fetchall()
+
+    def _lock_rooms(self, cursor: Any, room_ids: Sequence[str]) -> None:
+        pass  # BEGIN IMMEDIATE already holds the whole database's write lock
+
+    def _is_constraint_error(self, exc: BaseException) -> bool:
+        return isinstance(exc, sqlite3.IntegrityError)
+
+    def _last_queue_id(self, cursor: sqlite3.Cursor) -> int:
+        return int(cursor.lastrowid)
+
+    def __repr__(self) -> str:
+        return f"SQLiteEventStore({self.path!r})"

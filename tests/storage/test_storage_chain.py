@@ -1,0 +1,288 @@
+"""The event chain of a store: appends, reads, linearity, batches, partial histories.
+
+Every test runs on SQLite and PostgreSQL (the ``store`` fixture).  Event bytes are arbitrary:
+the store never decodes them.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from typing import List, Optional
+
+import pytest
+
+from mimi_signaling.node.store import ChainConflictError, EventRow, EventStore, Gap
+from mimi_signaling.storage.urls import sqlite_path_from_url
+from tests.storage.helpers import ALICE, OTHER, ROOM, eid, fill, row, snapshot
+
+# --- round trip --------------------------------------------------------------------------
+
+
+def test_append_and_read_back(store: EventStore) -> None:
+    assert store.latest(ROOM) is None and store.count(ROOM) == 0 and store.rooms() == []
+    rows = [row(ROOM, i) for i in range(5)]
+    for r in rows:
+        store.append(*r)
+    for r in rows:
+        assert store.get_event(ROOM, r.event_id) == r.event_bytes
+        assert store.get_by_index(ROOM, r.index) == r.event_bytes
+        assert store.index_of(ROOM, r.event_id) == r.index
+    assert store.latest(ROOM) == (4, eid(ROOM, 4))
+    assert store.count(ROOM) == 5
+    assert store.rooms() == [ROOM]
+    assert list(store.iter_events(ROOM)) == [(r.index, r.event_bytes) for r in rows]
+    # Lookups are per room and miss cleanly.
+    assert store.get_event(OTHER, eid(ROOM, 1)) is None
+    assert store.get_event(ROOM, "$missing") is None
+    assert store.get_by_index(ROOM, 5) is None
+    assert store.index_of(ROOM, "$missing") is None
+
+
+def test_event_bytes_are_kept_exactly(store: EventStore) -> None:
+    every_byte = bytes(range(256)) * 256  # 64 KiB, every byte value, NULs included
+    store.append(*row(ROOM, 0, data=every_byte))
+    assert store.get_by_index(ROOM, 0) == every_byte
+
+
+def test_rooms_are_independent(store: EventStore) -> None:
+    fill(store, ROOM, 3)
+    fill(store, OTHER, 2)
+    assert store.rooms() == sorted([ROOM, OTHER])
+    assert store.latest(ROOM) == (2, eid(ROOM, 2)) and store.latest(OTHER) == (1, eid(OTHER, 1))
+    assert [i for i, _ in store.iter_events(OTHER)] == [0, 1]
+
+
+# --- linearity -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        pytest.param(row(ROOM, 3, prev="$not-stored"), id="wrong-prev"),
+        pytest.param(row(ROOM, 3, prev=eid(ROOM, 1)), id="prev-is-older-event"),
+        pytest.param(row(ROOM, 2, event_id="$fork"), id="duplicate-index-fork"),
+        pytest.param(row(ROOM, 5, prev=eid(ROOM, 2)), id="gap"),
+        pytest.param(row(ROOM, 0, event_id="$create2"), id="second-create"),
+        pytest.param(row(ROOM, 3, event_id=eid(ROOM, 1)), id="duplicate-event-id"),
+        pytest.param(row(ROOM, 3, prev=""), id="empty-prev-after-create"),
+        pytest.param(row(ROOM, 3, event_id=""), id="empty-event-id"),
+        pytest.param(row(ROOM, -1, prev=""), id="negative-index"),
+    ],
+)
+def test_linearity_violations_store_nothing(store: EventStore, bad: EventRow) -> None:
+    fill(store, ROOM, 3)
+    before = snapshot(store, ROOM)
+    with pytest.raises(ChainConflictError) as caught:
+        store.append(*bad)
+    assert caught.value.room_id == ROOM and caught.value.index == bad.index
+    assert snapshot(store, ROOM) == before
+    if bad.event_id not in {eid(ROOM, i) for i in range(3)}:
+        assert store.index_of(ROOM, bad.event_id) is None
+
+
+def test_create_with_prev_is_rejected(store: EventStore) -> None:
+    with pytest.raises(ChainConflictError):
+        store.append(*row(ROOM, 0, prev="$something"))
+    with pytest.raises(ChainConflictError):
+        store.append(*row(ROOM, 1))  # nothing before it
+    assert store.latest(ROOM) is None and store.rooms() == []
+
+
+@pytest.mark.parametrize(
+    "index, event_id, prev, prev_idx",
+    [
+        pytest.param(2, "$fork", eid(ROOM, 1), 1, id="second-event-at-an-index"),
+        pytest.param(3, "$fork", eid(ROOM, 1), 2, id="prev-not-at-index-minus-one"),
+        pytest.param(3, "$fork", eid(ROOM, 1), None, id="detached-second-successor"),
+        pytest.param(3, "$fork", "$unknown", 2, id="prev-unknown"),
+    ],
+)
+def test_the_database_itself_refuses_a_fork(
+    store: EventStore, store_url: str, index: int, event_id: str, prev: str, prev_idx: Optional[int]
+) -> None:
+    """Linearity is the tables' constraints, not only checks in Python: a raw INSERT on a
+    connection of its own, bypassing the store, cannot fork the chain."""
+    fill(store, ROOM, 3)
+    values = (ROOM, index, event_id, prev, prev_idx, "org.example.msg", None, ALICE, b"raw")
+    columns = "room_id, idx, event_id, prev_event_id, prev_idx, type, state_key, sender, event_bytes"
+    if store_url.startswith("sqlite"):
+        conn = sqlite3.connect(sqlite_path_from_url(store_url))
+        conn.execute("PRAGMA foreign_keys=ON")
+        with pytest.raises(sqlite3.IntegrityError):
+            conn.execute(f"INSERT INTO events ({columns}) VALUES ({', '.join('?' * 9)})", values)
+        conn.close()
+    else:
+        import psycopg
+
+        with psycopg.connect(store_url) as conn:
+            with pytest.raises(psycopg.errors.IntegrityError):
+                conn.execute(f"INSERT INTO events ({columns}) VALUES ({', '.join(['%s'] * 9)})", values)
+    assert store.count(ROOM) == 3 and store.latest(ROOM) == (2, eid(ROOM, 2))
+
+
+# --- batches ---------------------------------------------------------------------------------
+
+
+def test_append_many_is_all_or_nothing(store: EventStore) -> None:
+    fill(store, ROOM, 2)
+    before = snapshot(store, ROOM)
+    batch = [row(ROOM, 2, destinations=("b.example",)), row(OTHER, 0), row(ROOM, 3),
+             row(ROOM, 4, prev="$wrong")]
+    with pytest.raises(ChainConflictError) as caught:
+        store.append_many(batch)
+    assert caught.value.index == 4
+    assert snapshot(store, ROOM) == before
+    assert store.latest(OTHER) is None and store.pending("b.example") == []
+    # The same batch without the bad row goes in whole.
+    store.append_many(batch[:3])
+    assert store.latest(ROOM) == (3, eid(ROOM, 3)) and store.latest(OTHER) == (0, eid(OTHER, 0))
+    store.append_many([])
+
+
+def test_concurrent_threads_on_one_store_keep_one_chain(store: EventStore) -> None:
+    fill(store, ROOM, 1)
+    acked: List[str] = []
+    errors: List[BaseException] = []
+
+    def writer(name: str) -> None:
+        try:
+            for attempt in range(400):
+                if len([a for a in acked if a.startswith(f"${name}")]) == 20:
+                    return
+                index, prev = store.latest(ROOM)  # type: ignore[misc]
+                event_id = f"${name}-{attempt}"
+                try:
+                    store.append(ROOM, index + 1, event_id, prev, b"x", "org.example.msg", None, ALICE)
+                except ChainConflictError:
+                    continue
+                acked.append(event_id)
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(f"t{n}",)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not errors and not any(t.is_alive() for t in threads)
+    assert len(acked) == 80 and store.count(ROOM) == 81
+    for event_id in acked:
+        assert store.index_of(ROOM, event_id) is not None
+
+
+# --- streaming -------------------------------------------------------------------------------
+
+
+def test_iter_events_streams_in_bounded_batches(store: EventStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    fill(store, ROOM, 1050)
+    fetched: List[int] = []
+    real_fetch = store._fetch  # type: ignore[attr-defined]
+
+    def counting_fetch(sql: str, params):  # type: ignore[no-untyped-def]
+        result = real_fetch(sql, params)
+        fetched.append(len(result))
+        return result
+
+    monkeypatch.setattr(store, "_fetch", counting_fetch)
+    stream = store.iter_events(ROOM, batch=100)
+    assert next(stream) == (0, row(ROOM, 0).event_bytes)
+    assert fetched == [100]  # lazily: only the first batch was read
+    # No lock or transaction is held between batches: writing mid-stream works.
+    store.append(*row(ROOM, 1050))
+    rest = list(stream)
+    assert [i for i, _ in rest] == list(range(1, 1051))
+    assert max(fetched) <= 100
+    assert rest[-1] == (1050, row(ROOM, 1050).event_bytes)
+
+
+def test_iter_events_ranges(store: EventStore) -> None:
+    fill(store, ROOM, 30)
+    assert [i for i, _ in store.iter_events(ROOM, start=10, end=20, batch=3)] == list(range(10, 20))
+    assert [i for i, _ in store.iter_events(ROOM, start=25, batch=5)] == list(range(25, 30))
+    assert list(store.iter_events(ROOM, start=30)) == []
+    assert list(store.iter_events(ROOM, start=5, end=5)) == []
+    assert list(store.iter_events(OTHER)) == []
+    with pytest.raises(ValueError):
+        list(store.iter_events(ROOM, batch=0))
+
+
+# --- state -----------------------------------------------------------------------------------
+
+
+def test_get_state_event_returns_the_latest(store: EventStore) -> None:
+    fill(store, ROOM, 1)
+    events = [
+        row(ROOM, 1, type="m.room.name", state_key="", data=b"name-1"),
+        row(ROOM, 2, type="m.room.user", state_key="@bob:b.example", data=b"bob-invite"),
+        row(ROOM, 3, type="m.room.name", state_key="", data=b"name-2"),
+        row(ROOM, 4, type="m.room.user", state_key="@carol:c.example", data=b"carol"),
+        row(ROOM, 5, type="m.room.name", state_key=None, data=b"not-state"),  # same type, no key
+        row(ROOM, 6, type="m.room.user", state_key="@bob:b.example", data=b"bob-join"),
+    ]
+    store.append_many(events)
+    assert store.get_state_event(ROOM, "m.room.name", "") == b"name-2"
+    assert store.get_state_event(ROOM, "m.room.user", "@bob:b.example") == b"bob-join"
+    assert store.get_state_event(ROOM, "m.room.user", "@carol:c.example") == b"carol"
+    assert store.get_state_event(ROOM, "m.room.create", "") == row(ROOM, 0).event_bytes
+    assert store.get_state_event(ROOM, "m.room.topic", "") is None
+    assert store.get_state_event(ROOM, "m.room.user", "@dave:d.example") is None
+    assert store.get_state_event(OTHER, "m.room.name", "") is None
+
+
+# --- partial histories (followers) -----------------------------------------------------------
+
+
+def test_follower_keeps_create_and_recent_then_backfills(store: EventStore) -> None:
+    full = [row(ROOM, i) for i in range(20)]
+    store.append(*full[0])
+    store.insert_known_many(full[15:18])  # recent events, not contiguous with the create
+    assert store.gaps(ROOM) == [Gap(1, 14, eid(ROOM, 15))]
+    assert store.latest(ROOM) == (17, eid(ROOM, 17)) and store.count(ROOM) == 4
+    # Deliveries continue the recent part with plain appends.
+    store.append(*full[18])
+    with pytest.raises(ChainConflictError):
+        store.append(*full[13])  # its predecessor (12) is missing: append needs it
+    # Backfill newest first, in two overlapping pages, the way a follower pages backwards.
+    store.insert_known_many(reversed(full[8:16]))
+    assert store.gaps(ROOM) == [Gap(1, 7, eid(ROOM, 8))]
+    store.insert_known_many(full[1:10])
+    assert store.gaps(ROOM) == []
+    store.append(*full[19])
+    assert list(store.iter_events(ROOM)) == [(r.index, r.event_bytes) for r in full]
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        pytest.param(row(ROOM, 9, event_id="$intruder"), id="not-the-successors-prev"),
+        pytest.param(row(ROOM, 6, prev="$not-event-5"), id="wrong-prev-of-stored-neighbour"),
+        pytest.param(row(ROOM, 10, event_id="$other10"), id="index-taken"),
+        pytest.param(row(ROOM, 3, prev=eid(ROOM, 10)), id="prev-stored-elsewhere"),
+        pytest.param(row(ROOM, 3, event_id=eid(ROOM, 11), prev=eid(ROOM, 2)), id="id-stored-elsewhere"),
+        pytest.param(row(ROOM, 3, event_id="$x", prev=eid(ROOM, 9)), id="same-prev-as-stored"),
+        pytest.param(row(ROOM, 3, event_id=eid(ROOM, 9), prev=eid(ROOM, 2)), id="id-is-prev-of-another"),
+    ],
+)
+def test_insert_known_checks_stored_neighbours(store: EventStore, bad: EventRow) -> None:
+    store.append(*row(ROOM, 0))
+    store.insert_known(*row(ROOM, 5)[:8])
+    store.insert_known_many([row(ROOM, 10), row(ROOM, 11)])
+    before = snapshot(store, ROOM), store.gaps(ROOM)
+    good = row(ROOM, 1)
+    with pytest.raises(ChainConflictError):
+        store.insert_known_many([good, bad])  # the good row goes nowhere either
+    assert (snapshot(store, ROOM), store.gaps(ROOM)) == before
+    assert store.index_of(ROOM, good.event_id) is None
+
+
+def test_insert_known_is_idempotent_for_stored_events(store: EventStore) -> None:
+    fill(store, ROOM, 5)
+    store.insert_known_many([row(ROOM, i) for i in range(5)])
+    assert store.count(ROOM) == 5 and store.gaps(ROOM) == []
+
+
+def test_gaps_when_the_create_event_is_missing(store: EventStore) -> None:
+    store.insert_known(*row(ROOM, 4)[:8])
+    store.insert_known(*row(ROOM, 7)[:8])
+    assert store.gaps(ROOM) == [Gap(0, 3, eid(ROOM, 4)), Gap(5, 6, eid(ROOM, 7))]

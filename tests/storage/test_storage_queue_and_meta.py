@@ -1,0 +1,113 @@
+"""The fan-out queue, the server keys cache, room roles and the store's lifetime."""
+
+from __future__ import annotations
+
+import pytest
+
+from mimi_signaling.node.store import ChainConflictError, EventNotStoredError, EventStore
+from mimi_signaling.storage import open_store
+
+from tests.storage.helpers import OTHER, ROOM, eid, fill, row
+
+B, C = "b.example", "c.example:8448"
+
+
+def test_queue_keeps_enqueue_order_per_destination(store: EventStore) -> None:
+    store.append(*row(ROOM, 0))
+    store.append(*row(ROOM, 1, destinations=(B, C)))
+    store.append(*row(OTHER, 0, destinations=(C,)))
+    store.append_many([row(ROOM, 2, destinations=(B,)), row(ROOM, 3, destinations=(B, C))])
+    assert store.destinations_with_pending() == sorted([B, C])
+    pending_b = store.pending(B)
+    assert [(q.room_id, q.event_id) for q in pending_b] == [
+        (ROOM, eid(ROOM, 1)), (ROOM, eid(ROOM, 2)), (ROOM, eid(ROOM, 3))]
+    assert [q.event_bytes for q in pending_b] == [row(ROOM, i).event_bytes for i in (1, 2, 3)]
+    assert [q.queue_id for q in pending_b] == sorted(q.queue_id for q in pending_b)
+    assert [(q.room_id, q.event_id) for q in store.pending(C)] == [
+        (ROOM, eid(ROOM, 1)), (OTHER, eid(OTHER, 0)), (ROOM, eid(ROOM, 3))]
+    assert store.pending(B, limit=2) == pending_b[:2]
+    assert store.queue_length(B) == 3 and store.queue_length("nobody.example") == 0
+
+
+def test_ack_removes_up_to_and_including(store: EventStore) -> None:
+    fill(store, ROOM, 1)
+    store.append_many([row(ROOM, i, destinations=(B, C)) for i in range(1, 6)])
+    queue = store.pending(B)
+    assert store.ack(B, queue[1].queue_id) == 2
+    assert store.pending(B) == queue[2:]
+    assert store.queue_length(C) == 5  # other destinations untouched
+    assert store.ack(B, queue[1].queue_id) == 0  # a repeated ack is harmless
+    assert store.ack(B, queue[-1].queue_id) == 3
+    assert store.pending(B) == [] and store.destinations_with_pending() == [C]
+    # Queue IDs keep growing after the queue emptied, so a late ack of an old ID cannot
+    # drop an entry queued since.
+    store.append(*row(ROOM, 6, destinations=(B,)))
+    (fresh,) = store.pending(B)
+    assert fresh.queue_id > queue[-1].queue_id
+    assert store.ack(B, queue[-1].queue_id) == 0 and store.pending(B) == [fresh]
+
+
+def test_queue_is_atomic_with_append(store: EventStore) -> None:
+    fill(store, ROOM, 2)
+    with pytest.raises(ChainConflictError):
+        store.append(*row(ROOM, 2, prev="$wrong", destinations=(B,)))
+    with pytest.raises(ChainConflictError):
+        store.append_many([row(ROOM, 2, destinations=(B,)), row(ROOM, 2, event_id="$dup")])
+    assert store.pending(B) == [] and store.destinations_with_pending() == []
+
+
+def test_enqueue_of_stored_and_unknown_events(store: EventStore) -> None:
+    fill(store, ROOM, 3)
+    first = store.enqueue(B, ROOM, eid(ROOM, 2), 2)
+    second = store.enqueue(B, ROOM, eid(ROOM, 1), 1)
+    assert second > first
+    assert [q.queue_id for q in store.pending(B)] == [first, second]
+    for event_id, index in [("$missing", 1), (eid(ROOM, 2), 1)]:
+        with pytest.raises(EventNotStoredError):
+            store.enqueue(C, ROOM, event_id, index)
+    assert store.pending(C) == []
+
+
+def test_server_keys_cache(store: EventStore) -> None:
+    assert store.get_server_keys(B) is None
+    store.put_server_keys(B, b"\x01keys-v1\x00")
+    store.put_server_keys(C, b"c-keys")
+    store.put_server_keys(B, b"\x02keys-v2\xff")
+    assert store.get_server_keys(B) == b"\x02keys-v2\xff"
+    assert store.get_server_keys(C) == b"c-keys"
+
+
+def test_room_roles(store: EventStore) -> None:
+    assert store.room_role(ROOM) is None
+    store.put_room(ROOM, "hub")
+    store.put_room(OTHER, "follower")
+    assert store.room_role(ROOM) == "hub" and store.room_role(OTHER) == "follower"
+    with pytest.raises(ValueError):
+        store.put_room(ROOM, "observer")
+    assert store.room_role(ROOM) == "hub"
+    assert store.rooms() == sorted([ROOM, OTHER])  # rooms with a role but no events yet
+    fill(store, "!third:c.example", 1)
+    assert store.rooms() == sorted([ROOM, OTHER, "!third:c.example"])
+
+
+def test_data_survives_reopening(store_url: str) -> None:
+    with open_store(store_url) as first:
+        fill(first, ROOM, 3)
+        first.append(*row(ROOM, 3, destinations=(B,)))
+        first.put_room(ROOM, "hub")
+        first.put_server_keys(B, b"keys")
+    with open_store(store_url) as second:  # schema already there: opened as is
+        assert second.latest(ROOM) == (3, eid(ROOM, 3))
+        assert [q.event_id for q in second.pending(B)] == [eid(ROOM, 3)]
+        assert second.room_role(ROOM) == "hub" and second.get_server_keys(B) == b"keys"
+        second.append(*row(ROOM, 4))
+
+
+def test_closed_store_refuses_use(store_url: str) -> None:
+    with open_store(store_url) as opened:
+        fill(opened, ROOM, 1)
+    opened.close()  # idempotent
+    with pytest.raises(RuntimeError):
+        opened.latest(ROOM)
+    with pytest.raises(RuntimeError):
+        opened.append(*row(ROOM, 1))
