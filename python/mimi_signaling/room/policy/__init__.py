@@ -1,0 +1,56 @@
+"""The ``Policy`` protocol that the hub and the followers call.
+
+A policy is a stateless object (one per policy ID, see ``registry.PolicyRegistry``); the room's
+state is passed in, so every method is a pure function of its arguments.  Memoised verdicts live
+in ``RoomState.policy_cache`` and the policy invalidates them in ``on_apply``.
+
+Order of work for one event (hub and follower alike)::
+
+    content = registry.check_shape(event, state)     # MalformedError
+    state.policy.check(state, event, content=content)  # PolicyRejectedError (state *before*)
+    state.apply(event, content)
+    servers = state.policy.fanout(state, event)        # state *after*; caller drops itself
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, List, Optional, Protocol, Set
+
+if TYPE_CHECKING:
+    from ..._core import Event
+    from ..history import RoomStateHistory
+    from ..state import RoomState
+
+__all__ = ["Policy"]
+
+
+class Policy(Protocol):
+    #: The policy ID named by ``m.room.create`` (e.g. ``"m.0"``).
+    policy_id: str
+
+    def select_auth_events(
+        self,
+        state: RoomState,
+        type: str,
+        state_key: Optional[str],
+        sender: str,
+        content: Any,
+    ) -> List[str]:
+        """The auth event IDs, in their exact order, for an event sent now.
+
+        ``content`` is the raw content bytes or its decoded form.
+        """
+
+    def check(self, state: RoomState, event: Event, *, content: Any = None) -> None:
+        """The policy's whole verdict on a fully-formed event against the state before it:
+        auth events, then permission and participation rules.  Raises
+        ``PolicyRejectedError`` naming the rule.  ``content``: the decoded content if known."""
+
+    def fanout(self, state_after: RoomState, event: Event) -> Set[str]:
+        """Servers that receive the accepted event (the caller removes its own server)."""
+
+    def visible_to_server(self, history: RoomStateHistory, position: int, server_name: str) -> bool:
+        """Whether ``server_name`` may see the event at ``position`` unredacted."""
+
+    def on_apply(self, state: RoomState, event: Event) -> None:
+        """Called by ``RoomState.apply`` after a state event changed the state."""

@@ -1,0 +1,91 @@
+"""History visibility (policy draft "Event/History Visibility", PROFILE.md section 6).
+
+For a non-state event at position p, with the visibility in force at p (default ``shared``), a
+user sees it when:
+
+* the visibility is ``world``;
+* the user was joined at p;
+* the visibility is ``shared`` and the user joined at any point after p;
+* the visibility is ``invited`` and the user was invited at p.
+
+State events are always visible.  A server sees an event when any of its users does; otherwise
+the event is served to it redacted.  "At p" means the state the event at p was checked against.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Union
+
+from ...._core import NotFoundError
+from ....content import Participation, Visibility
+
+if TYPE_CHECKING:
+    from ...._core import Event
+    from ...history import RoomStateHistory
+    from ...state import RoomState
+
+__all__ = ["user_sees", "visible_to_server", "served_redacted", "serve_event"]
+
+HistorySource = Union["RoomStateHistory", "RoomState"]
+
+
+def _history(source: Any) -> RoomStateHistory:
+    history = getattr(source, "history", source)
+    if history is None:
+        raise NotFoundError("this room state keeps no history: visibility cannot be decided")
+    return history  # type: ignore[no-any-return]
+
+
+def _check_position(history: RoomStateHistory, position: int) -> None:
+    if not 0 <= position < history.count:
+        raise NotFoundError(f"no event at position {position} (the room has {history.count})")
+
+
+def _user_sees(history: RoomStateHistory, position: int, user_id: str, visibility: Visibility) -> bool:
+    participation = history.participation_at(user_id, position)
+    if participation == Participation.JOIN:
+        return True
+    if visibility == Visibility.SHARED:
+        last_join = history.last_join_position(user_id)
+        return last_join is not None and last_join > position
+    if visibility == Visibility.INVITED:
+        return participation == Participation.INVITE
+    return False
+
+
+def user_sees(room_history: HistorySource, position: int, user_id: str) -> bool:
+    """Whether ``user_id`` may see the event at ``position``."""
+    history = _history(room_history)
+    _check_position(history, position)
+    if history.is_state_position(position):
+        return True
+    visibility = history.visibility_at(position)
+    if visibility == Visibility.WORLD:
+        return True
+    return _user_sees(history, position, user_id, visibility)
+
+
+def visible_to_server(room_history: HistorySource, position: int, server_name: str) -> bool:
+    """Whether ``server_name`` may receive the event at ``position`` unredacted."""
+    history = _history(room_history)
+    _check_position(history, position)
+    if history.is_state_position(position):
+        return True
+    visibility = history.visibility_at(position)
+    if visibility == Visibility.WORLD:
+        return True
+    return any(
+        _user_sees(history, position, user_id, visibility)
+        for user_id in history.iter_users_of_server(server_name)
+    )
+
+
+def served_redacted(room_history: HistorySource, position: int, server_name: str) -> bool:
+    return not visible_to_server(room_history, position, server_name)
+
+
+def serve_event(room_history: HistorySource, position: int, event: Event, server_name: str) -> Event:
+    """``event`` (the one at ``position``) in the form ``server_name`` may receive."""
+    if visible_to_server(room_history, position, server_name):
+        return event
+    return event.redacted()

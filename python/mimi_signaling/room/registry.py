@@ -1,0 +1,337 @@
+"""Event-type and policy registries (PROFILE.md sections 3-5).
+
+``EventTypeRegistry`` knows, for each registered type, whether it is a state event, the rule
+its state key follows and its content codec.  ``check_shape`` applies those rules to one event
+(limited or fully formed) and raises ``MalformedError``; the hub calls it before the policy.
+
+A non-``m.`` type that is not registered is state or not by its first accepted use *per room*;
+that per-room memory is ``RoomState.custom_type_kinds``, so ``check_shape`` takes the room state
+(``None`` for an event that would open a room).
+
+``PolicyRegistry`` maps policy IDs (the ``policy_id`` of ``m.room.create``) to ``Policy``
+objects.  Decision: a well-formed but unknown policy ID raises ``PolicyRejectedError`` (the
+content decodes; the room is refused because this server does not run that policy); a policy
+ID that breaks the namespaced grammar raises ``MalformedError``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, Optional
+
+from .._core import (
+    MalformedError,
+    PolicyRejectedError,
+    RoleContent,
+    RoleMapContent,
+    parse_room_id,
+    parse_user_id,
+    validate_event_type,
+    validate_role_id,
+)
+from ..content import (
+    CONTENT_CLASSES,
+    M_ROOM_AVATAR,
+    M_ROOM_CREATE,
+    M_ROOM_ENCRYPTED,
+    M_ROOM_HISTORY_VISIBILITY,
+    M_ROOM_JOIN_RULES,
+    M_ROOM_NAME,
+    M_ROOM_ROLE,
+    M_ROOM_ROLE_MAP,
+    M_ROOM_TOPIC,
+    M_ROOM_USER,
+    DecodedContent,
+)
+
+if TYPE_CHECKING:
+    from .policy import Policy
+    from .state import RoomState
+
+__all__ = [
+    "EventTypeSpec",
+    "EventTypeRegistry",
+    "PolicyRegistry",
+    "DEFAULT_EVENT_TYPES",
+    "DEFAULT_POLICIES",
+    "check_shape",
+    "register",
+    "register_policy",
+    "empty_state_key",
+    "user_id_state_key",
+    "role_id_state_key",
+]
+
+logger = logging.getLogger(__name__)
+
+StateKeyRule = Callable[[Optional[str], Any], None]
+ContentCheck = Callable[[Any], None]
+
+
+# --- state key rules ------------------------------------------------------------------------
+
+
+def empty_state_key(state_key: Optional[str], event: Any) -> None:
+    if state_key != "":
+        raise MalformedError(f"{event.type}: the state key must be empty, got {state_key!r}")
+
+
+def user_id_state_key(state_key: Optional[str], event: Any) -> None:
+    if state_key is None:
+        raise MalformedError(f"{event.type}: the state key must be a user ID")
+    try:
+        parse_user_id(state_key)
+    except MalformedError as exc:
+        raise MalformedError(f"{event.type}: the state key is not a valid user ID: {exc}") from None
+
+
+def role_id_state_key(state_key: Optional[str], event: Any) -> None:
+    if state_key is None:
+        raise MalformedError(f"{event.type}: the state key must be a role ID")
+    try:
+        validate_role_id(state_key)
+    except MalformedError as exc:
+        raise MalformedError(f"{event.type}: the state key is not a valid role ID: {exc}") from None
+
+
+# --- content checks beyond the core decoders ------------------------------------------------
+
+
+def _check_create_content(content: Any) -> None:
+    # Both names are namespaced identifiers (section 3); the policy ID's *support* is decided
+    # by the PolicyRegistry when the room is opened.
+    for what, value in (
+        ("policy_id", content.policy_id),
+        ("encryption_algorithm", content.encryption_algorithm),
+    ):
+        try:
+            validate_event_type(value)
+        except MalformedError as exc:
+            raise MalformedError(f"m.room.create: bad {what} {value!r}: {exc}") from None
+
+
+def _check_role_content(content: RoleContent) -> None:
+    for permission in content.permissions:
+        for event_type, _granted in permission.event_types or ():
+            try:
+                validate_event_type(event_type)
+            except MalformedError as exc:
+                raise MalformedError(f"m.room.role: bad event type {event_type!r}: {exc}") from None
+        for role_id in permission.role_ids or ():
+            try:
+                validate_role_id(role_id)
+            except MalformedError as exc:
+                raise MalformedError(f"m.room.role: bad role ID {role_id!r}: {exc}") from None
+
+
+def _check_role_map_content(content: RoleMapContent) -> None:
+    # The core rejects duplicate role IDs and orders; here: the IDs' grammar, and one user
+    # listed twice in one role (meaningless, and it would make "changed config" ambiguous).
+    for config in content.roles:
+        try:
+            validate_role_id(config.role_id)
+        except MalformedError as exc:
+            raise MalformedError(f"m.room.role_map: bad role ID {config.role_id!r}: {exc}") from None
+        seen = set()
+        for user_id in config.user_ids:
+            try:
+                parse_user_id(user_id)
+            except MalformedError as exc:
+                raise MalformedError(
+                    f"m.room.role_map: role {config.role_id!r} lists a bad user ID {user_id!r}: {exc}"
+                ) from None
+            if user_id in seen:
+                raise MalformedError(
+                    f"m.room.role_map: role {config.role_id!r} lists {user_id} twice"
+                )
+            seen.add(user_id)
+
+
+# --- event types ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EventTypeSpec:
+    """One registered event type.
+
+    ``is_state``: True / False, or None for "by first accepted use, per room".
+    ``state_key_rule(state_key, event)`` raises ``MalformedError`` (only called for state events).
+    ``content_codec``: a class with ``decode(bytes)``, or None for opaque content.
+    ``content_check(decoded)``: extra validity rules on the decoded content, or None.
+    """
+
+    type: str
+    is_state: Optional[bool]
+    state_key_rule: Optional[StateKeyRule] = None
+    content_codec: Optional[type] = None
+    content_check: Optional[ContentCheck] = None
+
+
+def _builtin_specs() -> Iterator[EventTypeSpec]:
+    for event_type in (
+        M_ROOM_CREATE,
+        M_ROOM_NAME,
+        M_ROOM_AVATAR,
+        M_ROOM_TOPIC,
+        M_ROOM_JOIN_RULES,
+        M_ROOM_HISTORY_VISIBILITY,
+        M_ROOM_ROLE_MAP,
+    ):
+        check = {M_ROOM_CREATE: _check_create_content, M_ROOM_ROLE_MAP: _check_role_map_content}
+        yield EventTypeSpec(
+            event_type, True, empty_state_key, CONTENT_CLASSES[event_type], check.get(event_type)
+        )
+    yield EventTypeSpec(M_ROOM_USER, True, user_id_state_key, CONTENT_CLASSES[M_ROOM_USER])
+    yield EventTypeSpec(
+        M_ROOM_ROLE, True, role_id_state_key, CONTENT_CLASSES[M_ROOM_ROLE], _check_role_content
+    )
+    yield EventTypeSpec(M_ROOM_ENCRYPTED, False, None, None)
+
+
+class EventTypeRegistry:
+    """Registered event types; the ``m.`` types of PROFILE.md section 5 are built in."""
+
+    def __init__(self) -> None:
+        self._specs: Dict[str, EventTypeSpec] = {spec.type: spec for spec in _builtin_specs()}
+
+    def register(self, spec: EventTypeSpec, *, replace: bool = False) -> None:
+        """Register a namespaced, non-``m.`` type (``MalformedError`` for a bad or reserved name)."""
+        validate_event_type(spec.type)
+        if spec.type.startswith("m."):
+            raise MalformedError(f"event type {spec.type!r}: the m. namespace is reserved")
+        if spec.type in self._specs and not replace:
+            raise ValueError(f"event type {spec.type!r} is already registered")
+        self._specs[spec.type] = spec
+
+    def get(self, event_type: str) -> Optional[EventTypeSpec]:
+        return self._specs.get(event_type)
+
+    def __contains__(self, event_type: object) -> bool:
+        return event_type in self._specs
+
+    def __iter__(self) -> Iterator[EventTypeSpec]:
+        return iter(list(self._specs.values()))
+
+    def is_state_type(self, event_type: str, state: Optional[RoomState] = None) -> Optional[bool]:
+        """True/False when known (registry, else the room's first use); None when still open."""
+        spec = self._specs.get(event_type)
+        if spec is not None and spec.is_state is not None:
+            return spec.is_state
+        if state is None:
+            return None
+        return state.custom_type_kinds.get(event_type)
+
+    def check_shape(self, event: Any, state: Optional[RoomState] = None) -> DecodedContent:
+        """Type, state key and content rules for one event; return the decoded content.
+
+        ``event`` is anything with ``room_id, type, state_key, sender, content`` (an ``Event``
+        or a ``LimitedEvent``).  ``state`` is the room's state before the event, or None when
+        the event would open a room.  Raises ``MalformedError`` and changes nothing.
+        """
+        event_type = event.type
+        state_key = event.state_key
+        spec = self._specs.get(event_type)
+        if spec is None:
+            if event_type.startswith("m."):
+                raise MalformedError(f"unknown event type {event_type!r} in the reserved m. namespace")
+            validate_event_type(event_type)
+        if state is not None:
+            if event.room_id != state.room_id:
+                raise MalformedError(
+                    f"event for room {event.room_id} does not belong to room {state.room_id}"
+                )
+            if event_type == M_ROOM_CREATE:
+                raise MalformedError("m.room.create is only valid as the room's first event")
+            # A sender that already has participation in the room was parsed then; skip the
+            # parse on the per-message path.
+            if state.participation(event.sender) is None:
+                _check_sender(event.sender)
+        else:
+            parse_room_id(event.room_id)
+            _check_sender(event.sender)
+
+        is_state = state_key is not None
+        expected = spec.is_state if spec is not None else None
+        if expected is None and state is not None:
+            expected = state.custom_type_kinds.get(event_type)
+        if expected is not None and expected != is_state:
+            if expected:
+                raise MalformedError(f"{event_type} is a state event type: a state key is required")
+            raise MalformedError(f"{event_type} is not a state event type: it takes no state key")
+
+        if spec is None:
+            return event.content
+        if is_state and spec.state_key_rule is not None:
+            spec.state_key_rule(state_key, event)
+        if spec.content_codec is None:
+            return event.content
+        try:
+            decoded = spec.content_codec.decode(event.content)  # type: ignore[attr-defined]
+        except MalformedError as exc:
+            raise MalformedError(f"{event_type}: content does not decode: {exc}") from None
+        if spec.content_check is not None:
+            spec.content_check(decoded)
+        return decoded  # type: ignore[no-any-return]
+
+
+def _check_sender(sender: str) -> None:
+    try:
+        parse_user_id(sender)
+    except MalformedError as exc:
+        raise MalformedError(f"bad sender {sender!r}: {exc}") from None
+
+
+# --- policies -------------------------------------------------------------------------------
+
+
+class PolicyRegistry:
+    """Policy IDs -> ``Policy`` objects; ``m.0`` is built in."""
+
+    def __init__(self, *, builtin: bool = True) -> None:
+        self._policies: Dict[str, Policy] = {}
+        if builtin:
+            from .policy.m0 import M0_POLICY
+
+            self._policies[M0_POLICY.policy_id] = M0_POLICY
+
+    def register_policy(self, policy_id: str, policy: Policy, *, replace: bool = False) -> None:
+        validate_event_type(policy_id)
+        if policy_id.startswith("m."):
+            raise MalformedError(f"policy ID {policy_id!r}: the m. namespace is reserved")
+        if policy_id in self._policies and not replace:
+            raise ValueError(f"policy ID {policy_id!r} is already registered")
+        self._policies[policy_id] = policy
+
+    def get(self, policy_id: str) -> Policy:
+        """The policy for ``policy_id``; ``PolicyRejectedError`` when this server lacks it."""
+        policy = self._policies.get(policy_id)
+        if policy is None:
+            validate_event_type(policy_id)
+            raise PolicyRejectedError(f"unsupported policy ID {policy_id!r} (known: {', '.join(sorted(self._policies))})")
+        return policy
+
+    def __contains__(self, policy_id: object) -> bool:
+        return policy_id in self._policies
+
+    def ids(self) -> list[str]:
+        return sorted(self._policies)
+
+
+DEFAULT_EVENT_TYPES = EventTypeRegistry()
+DEFAULT_POLICIES = PolicyRegistry()
+
+
+def check_shape(
+    event: Any, state: Optional[RoomState] = None, registry: Optional[EventTypeRegistry] = None
+) -> DecodedContent:
+    """``registry.check_shape`` with the process-wide registry by default."""
+    return (registry or DEFAULT_EVENT_TYPES).check_shape(event, state)
+
+
+def register(spec: EventTypeSpec, *, replace: bool = False) -> None:
+    DEFAULT_EVENT_TYPES.register(spec, replace=replace)
+
+
+def register_policy(policy_id: str, policy: Policy, *, replace: bool = False) -> None:
+    DEFAULT_POLICIES.register_policy(policy_id, policy, replace=replace)

@@ -1,0 +1,134 @@
+"""History visibility over a table of cases, per user and per server."""
+
+from __future__ import annotations
+
+from typing import List, Tuple
+
+import pytest
+
+import mimi_signaling as ms
+from mimi_signaling.content import M_ROOM_NAME, JoinRule, Participation, Visibility, text_content
+from mimi_signaling.room.policy.m0.visibility import (
+    serve_event,
+    served_redacted,
+    user_sees,
+    visible_to_server,
+)
+from roomkit import RoomBuilder
+
+ANA = "@ana:hub.test"
+BEN = "@ben:follower.test"
+EVE = "@eve:follower.test"
+CY = "@cy:other.test"
+
+W, J, S, I = Visibility.WORLD, Visibility.JOINED, Visibility.SHARED, Visibility.INVITED
+
+
+def _play(steps: List[Tuple[str, object]]) -> Tuple[RoomBuilder, int]:
+    """Run the steps in a public room; return the room and the position of the "msg" step."""
+    room = RoomBuilder()
+    room.join_rules(JoinRule.PUBLIC)
+    position = -1
+    for step, arg in steps:
+        if step == "vis":
+            room.visibility(arg)  # type: ignore[arg-type]
+        elif step == "invite":
+            room.user(ANA, arg, Participation.INVITE)  # type: ignore[arg-type]
+        elif step == "join":
+            room.user(arg, arg, Participation.JOIN)  # type: ignore[arg-type]
+        elif step == "leave":
+            room.user(arg, arg, Participation.LEAVE)  # type: ignore[arg-type]
+        elif step == "knock":
+            room.user(arg, arg, Participation.KNOCK)  # type: ignore[arg-type]
+        elif step == "ban":
+            room.user(ANA, arg, Participation.BAN)  # type: ignore[arg-type]
+        elif step == "rules":
+            room.join_rules(arg)  # type: ignore[arg-type]
+        elif step == "msg":
+            position = room.state.count
+            room.message(ANA)
+        else:  # pragma: no cover
+            raise AssertionError(step)
+    assert position >= 0
+    return room, position
+
+
+# (case, steps, user, expected)
+CASES = [
+    ("shared: joined at p", [("vis", S), ("join", BEN), ("msg", None)], BEN, True),
+    ("default is shared: joined later", [("msg", None), ("join", BEN)], BEN, True),
+    ("shared: invited at p, never joined", [("vis", S), ("invite", BEN), ("msg", None)], BEN, False),
+    ("shared: invited at p, joined after", [("vis", S), ("invite", BEN), ("msg", None), ("join", BEN)], BEN, True),
+    ("shared: absent at p, joined after", [("vis", S), ("msg", None), ("join", BEN)], BEN, True),
+    ("shared: joined at p, left after", [("join", BEN), ("msg", None), ("leave", BEN)], BEN, True),
+    ("shared: left before p, never back", [("join", BEN), ("leave", BEN), ("msg", None)], BEN, False),
+    ("shared: left before p, back after", [("join", BEN), ("leave", BEN), ("msg", None), ("join", BEN)], BEN, True),
+    ("shared: banned at p", [("join", BEN), ("ban", BEN), ("msg", None)], BEN, False),
+    ("shared: never in the room", [("msg", None)], BEN, False),
+    ("joined: joined at p", [("vis", J), ("join", BEN), ("msg", None)], BEN, True),
+    ("joined: invited at p, joined after", [("vis", J), ("invite", BEN), ("msg", None), ("join", BEN)], BEN, False),
+    ("joined: absent at p, joined after", [("vis", J), ("msg", None), ("join", BEN)], BEN, False),
+    ("joined: joined at p, left after", [("vis", J), ("join", BEN), ("msg", None), ("leave", BEN)], BEN, True),
+    ("invited: invited at p", [("vis", I), ("invite", BEN), ("msg", None)], BEN, True),
+    ("invited: invited at p, left after", [("vis", I), ("invite", BEN), ("msg", None), ("leave", BEN)], BEN, True),
+    ("invited: absent at p, invited after", [("vis", I), ("msg", None), ("invite", BEN), ("join", BEN)], BEN, False),
+    ("invited: knocking at p", [("vis", I), ("rules", JoinRule.KNOCK), ("knock", BEN), ("msg", None)], BEN, False),
+    ("world: never in the room", [("vis", W), ("msg", None)], BEN, True),
+    ("not retroactive: joined at p, world later", [("vis", J), ("msg", None), ("vis", W), ("join", BEN)], BEN, False),
+    ("not retroactive: world at p, joined later", [("vis", W), ("msg", None), ("vis", J)], BEN, True),
+    ("not retroactive: shared at p, joined-only later", [("msg", None), ("vis", J), ("join", BEN)], BEN, True),
+    ("the sender sees", [("vis", J), ("msg", None)], ANA, True),
+]
+
+
+@pytest.mark.parametrize("case, steps, user, expected", CASES, ids=[c[0] for c in CASES])
+def test_user_visibility(case, steps, user, expected) -> None:
+    room, position = _play(steps)
+    assert user_sees(room.state, position, user) is expected
+    server = ms.parse_user_id(user)[1]
+    # The user's server has only this user in these cases: the server verdict is the user's.
+    assert visible_to_server(room.state.history, position, server) is expected
+    assert room.state.policy.visible_to_server(room.state.history, position, server) is expected
+    assert served_redacted(room.state, position, server) is (not expected)
+
+
+def test_server_sees_when_any_of_its_users_does() -> None:
+    room, position = _play([("vis", J), ("join", BEN), ("msg", None), ("join", EVE)])
+    assert user_sees(room.state, position, BEN)
+    assert not user_sees(room.state, position, EVE)
+    assert visible_to_server(room.state, position, "follower.test")
+    assert not visible_to_server(room.state, position, "other.test")  # no user there
+    assert not visible_to_server(room.state, position, "nobody.test")
+
+
+def test_state_events_are_always_visible() -> None:
+    room = RoomBuilder()
+    room.visibility(Visibility.JOINED)
+    position = room.state.count
+    room.send(M_ROOM_NAME, "", ANA, text_content(b"name"))
+    assert visible_to_server(room.state, position, "stranger.test")
+    assert user_sees(room.state, position, CY)
+
+
+def test_serve_event_redacts_for_servers_that_do_not_see() -> None:
+    room, position = _play([("vis", J), ("msg", None), ("join", BEN)])
+    event = room.events[position]
+    served = serve_event(room.state, position, event, "follower.test")
+    assert served.is_redacted() and served.event_id == event.event_id
+    assert served.content == b""
+    assert serve_event(room.state, position, event, "hub.test") is event
+
+
+def test_positions_outside_the_room() -> None:
+    room, position = _play([("msg", None)])
+    with pytest.raises(ms.NotFoundError):
+        visible_to_server(room.state, room.state.count, "hub.test")
+    with pytest.raises(ms.NotFoundError):
+        visible_to_server(room.state, -1, "hub.test")
+
+
+def test_visibility_needs_history() -> None:
+    room = RoomBuilder(track_history=False)
+    room.message(ANA)
+    with pytest.raises(ms.NotFoundError):
+        visible_to_server(room.state, 2, "hub.test")
