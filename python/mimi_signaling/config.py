@@ -1,0 +1,489 @@
+"""The server's configuration file (TOML) and its signing key file.
+
+Example::
+
+    server_name = "hub.example"            # the server name in room and user IDs
+    listen = "0.0.0.0:8448"                # host:port ("[::]:8448" for IPv6)
+    data_dir = "/var/lib/mimi"
+    signing_key = "signing.key"            # see load_signing_key
+    storage = "sqlite:////var/lib/mimi/mimi.db"   # default: sqlite:///<data_dir>/mimi.db
+    # ds_domain = "ds.hub.example"         # answer of /.well-known/mimi/ds-domain (default: server_name)
+
+    [tls]
+    cert = "tls/hub.example.pem"           # names server_name in subjectAltName
+    key = "tls/hub.example.key"
+    ca = "tls/ca.pem"                      # the CA whose certificates peers present
+
+    [peers]                                # server name -> URL; others are discovered
+    "follower.example" = "https://127.0.0.1:8449"
+
+    [rate_limit]                           # per peer server
+    rate = 50.0                            # requests per second, sustained
+    burst = 200
+
+    [http]
+    max_body_size = 69632                  # bytes of one request body
+    body_timeout = 10.0                    # seconds to receive a request body
+    keepalive_timeout = 75.0               # seconds an idle connection stays open
+    request_timeout = 30.0                 # seconds for one outgoing request
+    max_retries = 3                        # outgoing retries (connection errors, 5xx, 429)
+
+Relative paths are relative to the directory of the configuration file.  Unknown keys are
+errors (a misspelt key must not be silently ignored).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import math
+import os
+import stat
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, Mapping, Optional, Tuple, Union
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.9/3.10
+    import tomli as tomllib
+
+import mimi_signaling as ms
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "Config",
+    "TLSConfig",
+    "RateLimitConfig",
+    "HTTPConfig",
+    "ConfigError",
+    "load_signing_key",
+    "save_signing_key",
+    "parse_listen",
+]
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+
+class ConfigError(Exception):
+    """The configuration (or key file) is missing, unreadable or invalid."""
+
+
+# --- sections ---------------------------------------------------------------------------------
+
+
+@dataclass
+class TLSConfig:
+    cert: Path
+    key: Path
+    ca: Path
+
+
+@dataclass
+class RateLimitConfig:
+    rate: float = 50.0
+    burst: int = 200
+
+
+@dataclass
+class HTTPConfig:
+    max_body_size: int = 65_536 + 4_096
+    body_timeout: float = 10.0
+    keepalive_timeout: float = 75.0
+    request_timeout: float = 30.0
+    max_retries: int = 3
+
+
+@dataclass
+class Config:
+    server_name: str
+    listen: str
+    signing_key: Path
+    tls: TLSConfig
+    data_dir: Path
+    storage: str = ""  # "" -> sqlite:///<data_dir>/mimi.db
+    ds_domain: str = ""  # "" -> server_name
+    peers: Dict[str, str] = field(default_factory=dict)
+    rate_limit: RateLimitConfig = field(default_factory=RateLimitConfig)
+    http: HTTPConfig = field(default_factory=HTTPConfig)
+
+    def __post_init__(self) -> None:
+        if not self.storage:
+            self.storage = f"sqlite:///{self.data_dir}/mimi.db"
+        if not self.ds_domain:
+            self.ds_domain = self.server_name
+
+    # --- derived --------------------------------------------------------------------------
+
+    @property
+    def listen_host(self) -> str:
+        return parse_listen(self.listen)[0]
+
+    @property
+    def listen_port(self) -> int:
+        return parse_listen(self.listen)[1]
+
+    # --- validation -----------------------------------------------------------------------
+
+    def validate(self) -> "Config":
+        """Raise ConfigError naming the first bad setting; returns self."""
+        _check_server_name("server_name", self.server_name)
+        _check_server_name("ds_domain", self.ds_domain)
+        try:
+            parse_listen(self.listen)
+        except ValueError as exc:
+            raise ConfigError(f"listen: {exc}") from None
+        if not self.storage.startswith(("sqlite:///", "postgresql://", "postgres://")):
+            raise ConfigError(
+                f"storage: {self.storage!r} is not a sqlite:///PATH or postgresql:// URL"
+            )
+        for name, url in self.peers.items():
+            _check_server_name(f"peers.{name!r}", name)
+            from .transport.discovery import normalize_base_url
+
+            try:
+                normalize_base_url(url)
+            except ValueError as exc:
+                raise ConfigError(f"peers.{name!r}: {exc}") from None
+        rl = self.rate_limit
+        if not (math.isfinite(rl.rate) and rl.rate > 0):
+            raise ConfigError("rate_limit.rate: must be a positive number of requests per second")
+        if rl.burst < 1:
+            raise ConfigError("rate_limit.burst: must be at least 1")
+        h = self.http
+        if h.max_body_size < 1024:
+            raise ConfigError("http.max_body_size: must be at least 1024 bytes")
+        for key in ("body_timeout", "keepalive_timeout", "request_timeout"):
+            value = getattr(h, key)
+            if not (math.isfinite(value) and value > 0):
+                raise ConfigError(f"http.{key}: must be a positive number of seconds")
+        if not 0 <= h.max_retries <= 20:
+            raise ConfigError("http.max_retries: must be between 0 and 20")
+        return self
+
+    # --- files ----------------------------------------------------------------------------
+
+    @classmethod
+    def load(cls, path: PathLike) -> "Config":
+        """Read and validate a TOML configuration file."""
+        path = Path(path)
+        try:
+            with open(path, "rb") as f:
+                data = tomllib.load(f)
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: no such configuration file") from None
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+        try:
+            return cls.from_dict(data, base_dir=path.parent.resolve())
+        except ConfigError as exc:
+            raise ConfigError(f"{path}: {exc}") from None
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], base_dir: Optional[Path] = None) -> "Config":
+        base = base_dir or Path.cwd()
+        r = _Reader(data, "", base)
+        config = cls(
+            server_name=r.text("server_name"),
+            listen=r.text("listen"),
+            signing_key=r.path("signing_key"),
+            data_dir=r.path("data_dir"),
+            storage=r.text("storage", ""),
+            ds_domain=r.text("ds_domain", ""),
+            tls=_read_tls(r.table("tls", required=True)),
+            peers=_read_peers(r.table("peers")),
+            rate_limit=_read_rate_limit(r.table("rate_limit")),
+            http=_read_http(r.table("http")),
+        )
+        r.finish()
+        return config.validate()
+
+    def to_dict(self) -> Dict[str, Any]:
+        return {
+            "server_name": self.server_name,
+            "listen": self.listen,
+            "data_dir": str(self.data_dir),
+            "signing_key": str(self.signing_key),
+            "storage": self.storage,
+            "ds_domain": self.ds_domain,
+            "tls": {"cert": str(self.tls.cert), "key": str(self.tls.key), "ca": str(self.tls.ca)},
+            "peers": dict(self.peers),
+            "rate_limit": {"rate": float(self.rate_limit.rate), "burst": int(self.rate_limit.burst)},
+            "http": {
+                "max_body_size": int(self.http.max_body_size),
+                "body_timeout": float(self.http.body_timeout),
+                "keepalive_timeout": float(self.http.keepalive_timeout),
+                "request_timeout": float(self.http.request_timeout),
+                "max_retries": int(self.http.max_retries),
+            },
+        }
+
+    def dump(self, path: PathLike) -> None:
+        """Write as TOML (paths as stored: absolute after ``load``)."""
+        Path(path).write_text(_to_toml(self.to_dict()), encoding="utf-8")
+
+    def check_files(self) -> None:
+        """Raise ConfigError unless the TLS files and the signing key file are readable
+        (``load`` does not require them: a configuration may be written before its keys)."""
+        for key, p in (
+            ("tls.cert", self.tls.cert),
+            ("tls.key", self.tls.key),
+            ("tls.ca", self.tls.ca),
+            ("signing_key", self.signing_key),
+        ):
+            if not p.is_file():
+                raise ConfigError(f"{key}: {p} is not a file")
+            if not os.access(p, os.R_OK):
+                raise ConfigError(f"{key}: {p} is not readable")
+
+    # --- building the transport -----------------------------------------------------------
+
+    def server_ssl_context(self):  # -> ssl.SSLContext
+        from .transport.tls import server_ssl_context
+
+        return server_ssl_context(self.tls.cert, self.tls.key, self.tls.ca)
+
+    def client_ssl_context(self):  # -> ssl.SSLContext
+        from .transport.tls import client_ssl_context
+
+        return client_ssl_context(self.tls.cert, self.tls.key, self.tls.ca)
+
+    def load_signing_key(self) -> "ms.SigningKey":
+        return load_signing_key(self.signing_key)
+
+
+# --- reading helpers -------------------------------------------------------------------------
+
+
+class _Reader:
+    """Typed access to one TOML table that remembers which keys were used."""
+
+    def __init__(self, data: Mapping[str, Any], prefix: str, base: Path) -> None:
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"{prefix.rstrip('.') or 'configuration'}: must be a table")
+        self.data, self.prefix, self.base = data, prefix, base
+        self.used: set = set()
+
+    def _get(self, key: str, default: Any, required: bool) -> Any:
+        self.used.add(key)
+        if key not in self.data:
+            if required:
+                raise ConfigError(f"{self.prefix}{key}: missing")
+            return default
+        return self.data[key]
+
+    def text(self, key: str, default: Optional[str] = None) -> str:
+        value = self._get(key, default, default is None)
+        if not isinstance(value, str):
+            raise ConfigError(f"{self.prefix}{key}: must be a string")
+        return value
+
+    def path(self, key: str) -> Path:
+        value = self.text(key)
+        if not value:
+            raise ConfigError(f"{self.prefix}{key}: must not be empty")
+        p = Path(value).expanduser()
+        return p if p.is_absolute() else (self.base / p)
+
+    def number(self, key: str, default: float) -> float:
+        value = self._get(key, default, False)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{self.prefix}{key}: must be a number")
+        return float(value)
+
+    def integer(self, key: str, default: int) -> int:
+        value = self._get(key, default, False)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{self.prefix}{key}: must be an integer")
+        return value
+
+    def table(self, key: str, required: bool = False) -> "_Reader":
+        value = self._get(key, {}, required)
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{self.prefix}{key}: must be a table")
+        return _Reader(value, f"{self.prefix}{key}.", self.base)
+
+    def finish(self) -> None:
+        unknown = sorted(set(self.data) - self.used)
+        if unknown:
+            raise ConfigError(f"{self.prefix}{unknown[0]}: unknown setting")
+
+
+def _read_tls(r: _Reader) -> TLSConfig:
+    tls = TLSConfig(cert=r.path("cert"), key=r.path("key"), ca=r.path("ca"))
+    r.finish()
+    return tls
+
+
+def _read_peers(r: _Reader) -> Dict[str, str]:
+    peers: Dict[str, str] = {}
+    for name in list(r.data):
+        peers[name] = r.text(name)
+    r.finish()
+    return peers
+
+
+def _read_rate_limit(r: _Reader) -> RateLimitConfig:
+    d = RateLimitConfig()
+    rl = RateLimitConfig(rate=r.number("rate", d.rate), burst=r.integer("burst", d.burst))
+    r.finish()
+    return rl
+
+
+def _read_http(r: _Reader) -> HTTPConfig:
+    d = HTTPConfig()
+    h = HTTPConfig(
+        max_body_size=r.integer("max_body_size", d.max_body_size),
+        body_timeout=r.number("body_timeout", d.body_timeout),
+        keepalive_timeout=r.number("keepalive_timeout", d.keepalive_timeout),
+        request_timeout=r.number("request_timeout", d.request_timeout),
+        max_retries=r.integer("max_retries", d.max_retries),
+    )
+    r.finish()
+    return h
+
+
+def _check_server_name(key: str, value: str) -> None:
+    try:
+        ms.validate_server_name(value)
+    except ms.MimiError as exc:
+        raise ConfigError(f"{key}: {value!r} is not a server name: {exc}") from None
+
+
+def parse_listen(listen: str) -> Tuple[str, int]:
+    """``host:port`` or ``[v6]:port`` -> (host, port).  Raises ValueError."""
+    text = listen.strip()
+    if text.startswith("["):
+        end = text.find("]")
+        if end < 0 or text[end + 1 : end + 2] != ":":
+            raise ValueError(f"{listen!r} is not [host]:port")
+        host, port_text = text[1:end], text[end + 2 :]
+    else:
+        host, sep, port_text = text.rpartition(":")
+        if not sep or not host or ":" in host:
+            raise ValueError(f"{listen!r} is not host:port")
+    if not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+        raise ValueError(f"{listen!r}: port must be 0-65535")
+    return host, int(port_text)
+
+
+# --- TOML writing (tomllib only reads) --------------------------------------------------------
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        # A JSON string without \u-escaped non-ASCII is a valid TOML basic string.
+        return json.dumps(value, ensure_ascii=False)
+    raise TypeError(f"cannot write {type(value).__name__} to TOML")
+
+
+def _to_toml(data: Mapping[str, Any]) -> str:
+    lines = []
+    tables = []
+    for key, value in data.items():
+        if isinstance(value, Mapping):
+            tables.append((key, value))
+        else:
+            lines.append(f"{_toml_key(key)} = {_toml_value(value)}")
+    for name, table in tables:
+        lines.append("")
+        lines.append(f"[{_toml_key(name)}]")
+        for key, value in table.items():
+            lines.append(f"{_toml_key(key)} = {_toml_value(value)}")
+    return "\n".join(lines) + "\n"
+
+
+def _toml_key(key: str) -> str:
+    if key and all(c.isascii() and (c.isalnum() or c in "_-") for c in key):
+        return key
+    return json.dumps(key, ensure_ascii=False)
+
+
+# --- the signing key file --------------------------------------------------------------------
+#
+# JSON, so that an operator can read which key it is without tools:
+#   {"format": "mimi-signing-key-v1", "algorithm": "ed25519", "key_id": "ed25519:...",
+#    "seed": "<URL-safe unpadded base64 of the 32-byte RFC 8032 secret key>",
+#    "public_key": "<same encoding; informative, checked on load>"}
+
+KEY_FILE_FORMAT = "mimi-signing-key-v1"
+
+
+def _b64e(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _b64d(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def save_signing_key(path: PathLike, key: "ms.SigningKey", *, overwrite: bool = False) -> None:
+    """Write ``key`` to ``path`` with mode 0600.  Refuses to replace an existing file
+    unless ``overwrite`` (losing a signing key is not undoable)."""
+    path = Path(path)
+    doc = {
+        "format": KEY_FILE_FORMAT,
+        "algorithm": "ed25519",
+        "key_id": key.key_id,
+        "seed": _b64e(key.seed),
+        "public_key": _b64e(key.public_key),
+    }
+    data = (json.dumps(doc, indent=2) + "\n").encode("ascii")
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if overwrite else os.O_EXCL)
+    try:
+        fd = os.open(str(path), flags, 0o600)
+    except FileExistsError:
+        raise ConfigError(f"{path}: a key file exists already (not overwritten)") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot write: {exc.strerror or exc}") from None
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    os.chmod(path, 0o600)  # also when overwriting a file that had a wider mode
+
+
+def load_signing_key(path: PathLike) -> "ms.SigningKey":
+    """Read a key file written by :func:`save_signing_key`."""
+    path = Path(path)
+    try:
+        info = path.stat()
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such key file") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    if info.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+        log.warning("signing key file %s is accessible by group or others (mode %o)", path, info.st_mode & 0o777)
+    try:
+        doc = json.loads(raw)
+    except ValueError:
+        raise ConfigError(f"{path}: not a JSON key file") from None
+    if not isinstance(doc, dict) or doc.get("format") != KEY_FILE_FORMAT:
+        raise ConfigError(f"{path}: not a {KEY_FILE_FORMAT} key file")
+    if doc.get("algorithm") != "ed25519":
+        raise ConfigError(f"{path}: unsupported algorithm {doc.get('algorithm')!r}")
+    key_id, seed_text = doc.get("key_id"), doc.get("seed")
+    if not isinstance(key_id, str) or not isinstance(seed_text, str):
+        raise ConfigError(f"{path}: key_id and seed must be strings")
+    try:
+        seed = _b64d(seed_text)
+    except ValueError:
+        raise ConfigError(f"{path}: seed is not base64url") from None
+    if len(seed) != 32:
+        raise ConfigError(f"{path}: seed must be 32 bytes, not {len(seed)}")
+    try:
+        key = ms.SigningKey(seed, key_id)
+    except ms.MimiError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    public = doc.get("public_key")
+    if public is not None and public != _b64e(key.public_key):
+        raise ConfigError(f"{path}: public_key does not match the seed")
+    return key

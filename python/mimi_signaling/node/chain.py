@@ -1,0 +1,70 @@
+"""One room's chain of accepted events with the checks of PROFILE.md sections 4-6.
+
+Hub, follower and ``mimi verify`` all advance a room through ``RoomChain.append``: the prev
+link, the shape (type registry, state key, content), then the policy against the state before
+the event, then the state moves on.  Signatures and hashes are checked before (by the Rust
+core, one event or a batch at a time).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional, Set
+
+from .._core import Event, MalformedError
+from ..room.registry import EventTypeRegistry, PolicyRegistry
+from ..room.state import RoomState
+
+
+class RoomChain:
+    def __init__(self, state: RoomState) -> None:
+        self.state = state
+
+    @classmethod
+    def open(
+        cls,
+        create_event: Event,
+        *,
+        event_id: Optional[str] = None,
+        track_history: bool = True,
+        registry: Optional[EventTypeRegistry] = None,
+        policies: Optional[PolicyRegistry] = None,
+    ) -> RoomChain:
+        """Start a chain with event 0 (checked: create rules, known policy)."""
+        if create_event.prev_event or create_event.auth_events:
+            raise MalformedError("m.room.create must have no auth events and an empty prev_event")
+        state = RoomState.from_create(
+            create_event, policies=policies, registry=registry, track_history=track_history, event_id=event_id
+        )
+        return cls(state)
+
+    @property
+    def room_id(self) -> str:
+        return self.state.room_id
+
+    @property
+    def count(self) -> int:
+        return self.state.count
+
+    @property
+    def last_event_id(self) -> Optional[str]:
+        return self.state.last_event_id
+
+    def check(self, event: Event) -> Any:
+        """Everything but signatures for the next event; returns its decoded content."""
+        state = self.state
+        state.check_link(event)
+        content = state.registry.check_shape(event, state)
+        state.policy.check(state, event, content=content)
+        return content
+
+    def append(self, event: Event, *, event_id: Optional[str] = None) -> None:
+        content = self.check(event)
+        self.state.apply(event, content, event_id=event_id)
+
+    def apply_trusted(self, event: Event, *, event_id: Optional[str] = None) -> None:
+        """Advance without policy work: for events this server already checked and stored."""
+        self.state.apply(event, event_id=event_id)
+
+    def fanout(self, event: Event, own_server: str) -> Set[str]:
+        """Servers that receive ``event`` (already applied), without this server."""
+        return set(self.state.policy.fanout(self.state, event)) - {own_server}

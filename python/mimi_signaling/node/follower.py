@@ -1,0 +1,234 @@
+"""The follower: keeps the rooms other servers sequence, checking every event it receives.
+
+For each fully-formed event (PROFILE.md section 4 rule 5): the TLS peer is the room's hub,
+the content hash (or the redacted form), the origin and hub signatures, the prev link, the
+shape and the policy against the state before the event.  An event that skips ahead is not
+applied: the follower backfills the gap from the hub through ``prev_event`` pointers, checks
+the missing events in order, then applies the one it received.  Events that are already
+known are ignored, so duplicate and out-of-order deliveries are harmless.
+
+This profile puts no index on the wire, so a follower that starts following a room fetches the
+chain back to the create event and replays it with every check; after that it needs only the
+events that follow.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Callable, Dict, List, Optional
+
+from .._core import (
+    Event,
+    MalformedError,
+    NotFoundError,
+    UnauthorizedError,
+    UnknownRoomError,
+    decode_events,
+    parse_room_id,
+)
+from ..room.registry import EventTypeRegistry, PolicyRegistry
+from .chain import RoomChain
+from .keys import KeyStore
+from .store import EventRow, EventStore
+
+log = logging.getLogger(__name__)
+
+#: ``backfill(room_id, before_event_id, limit) -> events newest first`` (the hub's backfill).
+Backfill = Callable[[str, str, int], List[Event]]
+BACKFILL_LIMIT = 1000
+#: Upper bound on a catch-up, so a hostile hub cannot keep a follower fetching forever.
+MAX_CATCH_UP = 10_000_000
+
+
+class GapError(Exception):
+    """An event arrived whose predecessor is unknown and no backfill source was given."""
+
+    def __init__(self, room_id: str, have: Optional[str], missing_before: str) -> None:
+        super().__init__(f"room {room_id}: gap before {missing_before} (last known {have})")
+        self.room_id = room_id
+        self.have = have
+        self.missing_before = missing_before
+
+
+def _hub_of(room_id: str) -> str:
+    return parse_room_id(room_id)[1]
+
+
+class Follower:
+    def __init__(
+        self,
+        server_name: str,
+        keys: KeyStore,
+        store: EventStore,
+        *,
+        backfill: Optional[Backfill] = None,
+        registry: Optional[EventTypeRegistry] = None,
+        policies: Optional[PolicyRegistry] = None,
+    ) -> None:
+        self.server_name = server_name
+        self.keys = keys
+        self.store = store
+        self.backfill = backfill
+        self.registry = registry
+        self.policies = policies
+        self._chains: Dict[str, RoomChain] = {}
+        self._locks: Dict[str, threading.Lock] = {}
+        self._lock = threading.Lock()
+        #: Membership events for our users in rooms we do not follow yet (invites), by room.
+        self.pending: Dict[str, List[Event]] = {}
+
+    def rooms(self) -> List[str]:
+        return [r for r in self.store.rooms() if self.store.room_role(r) == "follower"]
+
+    def follows(self, room_id: str) -> bool:
+        return room_id in self._chains or self.store.room_role(room_id) == "follower"
+
+    def _room_lock(self, room_id: str) -> threading.Lock:
+        with self._lock:
+            return self._locks.setdefault(room_id, threading.Lock())
+
+    def chain(self, room_id: str) -> RoomChain:
+        chain = self._chains.get(room_id)
+        if chain is None:
+            chain = self._load(room_id)
+            if chain is None:
+                raise UnknownRoomError(f"{self.server_name} does not follow {room_id}")
+            self._chains[room_id] = chain
+        return chain
+
+    def state(self, room_id: str):
+        return self.chain(room_id).state
+
+    def _load(self, room_id: str) -> Optional[RoomChain]:
+        if self.store.room_role(room_id) != "follower":
+            return None
+        chain: Optional[RoomChain] = None
+        rows = [raw for _, raw in self.store.iter_events(room_id)]
+        for event in decode_events(rows):
+            if chain is None:
+                chain = RoomChain.open(event, registry=self.registry, policies=self.policies)
+            else:
+                chain.apply_trusted(event)
+        return chain
+
+    # --- receiving ----------------------------------------------------------------------------
+
+    def receive(self, event: Event, *, peer: Optional[str] = None) -> List[Event]:
+        """Check and apply a delivered event (and any gap before it); return what was applied."""
+        room_id = event.room_id
+        hub = _hub_of(room_id)
+        if peer is not None and peer != hub:
+            raise UnauthorizedError(f"{peer} is not the hub of {room_id}; only {hub} delivers its events")
+        ring = self.keys.ensure({hub, event.origin_server})
+        event.verify(ring)
+        with self._room_lock(room_id):
+            if not self.follows(room_id):
+                return self._unknown_room(event)
+            chain = self.chain(room_id)
+            if self.store.index_of(room_id, event.event_id) is not None:
+                return []  # duplicate delivery
+            if event.prev_event == chain.last_event_id:
+                self._append(chain, [event])
+                return [event]
+            return self._catch_up(chain, event)
+
+    def _unknown_room(self, event: Event) -> List[Event]:
+        """An invite (or other membership event) for one of our users opens nothing yet; the
+        room is followed once a user of ours joins (``sync``)."""
+        if event.type == "m.room.user" and event.state_key and event.state_key.endswith(":" + self.server_name):
+            self.pending.setdefault(event.room_id, []).append(event)
+            log.info("pending %s for %s in %s", event.type, event.state_key, event.room_id)
+            return []
+        if self.backfill is None:
+            raise UnknownRoomError(f"{self.server_name} does not follow {event.room_id}")
+        return self.sync(event.room_id, event)
+
+    def sync(self, room_id: str, newest: Event) -> List[Event]:
+        """Follow ``room_id`` from scratch up to ``newest`` (e.g. our user's accepted join):
+        fetch the chain back to the create event and replay it with every check."""
+        lock = self._room_lock(room_id)
+        acquired = lock.acquire(blocking=False)  # re-entrant use from receive() holds it already
+        try:
+            if self.follows(room_id):
+                chain = self.chain(room_id)
+                if self.store.index_of(room_id, newest.event_id) is not None:
+                    return []
+                return self._catch_up(chain, newest)
+            events = self._fetch_back(room_id, newest, known=lambda _id: False)
+            chain = RoomChain.open(events[0], registry=self.registry, policies=self.policies)
+            self._check_signatures(events)
+            for event in events[1:]:
+                chain.append(event, event_id=event.event_id)
+            self.store.put_room(room_id, "follower")
+            self.store.append_many([self._row(room_id, i, e) for i, e in enumerate(events)])
+            self._chains[room_id] = chain
+            self.pending.pop(room_id, None)
+            log.info("following %s from %d events", room_id, len(events))
+            return events
+        finally:
+            if acquired:
+                lock.release()
+
+    def _catch_up(self, chain: RoomChain, newest: Event) -> List[Event]:
+        if self.backfill is None:
+            raise GapError(chain.room_id, chain.last_event_id, newest.event_id)
+        known = lambda event_id: self.store.index_of(chain.room_id, event_id) is not None  # noqa: E731
+        events = self._fetch_back(chain.room_id, newest, known=known)
+        if events[0].prev_event != chain.last_event_id:
+            raise MalformedError(f"backfill of {chain.room_id} does not link to our last event {chain.last_event_id}")
+        self._check_signatures(events)
+        self._append(chain, events)
+        log.info("room %s: filled a gap of %d events", chain.room_id, len(events) - 1)
+        return events
+
+    def _fetch_back(self, room_id: str, newest: Event, known: Callable[[str], bool]) -> List[Event]:
+        """Events from the first unknown one up to ``newest``, oldest first, every link checked."""
+        assert self.backfill is not None
+        chain = [newest]
+        cursor = newest
+        while cursor.prev_event and not known(cursor.prev_event):
+            if len(chain) > MAX_CATCH_UP:
+                raise MalformedError(f"room {room_id}: catch-up longer than {MAX_CATCH_UP} events")
+            batch = self.backfill(room_id, cursor.event_id, BACKFILL_LIMIT)
+            if not batch:
+                raise NotFoundError(f"the hub of {room_id} returned no events before {cursor.event_id}")
+            for event in batch:
+                if event.event_id != cursor.prev_event:
+                    raise MalformedError(f"backfill of {room_id}: {event.event_id} is not the prev of {cursor.event_id}")
+                chain.append(event)
+                cursor = event
+                if not cursor.prev_event or known(cursor.prev_event):
+                    break
+        chain.reverse()
+        return chain
+
+    def _check_signatures(self, events: List[Event]) -> None:
+        servers = {e.origin_server for e in events} | {_hub_of(events[0].room_id)}
+        ring = self.keys.ensure(servers)
+        for event in events:
+            event.verify(ring)
+
+    def _append(self, chain: RoomChain, events: List[Event]) -> None:
+        """Policy-check, apply and store events that follow the chain's last event."""
+        start = chain.count
+        try:
+            for event in events:
+                chain.append(event, event_id=event.event_id)
+            self.store.append_many([self._row(chain.room_id, start + i, e) for i, e in enumerate(events)])
+        except BaseException:
+            # Nothing of this batch is stored; the in-memory state may be ahead: reload it.
+            self._chains.pop(chain.room_id, None)
+            raise
+
+    @staticmethod
+    def _row(room_id: str, index: int, event: Event) -> EventRow:
+        return EventRow(room_id, index, event.event_id, event.prev_event, event.encode(), event.type, event.state_key, event.sender)
+
+    # --- reading --------------------------------------------------------------------------------
+
+    def get_event(self, room_id: str, event_id: str) -> Event:
+        raw = self.store.get_event(room_id, event_id)
+        if raw is None:
+            raise NotFoundError(f"no event {event_id} in {room_id}")
+        return Event.decode(raw)

@@ -1,0 +1,351 @@
+"""The hub: sequences the rooms whose room ID names this server.
+
+``Hub.accept`` is the hub's whole job for one limited event, in this order (PROFILE.md
+sections 2, 4 and 7): the TLS peer is the origin server, the origin signature and the exact
+content hash check, the shape (type registry, state key, content), the auth events are
+selected and the policy is applied to the state before the event, ``prev_event`` is filled,
+the hub signs, and the event is appended durably together with its fan-out queue entries.
+Only then does ``accept`` return, so an acknowledged event is never lost.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+from collections import OrderedDict
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+
+from .._core import (
+    BadSignatureError,
+    CreateContent,
+    Event,
+    InternalError,
+    LimitedEvent,
+    MalformedError,
+    NotFoundError,
+    NotHubError,
+    UnauthorizedError,
+    UnknownRoomError,
+    UserContent,
+    decode_events,
+    parse_room_id,
+    parse_user_id,
+    sha256,
+)
+from ..content import Participation
+from ..room.registry import EventTypeRegistry, PolicyRegistry
+from .chain import RoomChain
+from .keys import KeyStore
+from .store import ChainConflictError, EventStore
+
+log = logging.getLogger(__name__)
+
+DEFAULT_ENCRYPTION = "org.mimi.plaintext"
+#: Appends retried after another writer (a second hub process on the same database) won a race.
+CONFLICT_RETRIES = 8
+#: Non-state submits remembered per room for idempotent retries (see ``_recent``).
+RECENT_SUBMITS = 100_000
+LOAD_BATCH = 4096
+
+
+def _server_of(identifier: str) -> str:
+    return identifier.split(":", 1)[1]
+
+
+class _HubRoom:
+    def __init__(self, chain: RoomChain) -> None:
+        self.chain = chain
+        self.lock = threading.Lock()
+        # sha256(limited event) -> event ID of non-state submits already accepted, so that a
+        # retried (or replayed) submit returns the accepted event instead of a duplicate.
+        self.recent: "OrderedDict[bytes, str]" = OrderedDict()
+
+    def remember(self, digest: bytes, event_id: str) -> None:
+        self.recent[digest] = event_id
+        if len(self.recent) > RECENT_SUBMITS:
+            self.recent.popitem(last=False)
+
+
+class Hub:
+    def __init__(
+        self,
+        server_name: str,
+        keys: KeyStore,
+        store: EventStore,
+        *,
+        registry: Optional[EventTypeRegistry] = None,
+        policies: Optional[PolicyRegistry] = None,
+    ) -> None:
+        self.server_name = server_name
+        self.keys = keys
+        self.store = store
+        self.registry = registry
+        self.policies = policies
+        self._rooms: Dict[str, _HubRoom] = {}
+        self._rooms_lock = threading.Lock()
+
+    # --- rooms ------------------------------------------------------------------------------
+
+    def is_hub_for(self, room_id: str) -> bool:
+        return parse_room_id(room_id)[1] == self.server_name
+
+    def rooms(self) -> List[str]:
+        return [r for r in self.store.rooms() if self.store.room_role(r) == "hub"]
+
+    def _room(self, room_id: str) -> _HubRoom:
+        room = self._rooms.get(room_id)
+        if room is not None:
+            return room
+        if not self.is_hub_for(room_id):
+            raise NotHubError(f"{self.server_name} is not the hub of {room_id}")
+        with self._rooms_lock:
+            room = self._rooms.get(room_id)
+            if room is None:
+                room = _HubRoom(self._load(room_id))
+                self._rooms[room_id] = room
+        return room
+
+    def _load(self, room_id: str) -> RoomChain:
+        """Rebuild a room's state from the store (events this hub checked before storing)."""
+        chain: Optional[RoomChain] = None
+        batch: List[bytes] = []
+        for _, raw in self.store.iter_events(room_id, batch=LOAD_BATCH):
+            batch.append(raw)
+            if len(batch) >= LOAD_BATCH:
+                chain = self._apply_stored(room_id, chain, batch)
+                batch = []
+        if batch:
+            chain = self._apply_stored(room_id, chain, batch)
+        if chain is None:
+            raise UnknownRoomError(f"unknown room {room_id}")
+        return chain
+
+    def _apply_stored(self, room_id: str, chain: Optional[RoomChain], blobs: List[bytes]) -> RoomChain:
+        for event in decode_events(blobs):
+            if chain is None:
+                chain = RoomChain.open(event, registry=self.registry, policies=self.policies)
+            else:
+                chain.apply_trusted(event)
+        assert chain is not None
+        return chain
+
+    def _catch_up(self, room: _HubRoom) -> None:
+        """Apply events another writer appended to the shared store since we last looked."""
+        latest = self.store.latest(room.chain.room_id)
+        if latest is None or latest[1] == room.chain.last_event_id:
+            return
+        start = room.chain.count
+        blobs = [raw for _, raw in self.store.iter_events(room.chain.room_id, start=start)]
+        for event in decode_events(blobs):
+            room.chain.apply_trusted(event)
+        log.info("room %s: caught up %d events written by another hub process", room.chain.room_id, len(blobs))
+
+    def _forget(self, room_id: str) -> None:
+        with self._rooms_lock:
+            self._rooms.pop(room_id, None)
+
+    def state(self, room_id: str):
+        """The room's current ``RoomState`` (read-only use)."""
+        return self._room(room_id).chain.state
+
+    # --- creating rooms and sending as local users ------------------------------------------
+
+    def create_room(
+        self,
+        creator: str,
+        *,
+        room_id: Optional[str] = None,
+        policy_id: str = "m.0",
+        encryption_algorithm: str = DEFAULT_ENCRYPTION,
+        initial_state: Sequence[Tuple[str, str, bytes]] = (),
+    ) -> List[Event]:
+        """Create a room in one call: the create event, the creator's join, then any initial
+        state events ``(type, state_key, content)`` sent by the creator."""
+        parse_user_id(creator)
+        if _server_of(creator) != self.server_name:
+            raise MalformedError(f"the creator {creator} must be a user of {self.server_name}")
+        if room_id is None:
+            room_id = f"!{secrets.token_urlsafe(12).replace('-', 'x').replace('_', 'y')}:{self.server_name}"
+        if not self.is_hub_for(room_id):
+            raise NotHubError(f"room {room_id} does not name {self.server_name}")
+        with self._rooms_lock:
+            if room_id in self._rooms or self.store.latest(room_id) is not None:
+                raise MalformedError(f"room {room_id} already exists")
+            key = self.keys.signing_key
+            content = CreateContent(policy_id, encryption_algorithm).encode()
+            create = LimitedEvent.create(room_id, "m.room.create", "", creator, content, key).to_event([], "", key)
+            chain = RoomChain.open(create, registry=self.registry, policies=self.policies)
+            self.store.put_room(room_id, "hub")
+            self.store.append(room_id, 0, create.event_id, "", create.encode(), create.type, "", creator, destinations=())
+            self._rooms[room_id] = _HubRoom(chain)
+        events = [create, self.send(room_id, creator, "m.room.user", creator, UserContent(Participation.JOIN).encode())]
+        for type_, state_key, body in initial_state:
+            events.append(self.send(room_id, creator, type_, state_key, body))
+        log.info("created room %s for %s", room_id, creator)
+        return events
+
+    def send(self, room_id: str, sender: str, type: str, state_key: Optional[str], content: bytes) -> Event:
+        """Send as a local user: sign as origin with this server's key, then accept."""
+        if _server_of(sender) != self.server_name:
+            raise UnauthorizedError(f"{sender} is not a user of {self.server_name}")
+        limited = LimitedEvent.create(room_id, type, state_key, sender, content, self.keys.signing_key)
+        return self.accept(limited)
+
+    # --- accepting ------------------------------------------------------------------------------
+
+    def accept(self, limited: LimitedEvent, *, peer: Optional[str] = None) -> Event:
+        """Check, sequence, sign and durably store one limited event; return the accepted event.
+
+        ``peer`` is the TLS peer's server name when the event came over the network: it must be
+        the event's origin server.  Raises the typed error of PROFILE.md section 7.
+        """
+        room_id = limited.room_id
+        if not self.is_hub_for(room_id):
+            raise NotHubError(f"{self.server_name} is not the hub of {room_id}")
+        origin = limited.origin_server
+        if peer is not None and peer != origin:
+            raise UnauthorizedError(f"{peer} may not submit events of {origin}")
+        room = self._room(room_id)
+        ring = self.keys.ensure([origin])
+        try:
+            limited.verify(ring)
+        except BadSignatureError:
+            # A signature under a key ID we have not seen: the origin may have rotated.
+            if not self.keys.refresh(origin):
+                raise
+            limited.verify(self.keys.ring)
+        digest = sha256(limited.encode())
+        with room.lock:
+            for attempt in range(CONFLICT_RETRIES):
+                self._catch_up(room)
+                existing = self._existing(room, limited, digest)
+                if existing is not None:
+                    return existing
+                event, content = self._sequence(room, limited)
+                try:
+                    self._store(room, event, content)
+                except ChainConflictError as exc:
+                    log.info("room %s: append raced another writer (%s); retrying", room_id, exc)
+                    room.chain = self._load(room_id)
+                    continue
+                if limited.state_key is None:
+                    room.remember(digest, event.event_id)
+                return event
+        raise InternalError(f"room {room_id}: could not append after {CONFLICT_RETRIES} conflicting writes")
+
+    def _existing(self, room: _HubRoom, limited: LimitedEvent, digest: bytes) -> Optional[Event]:
+        """A byte-identical resubmit of an accepted non-state event, or of the current state
+        event of its (type, state_key), returns that event and stores nothing."""
+        state = room.chain.state
+        if limited.state_key is None:
+            event_id = room.recent.get(digest)
+            if event_id is None:
+                return None
+            raw = self.store.get_event(state.room_id, event_id)
+            return Event.decode(raw) if raw is not None else None
+        current = state.get(limited.type, limited.state_key)
+        if current is None or current.is_redacted():
+            return None
+        return current if current.limited() == limited else None
+
+    def _sequence(self, room: _HubRoom, limited: LimitedEvent) -> Tuple[Event, object]:
+        """Shape, auth events, prev event, policy and the hub signature (no state change)."""
+        state = room.chain.state
+        content = state.registry.check_shape(limited, state)
+        auth = state.policy.select_auth_events(state, limited.type, limited.state_key, limited.sender, content)
+        event = limited.to_event(auth, state.last_event_id or "", self.keys.signing_key)
+        state.policy.check(state, event, content=content)
+        return event, content
+
+    def _store(self, room: _HubRoom, event: Event, content: object) -> None:
+        """Apply to the state, then append with the fan-out queue in one transaction; on any
+        storage failure the in-memory state is rebuilt from the store."""
+        chain = room.chain
+        index = chain.count
+        prev = chain.last_event_id or ""
+        chain.state.apply(event, content, event_id=event.event_id)
+        destinations = sorted(chain.fanout(event, self.server_name))
+        try:
+            self.store.append(
+                chain.room_id,
+                index,
+                event.event_id,
+                prev,
+                event.encode(),
+                event.type,
+                event.state_key,
+                event.sender,
+                destinations=destinations,
+            )
+        except ChainConflictError:
+            raise  # the caller reloads and retries
+        except Exception as exc:
+            log.exception("room %s: storing event %s failed", chain.room_id, event.event_id)
+            room.chain = self._load(chain.room_id)
+            raise InternalError(f"storing the event failed: {exc}") from exc
+        log.debug("room %s: accepted %s #%d -> %s", chain.room_id, event.event_id, index, destinations)
+
+    # --- reading ------------------------------------------------------------------------------
+
+    def _visible(self, room: _HubRoom, index: int, event: Event, for_server: Optional[str]) -> Event:
+        if for_server is None or for_server == self.server_name or event.is_state:
+            return event
+        state = room.chain.state
+        if state.history is not None and state.policy.visible_to_server(state.history, index, for_server):
+            return event
+        return event.redacted()
+
+    def get_event(self, room_id: str, event_id: str, *, for_server: Optional[str] = None) -> Event:
+        room = self._room(room_id)
+        index = self.store.index_of(room_id, event_id)
+        raw = self.store.get_event(room_id, event_id) if index is not None else None
+        if raw is None or index is None:
+            raise NotFoundError(f"no event {event_id} in {room_id}")
+        return self._visible(room, index, Event.decode(raw), for_server)
+
+    def get_state(self, room_id: str, type: str, state_key: str) -> Event:
+        room = self._room(room_id)
+        event = room.chain.state.get(type, state_key)
+        if event is None:
+            raise NotFoundError(f"no state event ({type}, {state_key!r}) in {room_id}")
+        return event
+
+    def backfill(self, room_id: str, before: str, limit: int, *, for_server: Optional[str] = None) -> List[Event]:
+        """Up to ``limit`` events preceding ``before``, newest first."""
+        room = self._room(room_id)
+        index = self.store.index_of(room_id, before)
+        if index is None:
+            raise NotFoundError(f"no event {before} in {room_id}")
+        start = max(0, index - limit)
+        rows = list(self.store.iter_events(room_id, start=start, end=index))
+        events = decode_events([raw for _, raw in rows])
+        out = [self._visible(room, i, e, for_server) for (i, _), e in zip(rows, events)]
+        out.reverse()
+        return out
+
+    def snapshot(self, room_id: str) -> Tuple[List[Event], List[Event], str]:
+        """Current state events, their auth chain (every event reachable through auth_events,
+        oldest first) and the latest event ID."""
+        room = self._room(room_id)
+        with room.lock:
+            state = room.chain.state
+            events = state.events()
+            latest = state.last_event_id or ""
+        return events, self.auth_chain(room_id, events), latest
+
+    def auth_chain(self, room_id: str, events: Iterable[Event]) -> List[Event]:
+        seen: Dict[str, Tuple[int, Event]] = {}
+        todo = [a for e in events for a in e.auth_events]
+        while todo:
+            event_id = todo.pop()
+            if event_id in seen:
+                continue
+            index = self.store.index_of(room_id, event_id)
+            raw = self.store.get_event(room_id, event_id)
+            if raw is None or index is None:
+                raise InternalError(f"auth event {event_id} of {room_id} is missing from the store")
+            event = Event.decode(raw)
+            seen[event_id] = (index, event)
+            todo.extend(event.auth_events)
+        return [e for _, e in sorted(seen.values(), key=lambda item: item[0])]

@@ -1,0 +1,60 @@
+"""In-process hub and followers for node tests: real keys, real SQLite stores, deliveries
+taken from the hub's durable fan-out queue."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Dict, List
+
+import mimi_signaling as m
+from mimi_signaling.content import Participation
+from mimi_signaling.node.follower import Follower
+from mimi_signaling.node.hub import Hub
+from mimi_signaling.node.keys import KeyStore
+from mimi_signaling.storage import open_store
+
+
+class Network:
+    """One hub server and some follower servers, all knowing each other's keys."""
+
+    def __init__(self, tmp: Path, hub: str, followers: List[str]) -> None:
+        self.keys = {name: m.SigningKey.generate() for name in [hub, *followers]}
+        self.stores = {name: open_store(f"sqlite:///{tmp}/{name}.db") for name in self.keys}
+        self.keystores = {name: KeyStore(name, self.keys[name], self.stores[name]) for name in self.keys}
+        for name, ks in self.keystores.items():
+            for other, key in self.keys.items():
+                if other != name:
+                    ks.add_server_keys(m.ServerKeys(other, [key.verify_key()]))
+        self.hub = Hub(hub, self.keystores[hub], self.stores[hub])
+        self.followers: Dict[str, Follower] = {
+            f: Follower(f, self.keystores[f], self.stores[f], backfill=self._backfill_for(f)) for f in followers
+        }
+
+    def _backfill_for(self, follower: str):
+        return lambda room_id, before, limit: self.hub.backfill(room_id, before, limit, for_server=follower)
+
+    def submit(self, room_id: str, sender: str, type: str, state_key, content: bytes) -> m.Event:
+        origin = sender.split(":", 1)[1]
+        limited = m.LimitedEvent.create(room_id, type, state_key, sender, content, self.keys[origin])
+        return self.hub.accept(limited, peer=origin)
+
+    def pending(self, destination: str) -> List[m.Event]:
+        return [m.Event.decode(q.event_bytes) for q in self.stores[self.hub.server_name].pending(destination, 10_000)]
+
+    def deliver_all(self) -> None:
+        """Drain the hub's queue to every follower, in order."""
+        store = self.stores[self.hub.server_name]
+        for dest in store.destinations_with_pending():
+            for q in store.pending(dest, 10_000):
+                self.followers[dest].receive(m.Event.decode(q.event_bytes), peer=self.hub.server_name)
+                store.ack(dest, q.queue_id)
+
+    def join(self, room_id: str, user: str) -> m.Event:
+        event = self.submit(room_id, user, "m.room.user", user, m.UserContent(Participation.JOIN).encode())
+        follower = self.followers[user.split(":", 1)[1]]
+        follower.sync(room_id, event)
+        return event
+
+    def close(self) -> None:
+        for s in self.stores.values():
+            s.close()

@@ -1,0 +1,10 @@
+from __future__ import annotations
+
+import pytest
+
+from transport_helpers import PKI, make_pki
+
+
+@pytest.fixture
+def pki(tmp_path) -> PKI:
+    return make_pki(tmp_path)

@@ -1,0 +1,248 @@
+"""DeliveryWorker: ordered fan-out to followers, over real mutual TLS on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections import OrderedDict
+from typing import Dict, List, Tuple
+
+import mimi_signaling as ms
+from mimi_signaling.node.store import QueuedEvent
+from mimi_signaling.storage import open_store
+from mimi_signaling.transport import DELIVER, DeliveryWorker, SignalingClient, SignalingServer
+from transport_helpers import RecordingHandler, free_port, run, wait_until
+
+HUB = "hub.test"
+F1 = "follower1.test"
+F2 = "follower2.test"
+
+
+class FakeStore:
+    """In-memory stand-in for node/store.py's delivery queue (synchronous, thread-safe)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._queues: Dict[str, "OrderedDict[int, bytes]"] = {}
+        self._next = 1
+        self.acked: List[Tuple[str, int]] = []
+
+    def append(self, destination: str, event: bytes) -> int:
+        with self._lock:
+            qid = self._next
+            self._next += 1
+            self._queues.setdefault(destination, OrderedDict())[qid] = event
+            return qid
+
+    def destinations_with_pending(self) -> List[str]:
+        with self._lock:
+            return [d for d, q in self._queues.items() if q]
+
+    def pending(self, destination: str, limit: int) -> List[QueuedEvent]:
+        with self._lock:
+            items = list(self._queues.get(destination, {}).items())[:limit]
+        return [QueuedEvent(qid, "!room:hub.test", f"$e{qid}", event) for qid, event in items]
+
+    def ack(self, destination: str, queue_id: int) -> None:
+        with self._lock:
+            self._queues[destination].pop(queue_id, None)
+            self.acked.append((destination, queue_id))
+
+    def size(self, destination: str) -> int:
+        with self._lock:
+            return len(self._queues.get(destination, {}))
+
+
+def events(prefix: str, n: int) -> List[bytes]:
+    return [f"{prefix}-event-{i:03d}".encode() for i in range(n)]
+
+
+async def start_follower(pki, name: str, handler, port: int = 0) -> SignalingServer:
+    server = SignalingServer(handler, pki.server_context(name), ds_domain=name)
+    await server.start("127.0.0.1", port)
+    return server
+
+
+def test_down_follower_gets_everything_in_order_once_up_and_others_are_not_blocked(pki):
+    async def main():
+        store = FakeStore()
+        f1_port = free_port()  # nothing listens here yet: follower 1 is down
+        f2_handler = RecordingHandler(lambda t, p, peer: b"")
+        f2 = await start_follower(pki, F2, f2_handler)
+        client = SignalingClient(
+            pki.client_context(HUB),
+            peers={F1: f"https://127.0.0.1:{f1_port}", F2: f2.url},
+            max_retries=0,
+        )
+        worker = DeliveryWorker(
+            store, client, batch_size=7, backoff_base=0.05, backoff_max=0.3, poll_interval=60
+        )
+        f1_events, f2_events = events("one", 25), events("two", 25)
+        for a, b in zip(f1_events, f2_events):
+            store.append(F1, a)
+            store.append(F2, b)
+        await worker.start()
+        f1 = None
+        try:
+            # Follower 2 is served completely while follower 1 keeps failing.
+            await wait_until(lambda: len(f2_handler.calls) == len(f2_events))
+            await wait_until(lambda: worker.failures.get(F1, 0) >= 3)
+            assert store.size(F1) == len(f1_events)
+
+            f1_handler = RecordingHandler(lambda t, p, peer: b"")
+            f1 = await start_follower(pki, F1, f1_handler, port=f1_port)
+            await wait_until(lambda: store.size(F1) == 0)
+
+            assert [c[1] for c in f1_handler.calls] == f1_events
+            assert [c[1] for c in f2_handler.calls] == f2_events
+            assert {c[0] for c in f1_handler.calls + f2_handler.calls} == {DELIVER}
+            assert {c[2] for c in f1_handler.calls + f2_handler.calls} == {HUB}
+            assert worker.failures.get(F1, 0) == 0
+            assert worker.delivered == 50
+
+            # wake() delivers a new append promptly (poll_interval is 60 s).
+            store.append(F1, b"late")
+            worker.wake()
+            await wait_until(lambda: store.size(F1) == 0, deadline=10)
+            assert f1_handler.calls[-1][1] == b"late"
+
+            # wake() from another thread works too.
+            store.append(F2, b"from-thread")
+            t = threading.Thread(target=worker.wake)
+            t.start()
+            t.join()
+            await wait_until(lambda: store.size(F2) == 0, deadline=10)
+            assert f2_handler.calls[-1][1] == b"from-thread"
+        finally:
+            await worker.stop()
+            await client.close()
+            await f2.stop()
+            if f1 is not None:
+                await f1.stop()
+
+    run(main())
+
+
+def test_rejected_event_is_dropped_and_the_queue_goes_on(pki):
+    async def main():
+        def answer(t, payload, peer):
+            if payload == b"bad":
+                raise ms.PolicyRejectedError("not for us")
+            return b""
+
+        store = FakeStore()
+        handler = RecordingHandler(answer)
+        f1 = await start_follower(pki, F1, handler)
+        rejected = []
+        client = SignalingClient(pki.client_context(HUB), peers={F1: f1.url}, max_retries=0)
+        worker = DeliveryWorker(
+            store, client, backoff_base=0.05, backoff_max=0.2, poll_interval=60,
+            on_rejected=lambda d, q, e, exc: rejected.append((d, e, type(exc))),
+        )
+        for e in (b"a", b"bad", b"c"):
+            store.append(F1, e)
+        await worker.start()
+        try:
+            await wait_until(lambda: store.size(F1) == 0)
+        finally:
+            await worker.stop()
+            await client.close()
+            await f1.stop()
+        assert [c[1] for c in handler.calls] == [b"a", b"bad", b"c"]
+        assert rejected == [(F1, b"bad", ms.PolicyRejectedError)]
+        assert worker.rejected == 1 and worker.delivered == 2
+
+    run(main())
+
+
+def test_rate_limited_delivery_is_retried_not_dropped(pki):
+    async def main():
+        state = {"n": 0}
+
+        def answer(t, payload, peer):
+            state["n"] += 1
+            if state["n"] <= 2:
+                raise ms.RateLimitedError("slow down")
+            return b""
+
+        store = FakeStore()
+        handler = RecordingHandler(answer)
+        f1 = await start_follower(pki, F1, handler)
+        client = SignalingClient(pki.client_context(HUB), peers={F1: f1.url}, max_retries=0)
+        worker = DeliveryWorker(store, client, backoff_base=0.05, backoff_max=0.2, poll_interval=60)
+        store.append(F1, b"only")
+        await worker.start()
+        try:
+            await wait_until(lambda: store.size(F1) == 0)
+        finally:
+            await worker.stop()
+            await client.close()
+            await f1.stop()
+        assert [c[1] for c in handler.calls] == [b"only"] * 3
+        assert worker.rejected == 0 and worker.delivered == 1
+
+    run(main())
+
+
+def test_delivery_from_a_real_sqlite_store(pki, tmp_path):
+    """The worker against the real SQLite store: a room's events reach a follower that was
+    down at first, in chain order, and the queue ends empty."""
+
+    async def main():
+        store = open_store(f"sqlite:///{tmp_path}/hub.db")
+        room = "!room:hub.test"
+        blobs = events("chain", 30)
+        prev = ""
+        for i, blob in enumerate(blobs[:20]):
+            store.append(room, i, f"$ev{i}", prev, blob, "org.example.msg", None, "@a:hub.test", [F1])
+            prev = f"$ev{i}"
+        port = free_port()
+        client = SignalingClient(pki.client_context(HUB), peers={F1: f"https://127.0.0.1:{port}"}, max_retries=0)
+        worker = DeliveryWorker(store, client, batch_size=8, backoff_base=0.05, backoff_max=0.3, poll_interval=60)
+        await worker.start()
+        handler = RecordingHandler(lambda t, p, peer: b"")
+        f1 = None
+        try:
+            await wait_until(lambda: worker.failures.get(F1, 0) >= 2)
+            f1 = await start_follower(pki, F1, handler, port=port)
+            for i, blob in enumerate(blobs[20:], start=20):  # more arrive meanwhile
+                await asyncio.to_thread(
+                    store.append, room, i, f"$ev{i}", prev, blob, "org.example.msg", None, "@a:hub.test", [F1]
+                )
+                prev = f"$ev{i}"
+                worker.wake()
+            await wait_until(lambda: store.destinations_with_pending() == [] and len(handler.calls) == 30)
+        finally:
+            await worker.stop()
+            await client.close()
+            if f1 is not None:
+                await f1.stop()
+            store.close()
+        assert [c[1] for c in handler.calls] == blobs
+
+    run(main())
+
+
+def test_backoff_is_bounded():
+    worker = DeliveryWorker(FakeStore(), client=None, backoff_base=0.5, backoff_max=8.0)
+    delays = [worker.backoff_delay(n) for n in range(1, 200)]
+    assert all(0 < d <= 8.0 for d in delays)
+    assert delays[0] <= 0.5
+    assert min(delays[10:]) >= 4.0  # grows to the cap (equal jitter keeps at least half)
+
+
+def test_store_items_as_objects_are_accepted():
+    from mimi_signaling.transport.delivery import _unpack
+
+    class Item:
+        def __init__(self, queue_id, event):
+            self.queue_id, self.event = queue_id, event
+
+    class FakeEvent:
+        def encode(self):
+            return b"encoded"
+
+    assert _unpack((3, b"x")) == (3, b"x")
+    assert _unpack(QueuedEvent(7, "!r:hub.test", "$e", b"bytes")) == (7, b"bytes")
+    assert _unpack(Item(4, b"y")) == (4, b"y")
+    assert _unpack(Item(5, FakeEvent())) == (5, b"encoded")
