@@ -1,0 +1,147 @@
+"""Several servers as separate ``mimi serve`` processes on loopback, with mutual TLS
+certificates from one private CA made for the run: used by ``mimi demo`` and the end-to-end
+tests."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+from .config import Config
+from .service import LocalClient
+
+log = logging.getLogger(__name__)
+
+START_TIMEOUT = 60.0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class ServerProcess:
+    def __init__(self, name: str, config_path: Path, log_path: Path) -> None:
+        self.name = name
+        self.config_path = config_path
+        self.log_path = log_path
+        self.proc: Optional[subprocess.Popen] = None
+        self.config = Config.load(config_path)
+        self.client = LocalClient(self.config)
+
+    def start(self, *, timeout: float = START_TIMEOUT) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            return
+        log_file = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "mimi_signaling.cli", "-v", "serve", "--config", str(self.config_path)],
+            stdout=subprocess.PIPE,
+            stderr=log_file,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        log_file.close()
+        deadline = time.monotonic() + timeout
+        assert self.proc.stdout is not None
+        while time.monotonic() < deadline:
+            line = self.proc.stdout.readline()
+            if not line:
+                raise RuntimeError(f"{self.name} exited during start (see {self.log_path})")
+            if b"ready on" in line:
+                return
+        raise RuntimeError(f"{self.name} did not become ready in {timeout:.0f} s")
+
+    def stop(self, sig: int = signal.SIGTERM, *, timeout: float = 30.0) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(sig)
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(10)
+
+    def kill(self) -> None:
+        self.stop(signal.SIGKILL)
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def call(self, request: str, /, **args: Any) -> Any:
+        return self.client.call(request, **args)
+
+
+class Cluster:
+    """``names`` are server names; every server knows every other through the peer map."""
+
+    def __init__(self, directory: Path, names: List[str], *, storage: Optional[Dict[str, str]] = None) -> None:
+        from .cli.init import init_server
+
+        self.directory = Path(directory)
+        ports = {n: free_port() for n in names}
+        urls = {n: f"https://127.0.0.1:{p}" for n, p in ports.items()}
+        self.servers: Dict[str, ServerProcess] = {}
+        for name in names:
+            d = self.directory / name
+            cfg = init_server(
+                name,
+                d,
+                listen=f"127.0.0.1:{ports[name]}",
+                ca_dir=self.directory / "ca",
+                storage=(storage or {}).get(name, ""),
+                peers={n: u for n, u in urls.items() if n != name},
+            )
+            self.servers[name] = ServerProcess(name, cfg, d / "server.log")
+
+    def __getitem__(self, name: str) -> ServerProcess:
+        return self.servers[name]
+
+    def start(self) -> None:
+        for s in self.servers.values():
+            s.start()
+
+    def stop(self) -> None:
+        for s in self.servers.values():
+            s.stop()
+
+    def __enter__(self) -> Cluster:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def wait_until(self, predicate, *, timeout: float = 60.0, interval: float = 0.1, what: str = "condition") -> None:
+        deadline = time.monotonic() + timeout
+        last: Any = None
+        while time.monotonic() < deadline:
+            try:
+                if predicate():
+                    return
+            except Exception as exc:  # noqa: BLE001 - keep polling until the deadline
+                last = exc
+            time.sleep(interval)
+        raise TimeoutError(f"timed out waiting for {what}" + (f" (last error: {last})" if last else ""))
+
+    def latest(self, name: str, room_id: str) -> Optional[str]:
+        history = self[name].call("history", room_id=room_id, limit=1)
+        return history[-1]["event_id"] if history else None
+
+    def wait_converged(self, room_id: str, names: List[str], *, timeout: float = 60.0) -> str:
+        """Wait until every named server's latest event equals the hub's; return it."""
+        hub = next(n for n in self.servers if room_id.endswith(":" + n))
+        target = self.latest(hub, room_id)
+        self.wait_until(
+            lambda: all(self.latest(n, room_id) == target for n in names),
+            timeout=timeout,
+            what=f"{names} to reach {target} in {room_id}",
+        )
+        return target or ""

@@ -1,0 +1,398 @@
+"""A running MIMI server: one process that is the hub of the rooms it created and a follower
+in the others, as a real provider is.
+
+``ServerNode`` implements the transport's ``SignalingHandler``: the seven transactions of
+PROFILE.md section 7, plus a small local administration API (``mimi.local.*``, JSON bodies)
+that only the server itself may call — the TLS peer must present this server's own
+certificate, which is how the ``mimi`` CLI on the same machine drives it.
+
+The hub and follower objects are synchronous (storage is synchronous and durable); they run
+in a thread pool so the event loop keeps serving.  Their network needs (fetching a peer's keys,
+backfilling from a hub) go back to the loop with ``run_coroutine_threadsafe``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable, Dict, List, Optional
+
+from . import (
+    Event,
+    LimitedEvent,
+    MalformedError,
+    NotHubError,
+    ServerKeys,
+    SigningKey,
+    UnauthorizedError,
+    UserContent,
+    decode_backfill_request,
+    decode_backfill_response,
+    decode_get_event_request,
+    decode_get_state_request,
+    decode_snapshot_request,
+    decode_snapshot_response,
+    encode_backfill_request,
+    encode_backfill_response,
+    encode_get_event_request,
+    encode_snapshot_request,
+    encode_snapshot_response,
+    parse_room_id,
+)
+from .config import Config, save_signing_key
+from .content import Participation, decode_content
+from .node.follower import Follower
+from .node.hub import Hub
+from .node.keys import KeyStore
+from .node.store import EventStore
+from .storage import open_store
+from .transport.client import SignalingClient
+from .transport.delivery import DeliveryWorker
+from .transport.server import SignalingServer
+
+log = logging.getLogger(__name__)
+
+SUBMIT = "mimi.signaling.submit"
+DELIVER = "mimi.signaling.deliver"
+GET_EVENT = "mimi.signaling.get_event"
+GET_STATE = "mimi.signaling.get_state"
+BACKFILL = "mimi.signaling.backfill"
+SNAPSHOT = "mimi.signaling.snapshot"
+KEYS = "mimi.signaling.keys"
+LOCAL_PREFIX = "mimi.local."
+LOCAL_TYPES = [
+    LOCAL_PREFIX + name
+    for name in ("create_room", "send", "membership", "state", "history", "rooms", "status", "rotate_key", "sync")
+]
+#: How long a thread waits for a network call it handed to the event loop.
+NETWORK_TIMEOUT = 60.0
+
+PARTICIPATION_NAMES = {p.name.lower(): p for p in Participation}
+
+
+def event_summary(event: Event, index: Optional[int] = None) -> Dict[str, Any]:
+    """A JSON-friendly description of an event (for the CLI and logs)."""
+    try:
+        content = decode_content(event.type, event.content)
+        shown = content.hex() if isinstance(content, bytes) else repr(content)
+    except Exception:  # noqa: BLE001 - a display helper never fails
+        shown = event.content.hex()
+    out: Dict[str, Any] = {
+        "event_id": event.event_id,
+        "type": event.type,
+        "sender": event.sender,
+        "state_key": event.state_key,
+        "content": shown,
+        "redacted": event.is_redacted(),
+    }
+    if index is not None:
+        out["index"] = index
+    return out
+
+
+class ServerNode:
+    """Hub + follower + transport for one server name."""
+
+    def __init__(self, config: Config, *, store: Optional[EventStore] = None, workers: int = 8) -> None:
+        self.config = config
+        self.server_name = config.server_name
+        self.store = store if store is not None else open_store(config.storage)
+        self.keys = KeyStore(
+            self.server_name,
+            config.load_signing_key(),
+            self.store,
+            expired=self._stored_expired_keys(),
+            fetch=self._fetch_keys_blocking,
+        )
+        self.hub = Hub(self.server_name, self.keys, self.store)
+        self.follower = Follower(self.server_name, self.keys, self.store, backfill=self._backfill_blocking)
+        self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"mimi-{self.server_name}")
+        self.client: Optional[SignalingClient] = None
+        self.server: Optional[SignalingServer] = None
+        self.delivery: Optional[DeliveryWorker] = None
+        self.loop: Optional[asyncio.AbstractEventLoop] = None
+        self.port: Optional[int] = None
+
+    # --- lifecycle ------------------------------------------------------------------------------
+
+    def _stored_expired_keys(self):
+        raw = self.store.get_server_keys(self.server_name)
+        if raw is None:
+            return []
+        return [k for k in ServerKeys.decode(raw).keys if k.expired_ts != 0]
+
+    async def start(self, *, delivery_backoff_max: float = 30.0) -> int:
+        self.loop = asyncio.get_running_loop()
+        self.client = SignalingClient.from_config(self.config)
+        self.server = SignalingServer.from_config(
+            self.config, self, transaction_types=[*_signaling_types(), *LOCAL_TYPES]
+        )
+        self.delivery = DeliveryWorker(self.store, self.client, backoff_max=delivery_backoff_max, backoff_base=0.2)
+        self.port = await self.server.start(self.config.listen_host, self.config.listen_port)
+        await self.delivery.start()
+        log.info("%s listening on %s:%d", self.server_name, self.config.listen_host, self.port)
+        # Catch up on the rooms we follow (events missed while this process was down).
+        asyncio.ensure_future(self._catch_up_followed_rooms())
+        return self.port
+
+    async def stop(self) -> None:
+        if self.delivery is not None:
+            await self.delivery.stop()
+        if self.server is not None:
+            await self.server.stop()
+        if self.client is not None:
+            await self.client.close()
+        self.executor.shutdown(wait=True)
+        self.store.close()
+
+    async def _run(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        assert self.loop is not None
+        return await self.loop.run_in_executor(self.executor, lambda: fn(*args, **kwargs))
+
+    def _blocking(self, coro: Any) -> Any:
+        """Run a coroutine on the server's loop from a worker thread and wait for it."""
+        assert self.loop is not None
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(NETWORK_TIMEOUT)
+
+    async def request(self, server_name: str, transaction_type: str, payload: bytes) -> bytes:
+        assert self.client is not None
+        return await self.client.request(server_name, transaction_type, payload)
+
+    def _fetch_keys_blocking(self, server_name: str) -> ServerKeys:
+        return ServerKeys.decode(self._blocking(self.request(server_name, KEYS, b"")))
+
+    def _backfill_blocking(self, room_id: str, before: str, limit: int) -> List[Event]:
+        hub = parse_room_id(room_id)[1]
+        body = self._blocking(self.request(hub, BACKFILL, encode_backfill_request(room_id, before, limit)))
+        return decode_backfill_response(body)
+
+    def _fetch_event_blocking(self, room_id: str, event_id: str) -> Event:
+        hub = parse_room_id(room_id)[1]
+        return Event.decode(self._blocking(self.request(hub, GET_EVENT, encode_get_event_request(room_id, event_id))))
+
+    async def _catch_up_followed_rooms(self) -> None:
+        for room_id in await self._run(self.follower.rooms):
+            try:
+                await self._run(self.sync_room, room_id)
+            except Exception as exc:  # noqa: BLE001 - the hub may be down; deliveries will come
+                log.info("catch-up of %s deferred: %s", room_id, exc)
+
+    # --- the signaling transactions ------------------------------------------------------------
+
+    async def handle(self, transaction_type: str, payload: bytes, peer: str) -> bytes:
+        if transaction_type.startswith(LOCAL_PREFIX):
+            if peer != self.server_name:
+                raise UnauthorizedError(f"{transaction_type} is only for {self.server_name} itself")
+            return await self._local(transaction_type[len(LOCAL_PREFIX) :], payload)
+        if transaction_type == SUBMIT:
+            event = await self._run(self.hub.accept, LimitedEvent.decode(payload), peer=peer)
+            assert self.delivery is not None
+            self.delivery.wake()
+            return event.encode()
+        if transaction_type == DELIVER:
+            await self._run(self.follower.receive, Event.decode(payload), peer=peer)
+            return b""
+        if transaction_type == GET_EVENT:
+            room_id, event_id = decode_get_event_request(payload)
+            if self.hub.is_hub_for(room_id):
+                event = await self._run(self.hub.get_event, room_id, event_id, for_server=peer)
+            else:
+                event = await self._run(self.follower.get_event, room_id, event_id)
+                if peer != parse_room_id(room_id)[1] and not event.is_state:
+                    event = event.redacted()  # a follower keeps no visibility history: serve redacted
+            return event.encode()
+        if transaction_type == GET_STATE:
+            room_id, type_, state_key = decode_get_state_request(payload)
+            self._require_hub(room_id)
+            return (await self._run(self.hub.get_state, room_id, type_, state_key)).encode()
+        if transaction_type == BACKFILL:
+            room_id, before, limit = decode_backfill_request(payload)
+            self._require_hub(room_id)
+            events = await self._run(self.hub.backfill, room_id, before, limit, for_server=peer)
+            return encode_backfill_response(events)
+        if transaction_type == SNAPSHOT:
+            room_id = decode_snapshot_request(payload)
+            self._require_hub(room_id)
+            state = await self._run(self.hub.state, room_id)
+            if not any(state.server_of(u) == peer for u in state.users()):
+                raise UnauthorizedError(f"{peer} has no user with a participation state in {room_id}")
+            events, chain, latest = await self._run(self.hub.snapshot, room_id)
+            return encode_snapshot_response(events, chain, latest)
+        if transaction_type == KEYS:
+            if payload:
+                raise MalformedError("the keys transaction has an empty body")
+            return self.keys.own_keys().encode()
+        raise MalformedError(f"unknown transaction type {transaction_type!r}")
+
+    def _require_hub(self, room_id: str) -> None:
+        if not self.hub.is_hub_for(room_id):
+            raise NotHubError(f"{self.server_name} is not the hub of {room_id}")
+
+    # --- acting for local users ----------------------------------------------------------------
+
+    def submit_local(self, room_id: str, sender: str, type_: str, state_key: Optional[str], content: bytes) -> Event:
+        """Send an event as one of our users: to our own hub, or to the room's hub; the
+        accepted event is then applied here as a follower would (blocking; run in a thread)."""
+        if sender.split(":", 1)[1] != self.server_name:
+            raise UnauthorizedError(f"{sender} is not a user of {self.server_name}")
+        limited = LimitedEvent.create(room_id, type_, state_key, sender, content, self.keys.signing_key)
+        if self.hub.is_hub_for(room_id):
+            event = self.hub.accept(limited)
+            if self.delivery is not None:
+                self.delivery.wake()
+            return event
+        hub = parse_room_id(room_id)[1]
+        event = Event.decode(self._blocking(self.request(hub, SUBMIT, limited.encode())))
+        if event.limited() != limited:
+            raise MalformedError(f"{hub} answered the submit with a different event")
+        self.follower.keys.ensure([hub])
+        event.verify(self.keys.ring)
+        if self.follower.follows(room_id):
+            self.follower.receive(event)
+        else:
+            self.join_flow(room_id, event)
+        return event
+
+    def join_flow(self, room_id: str, accepted: Event) -> None:
+        """After our user's join (or any first event of ours) was accepted by a remote hub:
+        take the state and auth chain with ``snapshot``, the history with ``backfill``, check
+        all of it, and follow the room from then on."""
+        hub = parse_room_id(room_id)[1]
+        state, auth_chain, latest = decode_snapshot_response(
+            self._blocking(self.request(hub, SNAPSHOT, encode_snapshot_request(room_id)))
+        )
+        ring = self.keys.ensure({hub} | {e.origin_server for e in state + auth_chain})
+        for event in state + auth_chain:
+            event.verify(ring)
+        newest = accepted if latest == accepted.event_id else self._fetch_event_blocking(room_id, latest)
+        self.follower.sync(room_id, newest)
+        ours = self.follower.state(room_id).state_ids()
+        theirs = {(e.type, e.state_key): e.event_id for e in state}
+        if {k: v for k, v in ours.items()} != theirs:
+            log.warning("room %s: replayed state differs from the hub's snapshot", room_id)
+            raise MalformedError(f"the snapshot of {room_id} does not match the replayed history")
+        log.info("joined %s: %d state events, %d in the auth chain", room_id, len(state), len(auth_chain))
+
+    def sync_room(self, room_id: str) -> int:
+        """Fetch what we missed in a followed room (e.g. after a restart); returns the count."""
+        hub = parse_room_id(room_id)[1]
+        _, _, latest = decode_snapshot_response(
+            self._blocking(self.request(hub, SNAPSHOT, encode_snapshot_request(room_id)))
+        )
+        if self.store.index_of(room_id, latest) is not None:
+            return 0
+        return len(self.follower.sync(room_id, self._fetch_event_blocking(room_id, latest)))
+
+    def room_state(self, room_id: str):
+        return self.hub.state(room_id) if self.hub.is_hub_for(room_id) else self.follower.state(room_id)
+
+    # --- the local administration API ----------------------------------------------------------
+
+    async def _local(self, name: str, payload: bytes) -> bytes:
+        try:
+            args = json.loads(payload.decode() or "{}")
+        except ValueError as exc:
+            raise MalformedError(f"local request body is not JSON: {exc}") from exc
+        handler = getattr(self, f"_local_{name}", None)
+        if handler is None:
+            raise MalformedError(f"unknown local request {name!r}")
+        result = await self._run(handler, **args)
+        return json.dumps(result).encode()
+
+    def _local_create_room(self, creator: str, room_id: Optional[str] = None, join_rule: Optional[str] = None,
+                           name: Optional[str] = None) -> Dict[str, Any]:
+        from . import JoinRulesContent, TextContent
+        from .content import JoinRule
+
+        initial = []
+        if join_rule:
+            initial.append(("m.room.join_rules", "", JoinRulesContent(JoinRule[join_rule.upper()]).encode()))
+        if name:
+            initial.append(("m.room.name", "", TextContent(name.encode()).encode()))
+        events = self.hub.create_room(creator, room_id=room_id, initial_state=initial)
+        if self.delivery is not None:
+            self.delivery.wake()
+        return {"room_id": events[0].room_id, "events": [event_summary(e) for e in events]}
+
+    def _local_send(self, room_id: str, sender: str, type: str, content_hex: str = "", text: Optional[str] = None,
+                    state_key: Optional[str] = None) -> Dict[str, Any]:
+        content = text.encode() if text is not None else bytes.fromhex(content_hex)
+        return event_summary(self.submit_local(room_id, sender, type, state_key, content))
+
+    def _local_membership(self, room_id: str, sender: str, target: str, participation: str,
+                          reason: str = "") -> Dict[str, Any]:
+        try:
+            value = PARTICIPATION_NAMES[participation]
+        except KeyError:
+            raise MalformedError(f"participation must be one of {sorted(PARTICIPATION_NAMES)}") from None
+        content = UserContent(value, reason.encode()).encode()
+        return event_summary(self.submit_local(room_id, sender, "m.room.user", target, content))
+
+    def _local_state(self, room_id: str) -> List[Dict[str, Any]]:
+        state = self.room_state(room_id)
+        return [event_summary(e) for e in state.events()]
+
+    def _local_history(self, room_id: str, limit: int = 50) -> List[Dict[str, Any]]:
+        latest = self.store.latest(room_id)
+        if latest is None:
+            return []
+        start = max(0, latest[0] + 1 - limit)
+        return [event_summary(Event.decode(raw), i) for i, raw in self.store.iter_events(room_id, start=start)]
+
+    def _local_rooms(self) -> List[Dict[str, Any]]:
+        out = []
+        for room_id in self.store.rooms():
+            latest = self.store.latest(room_id)
+            out.append({"room_id": room_id, "role": self.store.room_role(room_id), "events": (latest[0] + 1) if latest else 0})
+        return out
+
+    def _local_status(self) -> Dict[str, Any]:
+        queues = {d: self.store.queue_length(d) for d in self.store.destinations_with_pending()}
+        return {"server_name": self.server_name, "port": self.port, "rooms": self._local_rooms(), "queues": queues,
+                "key_id": self.keys.signing_key.key_id}
+
+    def _local_sync(self, room_id: str) -> Dict[str, Any]:
+        return {"fetched": self.sync_room(room_id)}
+
+    def _local_rotate_key(self) -> Dict[str, Any]:
+        """Start signing with a fresh key; the old one stays published as expired."""
+        old = self.keys.signing_key.key_id
+        new = SigningKey.generate()
+        save_signing_key(self.config.signing_key, new, overwrite=True)
+        self.keys.rotate(new)
+        self.store.put_server_keys(self.server_name, self.keys.own_keys().encode())
+        return {"old_key_id": old, "new_key_id": new.key_id}
+
+
+def _signaling_types() -> List[str]:
+    from . import TRANSACTION_TYPES
+
+    return list(TRANSACTION_TYPES)
+
+
+class LocalClient:
+    """Drives a running server through its local administration API (the ``mimi`` CLI)."""
+
+    def __init__(self, config: Config, *, timeout: float = 120.0) -> None:
+        self.config = config
+        self.timeout = timeout
+        host = config.listen_host
+        if host in ("0.0.0.0", "", "::"):
+            host = "127.0.0.1"
+        if ":" in host and not host.startswith("["):
+            host = f"[{host}]"
+        self.url = f"https://{host}:{config.listen_port}"
+
+    async def _call(self, name: str, args: Dict[str, Any]) -> Any:
+        client = SignalingClient.from_config(
+            self.config, peers={**self.config.peers, self.config.server_name: self.url}, timeout=self.timeout,
+            max_retries=0,
+        )
+        async with client:
+            body = await client.request(self.config.server_name, LOCAL_PREFIX + name, json.dumps(args).encode())
+        return json.loads(body.decode())
+
+    def call(self, request: str, /, **args: Any) -> Any:
+        return asyncio.run(self._call(request, args))
