@@ -1,8 +1,14 @@
 #!/usr/bin/env bash
-# Install into a fresh virtualenv and run the whole test suite: the README's test command.
-# PostgreSQL tests use $MIMI_TEST_PG_URL when set, else start a throwaway server themselves.
+# The README's test command: install into a fresh virtualenv and run the whole test suite.
+# PostgreSQL: uses $MIMI_TEST_PG_URL when set; otherwise (as root) installs Debian's package if
+# needed and starts a throwaway server on 127.0.0.1 for the run (.ci/postgres.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if [ -z "${MIMI_TEST_PG_URL:-}" ] && [ "$(id -u)" -eq 0 ]; then
+    MIMI_TEST_PG_URL="$(bash .ci/postgres.sh)"
+    export MIMI_TEST_PG_URL
+    trap 'bash .ci/postgres.sh stop >/dev/null 2>&1 || true' EXIT
+fi
 python3 -m venv .venv
 . .venv/bin/activate
 pip install --quiet --upgrade pip
