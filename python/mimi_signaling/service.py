@@ -17,10 +17,11 @@ import asyncio
 import json
 import logging
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from . import (
     Event,
+    InternalError,
     LimitedEvent,
     MalformedError,
     NotHubError,
@@ -114,6 +115,7 @@ class ServerNode:
         self.delivery: Optional[DeliveryWorker] = None
         self.loop: Optional[asyncio.AbstractEventLoop] = None
         self.port: Optional[int] = None
+        self.batcher: Optional[SubmitBatcher] = None
 
     # --- lifecycle ------------------------------------------------------------------------------
 
@@ -130,6 +132,8 @@ class ServerNode:
             self.config, self, transaction_types=[*_signaling_types(), *LOCAL_TYPES]
         )
         self.delivery = DeliveryWorker(self.store, self.client, backoff_max=delivery_backoff_max, backoff_base=0.2)
+        self.batcher = SubmitBatcher(self)
+        self.batcher.start()
         self.port = await self.server.start(self.config.listen_host, self.config.listen_port)
         await self.delivery.start()
         log.info("%s listening on %s:%d", self.server_name, self.config.listen_host, self.port)
@@ -138,6 +142,8 @@ class ServerNode:
         return self.port
 
     async def stop(self) -> None:
+        if self.batcher is not None:
+            await self.batcher.stop()
         if self.delivery is not None:
             await self.delivery.stop()
         if self.server is not None:
@@ -187,9 +193,8 @@ class ServerNode:
                 raise UnauthorizedError(f"{transaction_type} is only for {self.server_name} itself")
             return await self._local(transaction_type[len(LOCAL_PREFIX) :], payload)
         if transaction_type == SUBMIT:
-            event = await self._run(self.hub.accept, LimitedEvent.decode(payload), peer=peer)
-            assert self.delivery is not None
-            self.delivery.wake()
+            assert self.batcher is not None
+            event = await self.batcher.submit(LimitedEvent.decode(payload), peer)
             return event.encode()
         if transaction_type == DELIVER:
             await self._run(self.follower.receive, Event.decode(payload), peer=peer)
@@ -364,6 +369,58 @@ class ServerNode:
         self.keys.rotate(new)
         self.store.put_server_keys(self.server_name, self.keys.own_keys().encode())
         return {"old_key_id": old, "new_key_id": new.key_id}
+
+
+class SubmitBatcher:
+    """Group commit for submits: those that arrive while the hub is busy are accepted together
+    (``Hub.accept_many``: one transaction, one fsync), each answered only after the commit."""
+
+    def __init__(self, node: ServerNode, *, max_batch: int = 256) -> None:
+        self.node = node
+        self.max_batch = max_batch
+        self.queue: "asyncio.Queue[Tuple[LimitedEvent, Optional[str], asyncio.Future]]" = asyncio.Queue()
+        self.task: Optional["asyncio.Task[None]"] = None
+        self.batches = 0
+        self.events = 0
+
+    def start(self) -> None:
+        self.task = asyncio.ensure_future(self._run())
+
+    async def stop(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            await asyncio.gather(self.task, return_exceptions=True)
+        while not self.queue.empty():
+            _, _, fut = self.queue.get_nowait()
+            if not fut.done():
+                fut.set_exception(InternalError("the server is stopping"))
+
+    async def submit(self, limited: LimitedEvent, peer: Optional[str]) -> Event:
+        fut = asyncio.get_running_loop().create_future()
+        await self.queue.put((limited, peer, fut))
+        return await fut
+
+    async def _run(self) -> None:
+        while True:
+            batch = [await self.queue.get()]
+            while len(batch) < self.max_batch and not self.queue.empty():
+                batch.append(self.queue.get_nowait())
+            try:
+                results = await self.node._run(self.node.hub.accept_many, [(lim, peer) for lim, peer, _ in batch])
+            except Exception as exc:  # noqa: BLE001 - a bug must not hang the waiting submits
+                log.exception("group commit of %d submits failed", len(batch))
+                results = [InternalError(f"accepting failed: {exc}")] * len(batch)
+            self.batches += 1
+            self.events += len(batch)
+            for (_, _, fut), result in zip(batch, results):
+                if fut.done():
+                    continue
+                if isinstance(result, BaseException):
+                    fut.set_exception(result)
+                else:
+                    fut.set_result(result)
+            if self.node.delivery is not None:
+                self.node.delivery.wake()
 
 
 def _signaling_types() -> List[str]:

@@ -14,7 +14,7 @@ import logging
 import secrets
 import threading
 from collections import OrderedDict
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 from .._core import (
     BadSignatureError,
@@ -23,6 +23,7 @@ from .._core import (
     InternalError,
     LimitedEvent,
     MalformedError,
+    MimiError,
     NotFoundError,
     NotHubError,
     UnauthorizedError,
@@ -37,7 +38,7 @@ from ..content import Participation
 from ..room.registry import EventTypeRegistry, PolicyRegistry
 from .chain import RoomChain
 from .keys import KeyStore
-from .store import ChainConflictError, EventStore
+from .store import ChainConflictError, EventRow, EventStore
 
 log = logging.getLogger(__name__)
 
@@ -200,13 +201,43 @@ class Hub:
         ``peer`` is the TLS peer's server name when the event came over the network: it must be
         the event's origin server.  Raises the typed error of PROFILE.md section 7.
         """
+        result = self.accept_many([(limited, peer)])[0]
+        if isinstance(result, BaseException):
+            raise result
+        return result
+
+    def accept_many(self, items: Sequence[Tuple[LimitedEvent, Optional[str]]]) -> List[Union[Event, MimiError]]:
+        """Group commit: accept ``(limited event, TLS peer)`` items in order, each one checked
+        against the state left by the ones before it, and store every accepted event (with its
+        fan-out entries) in one transaction per room.  Returns, per item, the accepted event or
+        the error that refused it; nothing is acknowledged before the transaction commits."""
+        results: List[Union[Event, MimiError, None]] = [None] * len(items)
+        by_room: Dict[str, List[Tuple[int, LimitedEvent, bytes]]] = {}
+        for pos, (limited, peer) in enumerate(items):
+            try:
+                self._precheck(limited, peer)
+                by_room.setdefault(limited.room_id, []).append((pos, limited, sha256(limited.encode())))
+            except MimiError as exc:
+                results[pos] = exc
+        for room_id, group in by_room.items():
+            try:
+                room = self._room(room_id)
+            except MimiError as exc:
+                for pos, _, _ in group:
+                    results[pos] = exc
+                continue
+            with room.lock:
+                self._accept_group(room, group, results)
+        return results  # type: ignore[return-value]
+
+    def _precheck(self, limited: LimitedEvent, peer: Optional[str]) -> None:
+        """What needs no room state: hub, TLS peer, origin signature and exact content hash."""
         room_id = limited.room_id
         if not self.is_hub_for(room_id):
             raise NotHubError(f"{self.server_name} is not the hub of {room_id}")
         origin = limited.origin_server
         if peer is not None and peer != origin:
             raise UnauthorizedError(f"{peer} may not submit events of {origin}")
-        room = self._room(room_id)
         ring = self.keys.ensure([origin])
         try:
             limited.verify(ring)
@@ -215,24 +246,57 @@ class Hub:
             if not self.keys.refresh(origin):
                 raise
             limited.verify(self.keys.ring)
-        digest = sha256(limited.encode())
-        with room.lock:
-            for attempt in range(CONFLICT_RETRIES):
-                self._catch_up(room)
-                existing = self._existing(room, limited, digest)
-                if existing is not None:
-                    return existing
-                event, content = self._sequence(room, limited)
+
+    def _accept_group(self, room: _HubRoom, group: List[Tuple[int, LimitedEvent, bytes]], results: list) -> None:
+        for _attempt in range(CONFLICT_RETRIES):
+            self._catch_up(room)
+            chain = room.chain
+            rows: List[EventRow] = []
+            accepted: List[Tuple[int, Event, bytes, bool]] = []
+            batch_digests: Dict[bytes, Event] = {}
+            for pos, limited, digest in group:
                 try:
-                    self._store(room, event, content)
-                except ChainConflictError as exc:
-                    log.info("room %s: append raced another writer (%s); retrying", room_id, exc)
-                    room.chain = self._load(room_id)
+                    existing = batch_digests.get(digest) if limited.state_key is None else None
+                    existing = existing or self._existing(room, limited, digest)
+                    if existing is not None:
+                        results[pos] = existing
+                        continue
+                    index, prev = chain.count, chain.last_event_id or ""
+                    event, content = self._sequence(room, limited)
+                    chain.state.apply(event, content, event_id=event.event_id)
+                except MimiError as exc:
+                    results[pos] = exc
                     continue
+                destinations = sorted(chain.fanout(event, self.server_name))
+                rows.append(EventRow(chain.room_id, index, event.event_id, prev, event.encode(), event.type,
+                                     event.state_key, event.sender, destinations))
+                accepted.append((pos, event, digest, limited.state_key is None))
                 if limited.state_key is None:
+                    batch_digests[digest] = event
+            if not rows:
+                return
+            try:
+                self.store.append_many(rows)
+            except ChainConflictError as exc:
+                log.info("room %s: append raced another writer (%s); retrying", chain.room_id, exc)
+                room.chain = self._load(chain.room_id)
+                continue
+            except Exception as exc:  # the state ran ahead of the store: rebuild it from the store
+                log.exception("room %s: storing %d events failed", chain.room_id, len(rows))
+                room.chain = self._load(chain.room_id)
+                for pos, _, _ in group:  # accepted ones and duplicates of them alike
+                    if not isinstance(results[pos], MimiError):
+                        results[pos] = InternalError(f"storing the event failed: {exc}")
+                return
+            for pos, event, digest, non_state in accepted:
+                results[pos] = event
+                if non_state:
                     room.remember(digest, event.event_id)
-                return event
-        raise InternalError(f"room {room_id}: could not append after {CONFLICT_RETRIES} conflicting writes")
+            log.debug("room %s: accepted %d events up to #%d", chain.room_id, len(rows), rows[-1].index)
+            return
+        for pos, _, _ in group:
+            if results[pos] is None:
+                results[pos] = InternalError(f"room {room.chain.room_id}: could not append after {CONFLICT_RETRIES} conflicting writes")
 
     def _existing(self, room: _HubRoom, limited: LimitedEvent, digest: bytes) -> Optional[Event]:
         """A byte-identical resubmit of an accepted non-state event, or of the current state
@@ -257,34 +321,6 @@ class Hub:
         event = limited.to_event(auth, state.last_event_id or "", self.keys.signing_key)
         state.policy.check(state, event, content=content)
         return event, content
-
-    def _store(self, room: _HubRoom, event: Event, content: object) -> None:
-        """Apply to the state, then append with the fan-out queue in one transaction; on any
-        storage failure the in-memory state is rebuilt from the store."""
-        chain = room.chain
-        index = chain.count
-        prev = chain.last_event_id or ""
-        chain.state.apply(event, content, event_id=event.event_id)
-        destinations = sorted(chain.fanout(event, self.server_name))
-        try:
-            self.store.append(
-                chain.room_id,
-                index,
-                event.event_id,
-                prev,
-                event.encode(),
-                event.type,
-                event.state_key,
-                event.sender,
-                destinations=destinations,
-            )
-        except ChainConflictError:
-            raise  # the caller reloads and retries
-        except Exception as exc:
-            log.exception("room %s: storing event %s failed", chain.room_id, event.event_id)
-            room.chain = self._load(chain.room_id)
-            raise InternalError(f"storing the event failed: {exc}") from exc
-        log.debug("room %s: accepted %s #%d -> %s", chain.room_id, event.event_id, index, destinations)
 
     # --- reading ------------------------------------------------------------------------------
 
