@@ -84,12 +84,14 @@ from ._core import (
     redact_content,
     sha256,
     sign_content,
+    sign_events,
     validate_content,
     validate_event_id,
     validate_event_type,
     validate_key_id,
     validate_role_id,
     validate_server_name,
+    verify_limited_events,
     verify_signatures_batch,
 )
 

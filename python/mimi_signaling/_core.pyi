@@ -210,6 +210,9 @@ class LimitedEvent:
         """Exact content hash and the origin signature."""
     def to_event(self, auth_events: Sequence[str], prev_event: str, hub_key: SigningKey) -> Event:
         """Fill auth events and prev event and add the hub signature."""
+    def to_unsigned_event(self, auth_events: Sequence[str], prev_event: str, hub_key_id: str) -> Event:
+        """The event with its ID but without the hub signature (group commit: sign with
+        ``sign_events`` before it leaves the hub; not valid on the wire until then)."""
 
 # --- content (section 5) ------------------------------------------------------------------
 
@@ -385,6 +388,13 @@ class ChainValidator:
     last_event_id: str | None
     def __init__(self, keyring: KeyRing, threads: int | None = None) -> None: ...
     def validate(self, blobs: Sequence[bytes]) -> ChainBatch: ...
+
+def verify_limited_events(events: Sequence[LimitedEvent], keyring: KeyRing) -> list[MimiError | None]:
+    """Origin signature and exact content hash of many limited events, batch-verified on all
+    cores; per event None or the error (not raised)."""
+
+def sign_events(events: Sequence[Event], hub_key: SigningKey) -> list[Event]:
+    """Add the hub signature to events from ``LimitedEvent.to_unsigned_event``, on all cores."""
 
 def verify_signatures_batch(
     messages: Sequence[bytes], signatures: Sequence[bytes], public_keys: Sequence[bytes]

@@ -187,6 +187,74 @@ impl ChainValidator {
     }
 }
 
+/// Origin checks of many limited events (the hub's first step), batch-verified on all cores:
+/// per event, the first error (origin signature, then exact content hash) or None.
+pub fn verify_limited_events(events: &[&crate::wire::event::LimitedEvent], keys: &KeyRing) -> Vec<Option<MimiError>> {
+    use crate::crypto::hash::sha256;
+    use crate::crypto::sign::{sign_content, ORIGIN_LABEL};
+    // Hash and build the signed messages in parallel.
+    let prepared: Vec<std::result::Result<(Vec<u8>, bool), MimiError>> = events
+        .par_iter()
+        .map(|ev| {
+            let origin = ev.origin();
+            let redacted = origin.redacted_content()?;
+            let signed = origin.origin_signed_form(&redacted, &ev.origin_content_hash)?;
+            let hash_ok = sha256(&origin.content_hash_input()?) == ev.origin_content_hash;
+            Ok((sign_content(ORIGIN_LABEL, &signed), hash_ok))
+        })
+        .collect();
+    let mut errors: Vec<Option<MimiError>> = vec![None; events.len()];
+    let mut checks: Vec<Check<'_>> = Vec::with_capacity(events.len());
+    for (i, (ev, p)) in events.iter().zip(&prepared).enumerate() {
+        let (message, _) = match p {
+            Ok(p) => p,
+            Err(e) => {
+                errors[i] = Some(e.clone());
+                continue;
+            }
+        };
+        match keys.tasks("origin_signature", server_of(ev.origin().sender()), &ev.origin_signature) {
+            Ok(tasks) => {
+                for t in tasks {
+                    match Signature::from_slice(t.signature) {
+                        Ok(signature) => checks.push(Check { event: i, message, signature, key: t.key, what: "origin_signature" }),
+                        Err(_) => errors[i] = Some(MimiError::bad_signature("origin_signature: not 64 bytes")),
+                    }
+                }
+            }
+            Err(e) => errors[i] = Some(e),
+        }
+    }
+    let chunks: Vec<&[Check<'_>]> = checks.chunk_by(|a, b| a.event / (EVENTS_PER_BATCH * 2) == b.event / (EVENTS_PER_BATCH * 2)).collect();
+    let failures: Vec<(usize, MimiError)> = chunks
+        .par_iter()
+        .flat_map_iter(|chunk| {
+            let messages: Vec<&[u8]> = chunk.iter().map(|c| c.message).collect();
+            let signatures: Vec<Signature> = chunk.iter().map(|c| c.signature).collect();
+            let verifying: Vec<VerifyingKey> = chunk.iter().map(|c| *c.key).collect();
+            if ed25519_dalek::verify_batch(&messages, &signatures, &verifying).is_ok() {
+                return Vec::new();
+            }
+            chunk
+                .iter()
+                .filter(|c| c.key.verify(c.message, &c.signature).is_err())
+                .map(|c| (c.event, MimiError::bad_signature(format!("{}: Ed25519 signature does not verify", c.what))))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    for (i, e) in failures {
+        if errors[i].is_none() {
+            errors[i] = Some(e);
+        }
+    }
+    for (i, p) in prepared.iter().enumerate() {
+        if let (None, Ok((_, false))) = (&errors[i], p) {
+            errors[i] = Some(MimiError::bad_content_hash("content does not match origin_content_hash"));
+        }
+    }
+    errors
+}
+
 /// Plain signature batch: indices of the (message, signature, key) triples that fail.
 pub fn verify_signatures_batch(messages: &[&[u8]], signatures: &[&[u8]], keys: &[&[u8]]) -> Result<Vec<usize>> {
     if messages.len() != signatures.len() || messages.len() != keys.len() {

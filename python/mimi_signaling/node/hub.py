@@ -33,6 +33,8 @@ from .._core import (
     parse_room_id,
     parse_user_id,
     sha256,
+    sign_events,
+    verify_limited_events,
 )
 from ..content import Participation
 from ..room.registry import EventTypeRegistry, PolicyRegistry
@@ -212,13 +214,19 @@ class Hub:
         fan-out entries) in one transaction per room.  Returns, per item, the accepted event or
         the error that refused it; nothing is acknowledged before the transaction commits."""
         results: List[Union[Event, MimiError, None]] = [None] * len(items)
-        by_room: Dict[str, List[Tuple[int, LimitedEvent, bytes]]] = {}
+        checked: List[Tuple[int, LimitedEvent]] = []
         for pos, (limited, peer) in enumerate(items):
             try:
                 self._precheck(limited, peer)
-                by_room.setdefault(limited.room_id, []).append((pos, limited, sha256(limited.encode())))
+                checked.append((pos, limited))
             except MimiError as exc:
                 results[pos] = exc
+        by_room: Dict[str, List[Tuple[int, LimitedEvent, bytes]]] = {}
+        for (pos, limited), error in zip(checked, self._verify_origins([lim for _, lim in checked])):
+            if error is not None:
+                results[pos] = error
+            else:
+                by_room.setdefault(limited.room_id, []).append((pos, limited, sha256(limited.encode())))
         for room_id, group in by_room.items():
             try:
                 room = self._room(room_id)
@@ -231,50 +239,75 @@ class Hub:
         return results  # type: ignore[return-value]
 
     def _precheck(self, limited: LimitedEvent, peer: Optional[str]) -> None:
-        """What needs no room state: hub, TLS peer, origin signature and exact content hash."""
+        """What needs neither keys nor state: this is the hub, the TLS peer is the origin."""
         room_id = limited.room_id
         if not self.is_hub_for(room_id):
             raise NotHubError(f"{self.server_name} is not the hub of {room_id}")
-        origin = limited.origin_server
-        if peer is not None and peer != origin:
-            raise UnauthorizedError(f"{peer} may not submit events of {origin}")
-        ring = self.keys.ensure([origin])
-        try:
-            limited.verify(ring)
-        except BadSignatureError:
-            # A signature under a key ID we have not seen: the origin may have rotated.
-            if not self.keys.refresh(origin):
-                raise
-            limited.verify(self.keys.ring)
+        if peer is not None and peer != limited.origin_server:
+            raise UnauthorizedError(f"{peer} may not submit events of {limited.origin_server}")
+
+    def _verify_origins(self, events: List[LimitedEvent]) -> List[Optional[MimiError]]:
+        """Origin signatures and exact content hashes, batch-verified on all cores."""
+        errors: List[Optional[MimiError]] = [None] * len(events)
+        todo: List[int] = []
+        for i, ev in enumerate(events):
+            try:
+                self.keys.ensure([ev.origin_server])
+                todo.append(i)
+            except MimiError as exc:
+                errors[i] = exc
+        verdicts = verify_limited_events([events[i] for i in todo], self.keys.ring)
+        for i, verdict in zip(todo, verdicts):
+            if isinstance(verdict, BadSignatureError) and self.keys.refresh(events[i].origin_server):
+                # A signature under a key ID we had not seen: the origin rotated its key.
+                try:
+                    events[i].verify(self.keys.ring)
+                    verdict = None
+                except MimiError as exc:
+                    verdict = exc
+            if verdict is not None:
+                verdict.index = None  # the batch position means nothing to the caller
+            errors[i] = verdict
+        return errors
 
     def _accept_group(self, room: _HubRoom, group: List[Tuple[int, LimitedEvent, bytes]], results: list) -> None:
+        key = self.keys.signing_key  # one key for the whole group, even if a rotation starts now
         for _attempt in range(CONFLICT_RETRIES):
             self._catch_up(room)
             chain = room.chain
-            rows: List[EventRow] = []
-            accepted: List[Tuple[int, Event, bytes, bool]] = []
-            batch_digests: Dict[bytes, Event] = {}
+            start, first_prev = chain.count, chain.last_event_id or ""
+            unsigned: List[Event] = []
+            owners: List[Tuple[int, bytes, bool]] = []  # (position, digest, non-state) per event
+            duplicates: Dict[int, int] = {}  # position -> index into unsigned
+            batch_digests: Dict[bytes, int] = {}
             for pos, limited, digest in group:
                 try:
-                    existing = batch_digests.get(digest) if limited.state_key is None else None
-                    existing = existing or self._existing(room, limited, digest)
+                    if limited.state_key is None and digest in batch_digests:
+                        duplicates[pos] = batch_digests[digest]
+                        continue
+                    existing = self._existing(room, limited, digest)
                     if existing is not None:
                         results[pos] = existing
                         continue
-                    index, prev = chain.count, chain.last_event_id or ""
-                    event, content = self._sequence(room, limited)
+                    event, content = self._sequence(room, limited, key.key_id)
                     chain.state.apply(event, content, event_id=event.event_id)
                 except MimiError as exc:
                     results[pos] = exc
                     continue
-                destinations = sorted(chain.fanout(event, self.server_name))
-                rows.append(EventRow(chain.room_id, index, event.event_id, prev, event.encode(), event.type,
-                                     event.state_key, event.sender, destinations))
-                accepted.append((pos, event, digest, limited.state_key is None))
                 if limited.state_key is None:
-                    batch_digests[digest] = event
-            if not rows:
+                    batch_digests[digest] = len(unsigned)
+                unsigned.append(event)
+                owners.append((pos, digest, limited.state_key is None))
+            if not unsigned:
                 return
+            signed = sign_events(unsigned, key)
+            rows: List[EventRow] = []
+            prev = first_prev
+            for i, event in enumerate(signed):
+                destinations = sorted(chain.fanout(event, self.server_name))
+                rows.append(EventRow(chain.room_id, start + i, event.event_id, prev, event.encode(), event.type,
+                                     event.state_key, event.sender, destinations))
+                prev = event.event_id
             try:
                 self.store.append_many(rows)
             except ChainConflictError as exc:
@@ -288,10 +321,12 @@ class Hub:
                     if not isinstance(results[pos], MimiError):
                         results[pos] = InternalError(f"storing the event failed: {exc}")
                 return
-            for pos, event, digest, non_state in accepted:
+            for (pos, digest, non_state), event in zip(owners, signed):
                 results[pos] = event
                 if non_state:
                     room.remember(digest, event.event_id)
+            for pos, i in duplicates.items():
+                results[pos] = signed[i]
             log.debug("room %s: accepted %d events up to #%d", chain.room_id, len(rows), rows[-1].index)
             return
         for pos, _, _ in group:
@@ -313,12 +348,13 @@ class Hub:
             return None
         return current if current.limited() == limited else None
 
-    def _sequence(self, room: _HubRoom, limited: LimitedEvent) -> Tuple[Event, object]:
-        """Shape, auth events, prev event, policy and the hub signature (no state change)."""
+    def _sequence(self, room: _HubRoom, limited: LimitedEvent, key_id: str) -> Tuple[Event, object]:
+        """Shape, auth events, prev event and policy (no state change); the event comes back
+        without its hub signature, which ``sign_events`` adds for the whole group."""
         state = room.chain.state
         content = state.registry.check_shape(limited, state)
         auth = state.policy.select_auth_events(state, limited.type, limited.state_key, limited.sender, content)
-        event = limited.to_event(auth, state.last_event_id or "", self.keys.signing_key)
+        event = limited.to_unsigned_event(auth, state.last_event_id or "", key_id)
         state.policy.check(state, event, content=content)
         return event, content
 

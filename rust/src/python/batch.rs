@@ -2,8 +2,8 @@
 //! work over all cores (or over a pool of the requested size).
 
 use super::errors::{located, IntoPyResult};
-use super::event::PyEvent;
-use super::keys::PyKeyRing;
+use super::event::{sign_event, PyEvent, PyLimitedEvent};
+use super::keys::{PyKeyRing, PySigningKey};
 use crate::batch::{check_events as core_check_events, decode_and_prepare, ChainValidator};
 use crate::crypto::hash::event_id_from_reference_hash;
 use crate::wire::event::Event;
@@ -175,7 +175,34 @@ impl PyRoomFileReader {
     }
 }
 
+/// Sign events made by ``LimitedEvent.to_unsigned_event`` with the hub key, on all cores.
+#[pyfunction]
+fn sign_events(py: Python<'_>, events: Vec<PyRef<'_, PyEvent>>, hub_key: PyRef<'_, PySigningKey>) -> PyResult<Vec<PyEvent>> {
+    let work: Vec<(Event, [u8; 32])> = events
+        .iter()
+        .map(|e| Ok((e.inner.clone(), e.reference_hash_array()?)))
+        .collect::<PyResult<_>>()?;
+    let key = hub_key.inner.clone();
+    Ok(py.allow_threads(|| work.into_par_iter().map(|(ev, hash)| sign_event(ev, hash, &key)).collect()))
+}
+
+/// The hub's first step for many submits at once: origin signature and exact content hash,
+/// batch-verified on all cores. Returns per event None or the error (not raised).
+#[pyfunction]
+fn verify_limited_events(py: Python<'_>, events: Vec<PyRef<'_, PyLimitedEvent>>, keyring: PyRef<'_, PyKeyRing>) -> Vec<Option<PyObject>> {
+    let inner: Vec<&crate::wire::event::LimitedEvent> = events.iter().map(|e| &e.inner).collect();
+    let keys = &keyring.inner;
+    let errors = py.allow_threads(|| crate::batch::verify_limited_events(&inner, keys));
+    errors
+        .into_iter()
+        .enumerate()
+        .map(|(i, e)| e.map(|e| located(py, &e, Some(i as u64), None).into_value(py).into_any()))
+        .collect()
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(sign_events, m)?)?;
+    m.add_function(wrap_pyfunction!(verify_limited_events, m)?)?;
     m.add_class::<PyBatchResult>()?;
     m.add_class::<PyChainBatch>()?;
     m.add_class::<PyChainValidator>()?;

@@ -65,6 +65,10 @@ impl PyEvent {
         PyEvent { inner, id }
     }
 
+    pub fn reference_hash_array(&self) -> PyResult<[u8; 32]> {
+        Ok(self.ids()?.0)
+    }
+
     fn ids(&self) -> PyResult<&([u8; 32], String)> {
         if let Some(v) = self.id.get() {
             return Ok(v);
@@ -223,6 +227,34 @@ fn hub_fields(auth_events: Vec<String>, prev_event: &str) -> crate::error::Resul
     Ok((VarVec(auth_events.iter().map(vl).collect()), vl(prev_event)))
 }
 
+impl PyLimitedEvent {
+    /// Fill the hub's fields, check the size the signed event will have, compute the ID.
+    fn unsigned(&self, auth_events: Vec<String>, prev_event: &str, hub_key_id: &str) -> PyResult<(Event, [u8; 32])> {
+        use tls_codec::Size;
+        let (auth, prev) = hub_fields(auth_events, prev_event).py()?;
+        let ev = self.inner.clone().into_event(auth, prev, VarVec(vec![]));
+        let signature = Signature::new(hub_key_id, [0u8; 64]);
+        let size = ev.tls_serialized_len() + signature.tls_serialized_len();
+        if size > crate::wire::event::MAX_EVENT_SIZE {
+            return Err(super::errors::to_py(MimiError::too_large(format!("encoded event would be {size} bytes, the limit is 65536"))));
+        }
+        let hash = crate::verify::reference_hash(&ev).py()?;
+        Ok((ev, hash))
+    }
+}
+
+/// Add the hub signature over the reference-hash input.
+pub fn sign_event(mut ev: Event, hash: [u8; 32], key: &crate::crypto::sign::SigningKey) -> PyEvent {
+    // The reference input was valid when the hash was computed, so rebuilding it cannot fail;
+    // an empty signature set would then fail every verification, never pass one.
+    if let Ok(redacted) = ev.origin().redacted_content().map(|r| r.into_owned()) {
+        if let Ok(input) = ev.reference_hash_input(&redacted) {
+            ev.hub_signature = VarVec(vec![Signature::new(&key.key_id, key.sign_with_label(HUB_LABEL, &input))]);
+        }
+    }
+    PyEvent::with_id(ev, hash, event_id_from_reference_hash(&hash))
+}
+
 #[pymethods]
 impl PyLimitedEvent {
     #[staticmethod]
@@ -305,16 +337,15 @@ impl PyLimitedEvent {
         verify_limited(&self.inner, &keyring.inner).py()
     }
     fn to_event(&self, auth_events: Vec<String>, prev_event: &str, hub_key: &PySigningKey) -> PyResult<PyEvent> {
-        let (auth, prev) = hub_fields(auth_events, prev_event).py()?;
-        let mut ev = self.inner.clone().into_event(auth, prev, VarVec(vec![]));
-        let redacted = ev.origin().redacted_content().py()?.into_owned();
-        let input = ev.reference_hash_input(&redacted).py()?;
-        let hash = sha256(&input);
-        ev.hub_signature = VarVec(vec![Signature::new(&hub_key.inner.key_id, hub_key.inner.sign_with_label(HUB_LABEL, &input))]);
-        let size = encode(&ev).py()?.len();
-        if size > crate::wire::event::MAX_EVENT_SIZE {
-            return Err(super::errors::to_py(MimiError::too_large(format!("encoded event would be {size} bytes, the limit is 65536"))));
-        }
+        let (ev, hash) = self.unsigned(auth_events, prev_event, &hub_key.inner.key_id)?;
+        Ok(sign_event(ev, hash, &hub_key.inner))
+    }
+    /// The fully-formed event without its hub signature, with its ID computed: for the hub's
+    /// group commit, which sequences events one by one and signs them together afterwards with
+    /// ``sign_events``.  Not valid on the wire until signed.
+    fn to_unsigned_event(&self, auth_events: Vec<String>, prev_event: &str, hub_key_id: &str) -> PyResult<PyEvent> {
+        ids::validate_key_id(hub_key_id).py()?;
+        let (ev, hash) = self.unsigned(auth_events, prev_event, hub_key_id)?;
         Ok(PyEvent::with_id(ev, hash, event_id_from_reference_hash(&hash)))
     }
     fn __eq__(&self, other: &Self) -> bool {
