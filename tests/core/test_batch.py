@@ -92,3 +92,27 @@ def test_plain_signature_batch(chain):
     assert m.verify_signatures_batch(msgs, sigs, [key.public_key] * 500) == [123]
     with pytest.raises(m.MalformedError):
         m.verify_signatures_batch(msgs, sigs[:-1], [key.public_key] * 500)
+
+
+def test_group_commit_primitives_match_the_single_event_path(chain):
+    """verify_limited_events + to_unsigned_event + sign_events give what verify + to_event give."""
+    key = m.SigningKey.generate("ed25519:hub")
+    ring = m.KeyRing()
+    ring.add("hub.test", key.verify_key())
+    limited = [m.LimitedEvent.create("!r:hub.test", "m.room.encrypted", None, "@a:hub.test", bytes([i]) * 32, key) for i in range(300)]
+    assert m.verify_limited_events(limited, ring) == [None] * 300
+    tampered = list(limited)
+    raw = bytearray(tampered[17].encode())
+    raw[-1] ^= 1
+    tampered[17] = m.LimitedEvent.decode(bytes(raw))
+    verdicts = m.verify_limited_events(tampered, ring)
+    assert [i for i, v in enumerate(verdicts) if v is not None] == [17]
+    assert isinstance(verdicts[17], m.BadSignatureError)
+    prev = "$" + "A" * 43
+    unsigned = [lim.to_unsigned_event([prev], prev, key.key_id) for lim in limited]
+    signed = m.sign_events(unsigned, key)
+    expected = [lim.to_event([prev], prev, key) for lim in limited]
+    assert [e.encode() for e in signed] == [e.encode() for e in expected]
+    assert [e.event_id for e in unsigned] == [e.event_id for e in expected]
+    for e in signed[:10]:
+        e.verify(ring)
