@@ -99,7 +99,7 @@ def test_group_commit_primitives_match_the_single_event_path(chain):
     key = m.SigningKey.generate("ed25519:hub")
     ring = m.KeyRing()
     ring.add("hub.test", key.verify_key())
-    limited = [m.LimitedEvent.create("!r:hub.test", "m.room.encrypted", None, "@a:hub.test", bytes([i]) * 32, key) for i in range(300)]
+    limited = [m.LimitedEvent.create("!r:hub.test", "m.room.encrypted", None, "@a:hub.test", i.to_bytes(2, "big") * 16, key) for i in range(300)]
     assert m.verify_limited_events(limited, ring) == [None] * 300
     tampered = list(limited)
     raw = bytearray(tampered[17].encode())
