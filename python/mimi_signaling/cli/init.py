@@ -8,7 +8,6 @@ from pathlib import Path
 
 from .. import SigningKey, validate_server_name
 from ..config import Config, HTTPConfig, RateLimitConfig, TLSConfig, save_signing_key
-from ..transport.tls import issue_server_cert, make_ca
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -34,6 +33,8 @@ def init_server(
     burst: int = 1000,
 ) -> Path:
     """Create a server directory; returns the path of its config.toml."""
+    from ..transport.tls import issue_server_cert, make_ca  # cryptography: only when needed
+
     validate_server_name(server_name)
     directory = Path(directory).resolve()
     directory.mkdir(parents=True, exist_ok=True)

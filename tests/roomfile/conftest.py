@@ -1,0 +1,30 @@
+"""Fixtures for the room file tests: the golden room file and a 100,000-event generated room
+(built once per session)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+# roomfile_helpers beside this file; nodekit (in-process hub + followers) beside the node tests.
+for folder in (HERE, HERE.parent / "node"):
+    if str(folder) not in sys.path:
+        sys.path.insert(0, str(folder))
+
+
+@pytest.fixture(scope="session")
+def golden_room_file(golden, tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("golden") / "golden.room"
+    path.write_bytes(bytes.fromhex(golden["room_file"]))
+    return path
+
+
+@pytest.fixture(scope="session")
+def room_100k(tmp_path_factory):
+    from mimi_signaling.roomfile import generate_room
+
+    path = tmp_path_factory.mktemp("room100k") / "room100k.room"
+    return generate_room(path, 100_000, seed=100_000)
