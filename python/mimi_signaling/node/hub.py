@@ -277,6 +277,7 @@ class Hub:
             chain = room.chain
             start, first_prev = chain.count, chain.last_event_id or ""
             unsigned: List[Event] = []
+            fanouts: List[List[str]] = []  # each event's destinations, from the state right after it
             owners: List[Tuple[int, bytes, bool]] = []  # (position, digest, non-state) per event
             duplicates: Dict[int, int] = {}  # position -> index into unsigned
             batch_digests: Dict[bytes, int] = {}
@@ -294,6 +295,7 @@ class Hub:
                 except MimiError as exc:
                     results[pos] = exc
                     continue
+                fanouts.append(sorted(chain.fanout(event, self.server_name)))
                 if limited.state_key is None:
                     batch_digests[digest] = len(unsigned)
                 unsigned.append(event)
@@ -304,9 +306,10 @@ class Hub:
             rows: List[EventRow] = []
             prev = first_prev
             for i, event in enumerate(signed):
-                destinations = sorted(chain.fanout(event, self.server_name))
+                if event.is_state:
+                    chain.state.replace_event(event)  # the state must hold the signed copy
                 rows.append(EventRow(chain.room_id, start + i, event.event_id, prev, event.encode(), event.type,
-                                     event.state_key, event.sender, destinations))
+                                     event.state_key, event.sender, fanouts[i]))
                 prev = event.event_id
             try:
                 self.store.append_many(rows)

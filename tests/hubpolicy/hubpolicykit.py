@@ -1,0 +1,260 @@
+"""Helpers for the hub policy tests: one hub (hub.test) and two followers (f1.test, f2.test)
+on real SQLite stores with real Ed25519 keys (``tests/node/nodekit.Network``), and ``HubRoom``,
+which submits limited events through ``Hub.accept`` and checks what an acceptance and a
+refusal must (and must not) change."""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Type
+
+import pytest
+
+import mimi_signaling as m
+from mimi_signaling.content import (
+    M_ROOM_ENCRYPTED,
+    M_ROOM_HISTORY_VISIBILITY,
+    M_ROOM_JOIN_RULES,
+    M_ROOM_NAME,
+    M_ROOM_ROLE,
+    M_ROOM_ROLE_MAP,
+    M_ROOM_USER,
+    JoinRule,
+    Participation,
+    PermissionKind,
+    Visibility,
+    history_visibility_content,
+    join_rules_content,
+    text_content,
+    user_content,
+)
+from node.nodekit import Network
+
+HUB, F1, F2 = "hub.test", "f1.test", "f2.test"
+FOLLOWERS = (F1, F2)
+
+ANA = "@ana:hub.test"  # the creator in every room
+BOB = "@bob:hub.test"
+CAT = "@cat:f1.test"
+DAN = "@dan:f1.test"
+EVE = "@eve:f2.test"
+FAY = "@fay:f2.test"
+USERS = (ANA, BOB, CAT, DAN, EVE, FAY)
+
+INVITE, JOIN, LEAVE, BAN, KNOCK = (
+    Participation.INVITE,
+    Participation.JOIN,
+    Participation.LEAVE,
+    Participation.BAN,
+    Participation.KNOCK,
+)
+
+
+def server_of(user_id: str) -> str:
+    return user_id.split(":", 1)[1]
+
+
+def make_network(where: Path) -> Network:
+    return Network(where, HUB, list(FOLLOWERS))
+
+
+#: tmpfs, where a SQLite commit costs no fsync: these tests check verdicts, not durability,
+#: and run thousands of commits (the stores' synchronous=FULL makes each ~5 ms on disk).
+SHM = Path("/dev/shm")
+
+
+@contextlib.contextmanager
+def scratch_dir(fallback: Optional[Path] = None) -> Iterator[Path]:
+    """A fresh directory on tmpfs when there is one, else ``fallback`` (else a new temporary
+    directory); what this function created is removed afterwards."""
+    if fallback is not None and not (SHM.is_dir() and os.access(SHM, os.W_OK)):
+        yield fallback
+        return
+    parent = SHM if SHM.is_dir() and os.access(SHM, os.W_OK) else None
+    where = Path(tempfile.mkdtemp(prefix="mimi-hubpolicy-", dir=parent))
+    try:
+        yield where
+    finally:
+        shutil.rmtree(where, ignore_errors=True)
+
+
+# --- contents -------------------------------------------------------------------------------
+
+
+def role_content(
+    *,
+    invite: Optional[bool] = None,
+    kick: Optional[bool] = None,
+    ban: Optional[bool] = None,
+    redact: Optional[bool] = None,
+    events: Optional[Sequence[Tuple[str, bool]]] = None,
+    roles: Optional[Sequence[str]] = None,
+) -> bytes:
+    permissions = []
+    for kind, value in (
+        (PermissionKind.INVITE, invite),
+        (PermissionKind.KICK, kick),
+        (PermissionKind.BAN, ban),
+        (PermissionKind.REDACT, redact),
+    ):
+        if value is not None:
+            permissions.append(m.Permission.boolean(int(kind), value))
+    if events is not None:
+        permissions.append(m.Permission.events(list(events)))
+    if roles is not None:
+        permissions.append(m.Permission.roles(list(roles)))
+    return m.RoleContent(permissions).encode()
+
+
+def role_map_content(configs: Sequence[Tuple[str, Sequence[str], int]]) -> bytes:
+    return m.RoleMapContent([m.RoleConfig(r, list(users), order) for r, users, order in configs]).encode()
+
+
+def _vec(data: bytes) -> bytes:
+    return m.encode_varint(len(data)) + data
+
+
+def raw_role_map_content(configs: Sequence[Tuple[str, Sequence[str], int]]) -> bytes:
+    """The wire form of a role map, encoded by hand so that it may break the validity rules
+    (the core's encoder refuses duplicate role IDs and orders)."""
+    body = b"".join(
+        _vec(role.encode()) + _vec(b"".join(_vec(u.encode()) for u in users)) + order.to_bytes(4, "big")
+        for role, users, order in configs
+    )
+    return _vec(body)
+
+
+# --- a room on the hub ----------------------------------------------------------------------
+
+
+class HubRoom:
+    """One room on ``net.hub``; every submit goes through ``Hub.accept`` with the origin's key."""
+
+    def __init__(self, net: Network, creator: str = ANA, *, join_rule: Optional[JoinRule] = None) -> None:
+        self.net = net
+        initial = [] if join_rule is None else [(M_ROOM_JOIN_RULES, "", join_rules_content(join_rule))]
+        events = net.hub.create_room(creator, initial_state=initial)
+        self.room_id = events[0].room_id
+        self.creator = creator
+        self.events: List[m.Event] = list(events)
+        self._reasons = itertools.count()
+        self.ring = m.KeyRing()
+        for name, key in net.keys.items():
+            self.ring.add(name, key.verify_key())
+
+    # the hub's view
+
+    @property
+    def hub(self):
+        return self.net.hub
+
+    @property
+    def store(self):
+        return self.net.stores[HUB]
+
+    @property
+    def state(self):
+        return self.hub.state(self.room_id)
+
+    def participation(self, user: str) -> Optional[Participation]:
+        return self.state.participation(user)
+
+    def queued(self, dest: str) -> List[str]:
+        """Event IDs waiting in the hub's queue for ``dest``, oldest first."""
+        return [q.event_id for q in self.store.pending(dest, 100_000) if q.room_id == self.room_id]
+
+    def snapshot(self) -> tuple:
+        """Everything a refused event must leave untouched."""
+        state = self.state
+        return (
+            self.store.count(self.room_id),
+            self.store.latest(self.room_id),
+            state.last_event_id,
+            state.count,
+            state.state_ids(),
+            state.users(),
+            {dest: self.queued(dest) for dest in (HUB, *FOLLOWERS)},
+        )
+
+    # submitting
+
+    def limited(self, sender: str, type: str, state_key: Optional[str], content: bytes) -> m.LimitedEvent:
+        return m.LimitedEvent.create(self.room_id, type, state_key, sender, content, self.net.keys[server_of(sender)])
+
+    def submit(self, sender: str, type: str, state_key: Optional[str], content: bytes) -> m.Event:
+        """Submit and check that the event was accepted, stored and returned as sent."""
+        count = self.store.count(self.room_id)
+        prev = self.state.last_event_id
+        event = self.hub.accept(self.limited(sender, type, state_key, content), peer=server_of(sender))
+        assert (event.type, event.state_key, event.sender, event.content) == (type, state_key, sender, content)
+        assert event.room_id == self.room_id
+        assert event.prev_event == prev
+        event.verify(self.ring)
+        assert self.store.count(self.room_id) == count + 1
+        assert self.state.last_event_id == event.event_id
+        assert self.hub.get_event(self.room_id, event.event_id).encode() == event.encode()
+        self.events.append(event)
+        return event
+
+    def refuse(
+        self,
+        sender: str,
+        type: str,
+        state_key: Optional[str],
+        content: bytes,
+        match: str,
+        exc: Type[BaseException] = m.PolicyRejectedError,
+    ) -> BaseException:
+        """Submit, expect ``exc`` with a message matching ``match``, and check nothing changed."""
+        before = self.snapshot()
+        with pytest.raises(exc, match=match) as info:
+            self.hub.accept(self.limited(sender, type, state_key, content), peer=server_of(sender))
+        assert self.snapshot() == before
+        return info.value
+
+    # shorthands
+
+    def _reason(self) -> bytes:
+        # A fresh reason each time: a byte-identical resubmit of the current m.room.user event
+        # is answered with the stored event (idempotent retry), not checked again.
+        return b"r%d" % next(self._reasons)
+
+    def user(self, sender: str, target: str, participation: Participation) -> m.Event:
+        event = self.submit(sender, M_ROOM_USER, target, user_content(participation, self._reason()))
+        assert self.participation(target) == participation
+        return event
+
+    def refuse_user(self, sender: str, target: str, participation: Participation, match: str) -> BaseException:
+        return self.refuse(sender, M_ROOM_USER, target, user_content(participation, self._reason()), match)
+
+    def add(self, user: str, inviter: Optional[str] = None) -> m.Event:
+        """Invite (by ``inviter``, default the creator) and join."""
+        self.user(inviter or self.creator, user, INVITE)
+        return self.user(user, user, JOIN)
+
+    def message(self, sender: str, body: Optional[bytes] = None) -> m.Event:
+        return self.submit(sender, M_ROOM_ENCRYPTED, None, body or b"ciphertext %d" % next(self._reasons))
+
+    def name(self, sender: str, value: Optional[bytes] = None) -> m.Event:
+        return self.submit(sender, M_ROOM_NAME, "", text_content(value or b"name %d" % next(self._reasons)))
+
+    def join_rule(self, rule: JoinRule, sender: Optional[str] = None) -> m.Event:
+        return self.submit(sender or self.creator, M_ROOM_JOIN_RULES, "", join_rules_content(rule))
+
+    def visibility(self, visibility: Visibility, sender: Optional[str] = None) -> m.Event:
+        return self.submit(sender or self.creator, M_ROOM_HISTORY_VISIBILITY, "", history_visibility_content(visibility))
+
+    def role(self, role_id: str, sender: Optional[str] = None, **permissions) -> m.Event:
+        return self.submit(sender or self.creator, M_ROOM_ROLE, role_id, role_content(**permissions))
+
+    def role_map(self, configs: Sequence[Tuple[str, Sequence[str], int]], sender: Optional[str] = None) -> m.Event:
+        return self.submit(sender or self.creator, M_ROOM_ROLE_MAP, "", role_map_content(configs))
+
+
+def queued_for(room: HubRoom) -> Dict[str, List[str]]:
+    return {dest: room.queued(dest) for dest in FOLLOWERS}

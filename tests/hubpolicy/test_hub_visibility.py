@@ -1,0 +1,175 @@
+"""History visibility as the hub serves it (``get_event`` / ``backfill`` with ``for_server``):
+a server gets a non-state event unredacted exactly when one of its users may see it under the
+visibility in force when it was sent; otherwise ``event.redacted()``.  State events are always
+served whole.
+
+The table is written out by hand from the policy draft ("Event/History Visibility")."""
+
+from __future__ import annotations
+
+from typing import Callable, Dict, List
+
+import pytest
+
+import mimi_signaling as m
+from hubpolicykit import ANA, BAN, CAT, DAN, EVE, F1, F2, HUB, INVITE, JOIN, KNOCK, LEAVE, HubRoom
+from mimi_signaling.content import JoinRule, Visibility
+
+W, S, J, I = Visibility.WORLD, Visibility.SHARED, Visibility.JOINED, Visibility.INVITED
+
+
+def _message_between(before: Callable[[HubRoom], None], after: Callable[[HubRoom], None]):
+    def run(room: HubRoom) -> m.Event:
+        before(room)
+        event = room.message(ANA)
+        after(room)
+        return event
+
+    return run
+
+
+def _nothing(room: HubRoom) -> None:
+    pass
+
+
+def _add(room: HubRoom) -> None:
+    room.add(CAT)
+
+
+def _add_leave(room: HubRoom) -> None:
+    room.add(CAT)
+    room.user(CAT, CAT, LEAVE)
+
+
+def _invite(room: HubRoom) -> None:
+    room.user(ANA, CAT, INVITE)
+
+
+def _join(room: HubRoom) -> None:
+    room.user(CAT, CAT, JOIN)
+
+
+def _leave(room: HubRoom) -> None:
+    room.user(CAT, CAT, LEAVE)
+
+
+def _knock(room: HubRoom) -> None:
+    room.join_rule(JoinRule.KNOCK)
+    room.user(CAT, CAT, KNOCK)
+
+
+def _ban(room: HubRoom) -> None:
+    room.user(ANA, CAT, BAN)
+
+
+# scenario -> (how the message M is placed against cat's (f1) membership, {visibility: f1 sees M})
+SCENARIOS: Dict[str, tuple] = {
+    "joined_before": (_message_between(_add, _nothing), {W: True, S: True, J: True, I: True}),
+    "joined_after": (_message_between(_nothing, _add), {W: True, S: True, J: False, I: False}),
+    "never": (_message_between(_nothing, _nothing), {W: True, S: False, J: False, I: False}),
+    "invited_at_the_time": (_message_between(_invite, _nothing), {W: True, S: False, J: False, I: True}),
+    "invited_then_joined": (_message_between(_invite, _join), {W: True, S: True, J: False, I: True}),
+    "left_before": (_message_between(_add_leave, _nothing), {W: True, S: False, J: False, I: False}),
+    "left_before_rejoined_after": (_message_between(_add_leave, _add), {W: True, S: True, J: False, I: False}),
+    "joined_then_left": (_message_between(_add, _leave), {W: True, S: True, J: True, I: True}),
+    "knocking_at_the_time": (_message_between(_knock, _nothing), {W: True, S: False, J: False, I: False}),
+    "banned_at_the_time": (_message_between(_ban, _nothing), {W: True, S: False, J: False, I: False}),
+}
+
+CASES = [(name, v) for name in SCENARIOS for v in (W, S, J, I)]
+
+
+def _served(room: HubRoom, event: m.Event, server: str, *, visible: bool) -> None:
+    """get_event and backfill give ``server`` the event whole or redacted, as expected."""
+    expected = event if visible else event.redacted()
+    got = room.hub.get_event(room.room_id, event.event_id, for_server=server)
+    assert got.encode() == expected.encode()
+    assert got.event_id == event.event_id
+    assert got.is_redacted() == (not visible and not event.is_state)
+    got.verify(room.ring)  # a redacted event keeps its ID and signatures
+    last = room.state.last_event_id
+    window = room.hub.backfill(room.room_id, last, 1000, for_server=server)
+    (from_backfill,) = [e for e in window if e.event_id == event.event_id]
+    assert from_backfill.encode() == expected.encode()
+
+
+def _check_backfill_state_whole(room: HubRoom, server: str) -> None:
+    """Every state event in a backfill is served whole, and backfill is newest first."""
+    last = room.state.last_event_id
+    window = room.hub.backfill(room.room_id, last, 1000, for_server=server)
+    assert [e.event_id for e in window] == [e.event_id for e in reversed(room.events[:-1])]
+    for event in window:
+        if event.is_state:
+            assert event.encode() == room.hub.get_event(room.room_id, event.event_id).encode()
+
+
+@pytest.mark.parametrize("scenario,visibility", CASES, ids=[f"{n}-{v.name.lower()}" for n, v in CASES])
+def test_visibility_table(room: HubRoom, scenario: str, visibility: Visibility) -> None:
+    place, table = SCENARIOS[scenario]
+    room.visibility(visibility)
+    name = room.name(ANA)  # a state event sent while f1 has no joined user
+    message = place(room)
+    room.message(ANA)  # a trailer, so that backfill(before=last) covers the message
+    _served(room, message, F1, visible=table[visibility])
+    # f2 never had a user in the room; the hub always sees everything.
+    _served(room, message, F2, visible=visibility == W)
+    _served(room, message, HUB, visible=True)
+    assert room.hub.get_event(room.room_id, message.event_id).encode() == message.encode()
+    for server in (F1, F2):
+        _served(room, name, server, visible=True)
+        _check_backfill_state_whole(room, server)
+
+
+def test_the_default_visibility_is_shared(room: HubRoom) -> None:
+    early = room.message(ANA)
+    room.user(ANA, CAT, INVITE)
+    invited = room.message(ANA)
+    room.message(ANA)
+    _served(room, early, F1, visible=False)
+    _served(room, invited, F1, visible=False)
+    room.user(CAT, CAT, JOIN)  # a later join reveals what was sent before it
+    room.message(ANA)
+    _served(room, early, F1, visible=True)
+    _served(room, invited, F1, visible=True)
+
+
+def test_a_server_sees_what_any_of_its_users_sees(room: HubRoom) -> None:
+    room.visibility(Visibility.JOINED)
+    room.add(DAN)
+    room.user(ANA, CAT, INVITE)  # cat: invited only; dan (also f1): joined
+    both = room.message(ANA)
+    room.user(DAN, DAN, LEAVE)
+    cat_only = room.message(ANA)
+    room.message(ANA)
+    _served(room, both, F1, visible=True)
+    _served(room, cat_only, F1, visible=False)
+    room.add(EVE)
+    room.user(EVE, EVE, LEAVE)
+    _served(room, both, F2, visible=False)
+
+
+def test_visibility_changes_are_not_retroactive(room: HubRoom) -> None:
+    room.visibility(Visibility.JOINED)
+    under_joined = room.message(ANA)
+    room.visibility(Visibility.WORLD)
+    under_world = room.message(ANA)
+    room.visibility(Visibility.SHARED)
+    under_shared = room.message(ANA)
+    room.message(ANA)
+    _served(room, under_joined, F1, visible=False)
+    _served(room, under_world, F1, visible=True)
+    _served(room, under_shared, F1, visible=False)
+    room.add(CAT)
+    room.message(ANA)
+    _served(room, under_joined, F1, visible=False)  # a later join does not count under "joined"
+    _served(room, under_world, F1, visible=True)
+    _served(room, under_shared, F1, visible=True)
+
+
+def test_membership_events_are_state_and_always_whole(room: HubRoom) -> None:
+    room.visibility(Visibility.JOINED)
+    events: List[m.Event] = [room.user(ANA, CAT, INVITE), room.user(CAT, CAT, LEAVE), room.user(ANA, EVE, BAN)]
+    room.message(ANA)
+    for event in events:
+        for server in (F1, F2):
+            _served(room, event, server, visible=True)
