@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import os
+import select
 import signal
 import socket
 import subprocess
@@ -48,25 +49,57 @@ class ServerProcess:
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
         log_file.close()
+        try:
+            self._wait_ready(timeout)
+        except BaseException:
+            self._reap(signal.SIGKILL)
+            raise
+
+    def _wait_ready(self, timeout: float) -> None:
+        """Wait for the readiness line on stdout.  ``select`` bounds the wait: a blocking
+        ``readline`` would hang forever on a child that neither prints nor exits."""
+        assert self.proc is not None and self.proc.stdout is not None
+        fd = self.proc.stdout.fileno()
         deadline = time.monotonic() + timeout
-        assert self.proc.stdout is not None
-        while time.monotonic() < deadline:
-            line = self.proc.stdout.readline()
-            if not line:
-                raise RuntimeError(f"{self.name} exited during start (see {self.log_path})")
-            if b"ready on" in line:
-                return
-        raise RuntimeError(f"{self.name} did not become ready in {timeout:.0f} s")
+        seen = b""
+        while b"ready on" not in seen:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise RuntimeError(f"{self.name} did not become ready in {timeout:.0f} s{self._log_tail()}")
+            readable, _, _ = select.select([fd], [], [], min(remaining, 1.0))
+            if not readable:
+                continue
+            chunk = os.read(fd, 4096)
+            if not chunk:
+                raise RuntimeError(f"{self.name} exited during start{self._log_tail()}")
+            seen = (seen + chunk)[-4096:]
+
+    def _log_tail(self, size: int = 2000) -> str:
+        try:
+            with open(self.log_path, "rb") as f:
+                f.seek(0, os.SEEK_END)
+                f.seek(max(0, f.tell() - size))
+                tail = f.read().decode("utf-8", "replace")
+        except OSError:
+            return f" (see {self.log_path})"
+        return f"; end of {self.log_path}:\n{tail}"
 
     def stop(self, sig: int = signal.SIGTERM, *, timeout: float = 30.0) -> None:
-        if self.proc is None or self.proc.poll() is not None:
+        self._reap(sig, timeout=timeout)
+
+    def _reap(self, sig: int, *, timeout: float = 30.0) -> None:
+        """Signal the process (if still running), wait for it, and close our end of its pipe."""
+        if self.proc is None:
             return
-        self.proc.send_signal(sig)
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(10)
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        if self.proc.stdout is not None and not self.proc.stdout.closed:
+            self.proc.stdout.close()
 
     def kill(self) -> None:
         self.stop(signal.SIGKILL)

@@ -112,7 +112,7 @@ class Config:
 
     def __post_init__(self) -> None:
         if not self.storage:
-            self.storage = f"sqlite:///{self.data_dir}/mimi.db"
+            self.storage = f"sqlite:///{str(self.data_dir).lstrip('/')}/mimi.db" if Path(self.data_dir).is_absolute() else f"sqlite:{self.data_dir}/mimi.db"
         if not self.ds_domain:
             self.ds_domain = self.server_name
 

@@ -16,8 +16,11 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
+import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from . import (
     Event,
@@ -252,8 +255,7 @@ class ServerNode:
         event = Event.decode(self._blocking(self.request(hub, SUBMIT, limited.encode())))
         if event.limited() != limited:
             raise MalformedError(f"{hub} answered the submit with a different event")
-        self.follower.keys.ensure([hub])
-        event.verify(self.keys.ring)
+        self._verify_from_hub([event])
         if self.follower.follows(room_id):
             self.follower.receive(event)
         else:
@@ -268,9 +270,7 @@ class ServerNode:
         state, auth_chain, latest = decode_snapshot_response(
             self._blocking(self.request(hub, SNAPSHOT, encode_snapshot_request(room_id)))
         )
-        ring = self.keys.ensure({hub} | {e.origin_server for e in state + auth_chain})
-        for event in state + auth_chain:
-            event.verify(ring)
+        self._verify_from_hub(state + auth_chain)
         newest = accepted if latest == accepted.event_id else self._fetch_event_blocking(room_id, latest)
         self.follower.sync(room_id, newest)
         ours = self.follower.state(room_id).state_ids()
@@ -279,6 +279,10 @@ class ServerNode:
             log.warning("room %s: replayed state differs from the hub's snapshot", room_id)
             raise MalformedError(f"the snapshot of {room_id} does not match the replayed history")
         log.info("joined %s: %d state events, %d in the auth chain", room_id, len(state), len(auth_chain))
+
+    def _verify_from_hub(self, events: Sequence[Event]) -> None:
+        """Check events a hub answered with (keys re-fetched once on a failure: rotation)."""
+        self.keys.verify_all(events, lambda e: (e.hub_server, e.origin_server))
 
     def sync_room(self, room_id: str) -> int:
         """Fetch what we missed in a followed room (e.g. after a restart); returns the count."""
@@ -356,19 +360,57 @@ class ServerNode:
     def _local_status(self) -> Dict[str, Any]:
         queues = {d: self.store.queue_length(d) for d in self.store.destinations_with_pending()}
         return {"server_name": self.server_name, "port": self.port, "rooms": self._local_rooms(), "queues": queues,
-                "key_id": self.keys.signing_key.key_id}
+                "key_id": self.keys.signing_key.key_id, "delivery": self._delivery_stats()}
+
+    def _delivery_stats(self) -> Dict[str, Any]:
+        """Fan-out counters since this process started: events delivered, events a destination
+        refused with a verdict (dropped from its queue), consecutive failed attempts by
+        destination (the destination down, or answering rate_limited/internal)."""
+        d = self.delivery
+        if d is None:
+            return {"delivered": 0, "rejected": 0, "failing": {}}
+        return {"delivered": d.delivered, "rejected": d.rejected, "failing": {k: v for k, v in d.failures.items() if v}}
 
     def _local_sync(self, room_id: str) -> Dict[str, Any]:
         return {"fetched": self.sync_room(room_id)}
 
     def _local_rotate_key(self) -> Dict[str, Any]:
-        """Start signing with a fresh key; the old one stays published as expired."""
-        old = self.keys.signing_key.key_id
+        """Start signing with a fresh key; the old one stays published as expired.
+
+        Crash-safe in this order: (1) the store records the old key as expired next to the
+        new one, (2) the new key file replaces the old one atomically and durably, (3) the
+        running server switches.  A crash after (1) restarts with the old key current (the
+        stored expired list never drops the key in the file); after (2) with the new key and
+        the old one still published.  Writing the key file first could lose the old key's
+        listing, and with it the verifiability of every event it signed."""
+        old = self.keys.signing_key
         new = SigningKey.generate()
-        save_signing_key(self.config.signing_key, new, overwrite=True)
+        old_expired = old.verify_key(expired_ts=int(time.time() * 1000))
+        kept = [k for k in self.keys.expired_keys if k.key_id not in (old.key_id, new.key_id)]
+        self.store.put_server_keys(self.server_name, ServerKeys(self.server_name, [new.verify_key(), *kept, old_expired]).encode())
+        _replace_key_file(Path(self.config.signing_key), new)
         self.keys.rotate(new)
         self.store.put_server_keys(self.server_name, self.keys.own_keys().encode())
-        return {"old_key_id": old, "new_key_id": new.key_id}
+        return {"old_key_id": old.key_id, "new_key_id": new.key_id}
+
+
+def _replace_key_file(path: Path, key: SigningKey) -> None:
+    """Write the key to a new file beside ``path``, flush it to disk, rename it over ``path``
+    and flush the directory: at every moment ``path`` holds a whole key, old or new."""
+    tmp = path.with_name(path.name + ".new")
+    tmp.unlink(missing_ok=True)
+    save_signing_key(tmp, key)
+    fd = os.open(tmp, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
 
 
 class SubmitBatcher:

@@ -120,8 +120,7 @@ class Follower:
         hub = _hub_of(room_id)
         if peer is not None and peer != hub:
             raise UnauthorizedError(f"{peer} is not the hub of {room_id}; only {hub} delivers its events")
-        ring = self.keys.ensure({hub, event.origin_server})
-        event.verify(ring)
+        self._check_signatures([event])
         with self._room_lock(room_id):
             if not self.follows(room_id):
                 return self._unknown_room(event)
@@ -204,10 +203,7 @@ class Follower:
         return chain
 
     def _check_signatures(self, events: List[Event]) -> None:
-        servers = {e.origin_server for e in events} | {_hub_of(events[0].room_id)}
-        ring = self.keys.ensure(servers)
-        for event in events:
-            event.verify(ring)
+        self.keys.verify_all(events, lambda e: (e.hub_server, e.origin_server))
 
     def _append(self, chain: RoomChain, events: List[Event]) -> None:
         """Policy-check, apply and store events that follow the chain's last event."""

@@ -234,7 +234,7 @@ class Hub:
                 for pos, _, _ in group:
                     results[pos] = exc
                 continue
-            with room.lock:
+            with room.lock, self.store.room_writer_lock(room_id):
                 self._accept_group(room, group, results)
         return results  # type: ignore[return-value]
 

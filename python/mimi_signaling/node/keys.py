@@ -14,7 +14,7 @@ import threading
 import time
 from typing import Callable, Iterable, List, Optional
 
-from .._core import BadSignatureError, KeyRing, MimiError, ServerKeys, SigningKey, VerifyKey
+from .._core import BadSignatureError, InternalError, KeyRing, MimiError, ServerKeys, SigningKey, VerifyKey
 from .store import EventStore
 
 log = logging.getLogger(__name__)
@@ -39,12 +39,22 @@ class KeyStore:
         self.fetch = fetch
         self._expired: List[VerifyKey] = list(expired)
         self._lock = threading.Lock()
+        #: Replaced, never mutated, when keys are added: other threads may be verifying with
+        #: the current ring (with the GIL released) while a key arrives.
         self.ring = KeyRing()
         self._install_own()
 
     def _install_own(self) -> None:
+        ring = self.ring.copy()
         for key in self.own_keys().keys:
-            self.ring.add(self.server_name, key)
+            ring.add(self.server_name, key)
+        self.ring = ring
+
+    def _install(self, keys: ServerKeys) -> None:
+        """Copy-on-write: a new ring with ``keys`` added replaces the current one."""
+        ring = self.ring.copy()
+        ring.add_server_keys(keys)
+        self.ring = ring
 
     def own_keys(self) -> ServerKeys:
         """What the keys transaction serves: the current key and every expired one."""
@@ -70,7 +80,7 @@ class KeyStore:
         if keys.server_name == self.server_name:
             return
         with self._lock:
-            self.ring.add_server_keys(keys)
+            self._install(keys)
             self.store.put_server_keys(keys.server_name, keys.encode())
 
     def ensure(self, servers: Iterable[str]) -> KeyRing:
@@ -81,7 +91,7 @@ class KeyStore:
             cached = self.store.get_server_keys(server)
             if cached is not None:
                 with self._lock:
-                    self.ring.add_server_keys(ServerKeys.decode(cached))
+                    self._install(ServerKeys.decode(cached))
                 continue
             if self.fetch is None:
                 raise BadSignatureError(f"no keys known for server {server}")
@@ -89,13 +99,37 @@ class KeyStore:
                 keys = self.fetch(server)
             except MimiError:
                 raise
-            except Exception as exc:  # network failures become a signature verdict we cannot give
-                raise BadSignatureError(f"could not fetch the keys of {server}: {exc}") from exc
+            except Exception as exc:
+                # The peer is unreachable: no verdict yet. `internal` is retried by the sender
+                # (a fan-out queue keeps the event), where bad_signature would be final.
+                raise InternalError(f"could not fetch the keys of {server}: {exc}") from exc
             if keys.server_name != server:
                 raise BadSignatureError(f"{server} answered with the keys of {keys.server_name}")
             self.add_server_keys(keys)
             log.info("fetched %d keys of %s", len(keys.keys), server)
         return self.ring
+
+    def verify_all(self, events: Iterable, servers_of) -> None:
+        """``event.verify`` for each event; when one fails under the keys we hold, re-fetch the
+        keys of the servers that signed it (once each) and check again: the hub or an origin
+        may have rotated its key since we cached its keys."""
+        events = list(events)
+        ring = self.ensure({s for e in events for s in servers_of(e)})
+        refreshed: set = set()
+        for event in events:
+            try:
+                event.verify(ring)
+            except BadSignatureError:
+                stale = set(servers_of(event)) - refreshed - {self.server_name}
+                if not stale:
+                    raise
+                refreshed |= stale
+                for server in sorted(stale):
+                    self.refresh(server)
+                # Check again whatever refresh() found: another thread may have installed the
+                # new key between our failed check and our own fetch.
+                ring = self.ring
+                event.verify(ring)
 
     def refresh(self, server: str) -> bool:
         """Re-fetch a peer's keys (after a signature by an unknown key ID); True if it changed."""

@@ -28,6 +28,7 @@ returns.
 from __future__ import annotations
 
 import abc
+import contextlib
 from typing import Iterator, NamedTuple, Optional, Sequence
 
 __all__ = [
@@ -102,6 +103,14 @@ class EventStore(abc.ABC):
     """Durable storage for rooms, their event chains, the fan-out queue and server keys."""
 
     # --- writing events ---------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def room_writer_lock(self, room_id: str) -> Iterator[None]:
+        """Held by a hub from reading a room's latest event to appending after it, so that
+        several hub processes sharing one database take turns instead of racing (the loser of
+        a race must reload and would keep losing under load).  Linearity never depends on it:
+        the constraints hold regardless.  The default is a no-op (one writer process)."""
+        yield
 
     def append(
         self,

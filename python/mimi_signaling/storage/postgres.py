@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 from typing import Any, Iterator, Sequence
 
 import psycopg
@@ -29,6 +30,11 @@ __all__ = ["PostgresEventStore"]
 # Advisory lock namespace of this store ("MIMI"); the second key is a hash of the room ID
 # (collisions only serialise two rooms' writers) or 0 for schema creation.
 _LOCK_CLASS = 0x4D494D49
+# A different namespace for room_writer_lock: it is held around the append's own lock.
+_WRITER_LOCK_CLASS = _LOCK_CLASS + 1
+# Connections that hold writer locks; rooms share them by hash (a waiting pg_advisory_lock
+# blocks its connection, so they cannot be the store's main connection).
+_WRITER_LOCK_CONNECTIONS = 4
 
 
 class PostgresEventStore(SqlEventStore):
@@ -44,12 +50,35 @@ class PostgresEventStore(SqlEventStore):
         super().__init__()
         self._conninfo = conninfo
         self._connect_timeout = connect_timeout
+        self._writer_guards = [threading.Lock() for _ in range(_WRITER_LOCK_CONNECTIONS)]
+        self._writer_conns: list = [None] * _WRITER_LOCK_CONNECTIONS
         self._conn = self._connect()
         try:
             self._create_schema()
         except BaseException:
             self._conn.close()
             raise
+
+    @contextlib.contextmanager
+    def room_writer_lock(self, room_id: str) -> Iterator[None]:
+        slot = hash(room_id) % _WRITER_LOCK_CONNECTIONS
+        with self._writer_guards[slot]:
+            conn = self._writer_conns[slot]
+            if conn is None or conn.broken or conn.closed:
+                conn = self._writer_conns[slot] = self._connect()
+            conn.execute("SELECT pg_advisory_lock(%s, hashtext(%s))", (_WRITER_LOCK_CLASS, room_id))
+            try:
+                yield
+            finally:
+                if not conn.broken:
+                    conn.execute("SELECT pg_advisory_unlock(%s, hashtext(%s))", (_WRITER_LOCK_CLASS, room_id))
+
+    def close(self) -> None:
+        for slot, conn in enumerate(self._writer_conns):
+            if conn is not None:
+                with self._writer_guards[slot]:
+                    conn.close()
+        super().close()
 
     def _connect(self) -> psycopg.Connection[Any]:
         return psycopg.connect(

@@ -1,0 +1,66 @@
+"""Fixtures of the end-to-end tests: clusters of real ``mimi serve`` processes on 127.0.0.1,
+always stopped (and killed if they do not stop) at teardown."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Callable, Dict, Iterator, List, Optional
+
+import pytest
+
+try:
+    from tests.pg import fresh_pg_url, pg_url  # noqa: F401  (fixtures)
+except ImportError:  # pytest run without the repository root on sys.path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+    from tests.pg import fresh_pg_url, pg_url  # noqa: F401
+
+from mimi_signaling.cluster import Cluster, ServerProcess
+
+from e2ekit import ALPHA, BETA, HUB
+
+
+def _stop_all(processes: List[ServerProcess]) -> None:
+    for process in processes:
+        try:
+            process.stop(timeout=15)
+        finally:
+            if process.proc is not None and process.proc.poll() is None:
+                process.proc.kill()
+                process.proc.wait(10)
+
+
+@pytest.fixture
+def make_cluster(tmp_path: Path) -> Iterator[Callable[..., Cluster]]:
+    """``make_cluster(names, storage=None)``: a started cluster, stopped after the test."""
+    made: List[Cluster] = []
+
+    def make(names: List[str], storage: Optional[Dict[str, str]] = None, start: bool = True) -> Cluster:
+        cluster = Cluster(tmp_path / f"cluster{len(made)}", names, storage=storage)
+        made.append(cluster)
+        if start:
+            cluster.start()
+        return cluster
+
+    yield make
+    _stop_all([s for c in made for s in c.servers.values()])
+
+
+@pytest.fixture
+def extra_processes() -> Iterator[List[ServerProcess]]:
+    """Server processes a test builds by hand (not through ``Cluster``), stopped after it."""
+    started: List[ServerProcess] = []
+    yield started
+    _stop_all(started)
+
+
+@pytest.fixture(scope="module")
+def trio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """hub.test, alpha.test and beta.test, shared by the tests of one module (each test makes
+    its own room)."""
+    cluster = Cluster(tmp_path_factory.mktemp("trio"), [HUB, ALPHA, BETA])
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        _stop_all(list(cluster.servers.values()))
