@@ -47,7 +47,7 @@ def test_minimal_config_defaults_and_relative_paths(tmp_path):
     assert cfg.data_dir == base / "data"
     assert cfg.signing_key == base / "signing.key"
     assert cfg.tls == TLSConfig(base / "tls/hub.pem", base / "tls/hub.key", base / "tls/ca.pem")
-    assert cfg.storage == f"sqlite:///{base / 'data'}/mimi.db"
+    assert cfg.storage == f"sqlite://{base / 'data'}/mimi.db"  # sqlite:/// + the absolute path without its leading /
     assert cfg.ds_domain == "hub.test"
     assert cfg.peers == {}
     assert cfg.rate_limit == RateLimitConfig()
