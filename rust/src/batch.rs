@@ -46,20 +46,12 @@ fn checks_of<'a>(i: usize, p: &'a Prepared, keys: &'a KeyRing) -> std::result::R
     Ok(out)
 }
 
-/// Verify the signatures of `prepared` (indices are positions in that slice). Returns, per
-/// event, the first signature error (origin before hub) or None.
-fn verify_signatures(prepared: &[(usize, &Prepared)], keys: &KeyRing) -> Vec<Option<MimiError>> {
-    let mut errors: Vec<Option<MimiError>> = vec![None; prepared.len()];
-    let mut checks = Vec::with_capacity(prepared.len() * 2);
-    for (slot, (_, p)) in prepared.iter().enumerate() {
-        match checks_of(slot, p, keys) {
-            Ok(c) => checks.extend(c),
-            Err(e) => errors[slot] = Some(e),
-        }
-    }
-    // Chunk by event so that one event's checks stay in one batch.
-    let chunks: Vec<&[Check<'_>]> = checks.chunk_by(|a, b| a.event / EVENTS_PER_BATCH == b.event / EVENTS_PER_BATCH).collect();
-    let failures: Vec<(usize, MimiError)> = chunks
+/// Batch-verify `checks` on all cores, `events_per_batch` events per `verify_batch` call (an
+/// event's checks stay in one batch); a failed batch is re-checked one signature at a time so
+/// that exactly the failing events are returned, with the first failure of each.
+fn failing_checks(checks: &[Check<'_>], events_per_batch: usize) -> Vec<(usize, MimiError)> {
+    let chunks: Vec<&[Check<'_>]> = checks.chunk_by(|a, b| a.event / events_per_batch == b.event / events_per_batch).collect();
+    chunks
         .par_iter()
         .flat_map_iter(|chunk| {
             let messages: Vec<&[u8]> = chunk.iter().map(|c| c.message).collect();
@@ -74,8 +66,21 @@ fn verify_signatures(prepared: &[(usize, &Prepared)], keys: &KeyRing) -> Vec<Opt
                 .map(|c| (c.event, MimiError::bad_signature(format!("{}: Ed25519 signature does not verify", c.what))))
                 .collect::<Vec<_>>()
         })
-        .collect();
-    for (slot, err) in failures {
+        .collect()
+}
+
+/// Verify the signatures of `prepared` (indices are positions in that slice). Returns, per
+/// event, the first signature error (origin before hub) or None.
+fn verify_signatures(prepared: &[(usize, &Prepared)], keys: &KeyRing) -> Vec<Option<MimiError>> {
+    let mut errors: Vec<Option<MimiError>> = vec![None; prepared.len()];
+    let mut checks = Vec::with_capacity(prepared.len() * 2);
+    for (slot, (_, p)) in prepared.iter().enumerate() {
+        match checks_of(slot, p, keys) {
+            Ok(c) => checks.extend(c),
+            Err(e) => errors[slot] = Some(e),
+        }
+    }
+    for (slot, err) in failing_checks(&checks, EVENTS_PER_BATCH) {
         // origin failures sort before hub failures because checks keep that order
         if errors[slot].is_none() {
             errors[slot] = Some(err);
@@ -225,24 +230,8 @@ pub fn verify_limited_events(events: &[&crate::wire::event::LimitedEvent], keys:
             Err(e) => errors[i] = Some(e),
         }
     }
-    let chunks: Vec<&[Check<'_>]> = checks.chunk_by(|a, b| a.event / (EVENTS_PER_BATCH * 2) == b.event / (EVENTS_PER_BATCH * 2)).collect();
-    let failures: Vec<(usize, MimiError)> = chunks
-        .par_iter()
-        .flat_map_iter(|chunk| {
-            let messages: Vec<&[u8]> = chunk.iter().map(|c| c.message).collect();
-            let signatures: Vec<Signature> = chunk.iter().map(|c| c.signature).collect();
-            let verifying: Vec<VerifyingKey> = chunk.iter().map(|c| *c.key).collect();
-            if ed25519_dalek::verify_batch(&messages, &signatures, &verifying).is_ok() {
-                return Vec::new();
-            }
-            chunk
-                .iter()
-                .filter(|c| c.key.verify(c.message, &c.signature).is_err())
-                .map(|c| (c.event, MimiError::bad_signature(format!("{}: Ed25519 signature does not verify", c.what))))
-                .collect::<Vec<_>>()
-        })
-        .collect();
-    for (i, e) in failures {
+    // One signature per limited event: twice the events per batch for the same batch size.
+    for (i, e) in failing_checks(&checks, EVENTS_PER_BATCH * 2) {
         if errors[i].is_none() {
             errors[i] = Some(e);
         }
