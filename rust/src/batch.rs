@@ -30,20 +30,27 @@ struct Check<'a> {
     what: &'static str,
 }
 
-/// The checks of one event, in the order they are reported: origin, then hub.
-fn checks_of<'a>(i: usize, p: &'a Prepared, keys: &'a KeyRing) -> std::result::Result<Vec<Check<'a>>, MimiError> {
+/// The checks of one event, in the order they are reported: origin, then hub. A failed key
+/// lookup for the origin set stops there (nothing is reported before it); a failed lookup for
+/// the hub set is returned beside the origin checks, to be reported only if those pass.
+fn checks_of<'a>(i: usize, p: &'a Prepared, keys: &'a KeyRing) -> std::result::Result<(Vec<Check<'a>>, Option<MimiError>), MimiError> {
     let ev = &p.event;
     let mut out = Vec::with_capacity(2);
     for (what, server, sigs, message) in [
         ("origin_signature", server_of(ev.sender_str()), &ev.origin_signature, &p.origin_message),
         ("hub_signature", server_of(ev.room_id_str()), &ev.hub_signature, &p.hub_message),
     ] {
-        for t in keys.tasks(what, server, sigs)? {
+        let tasks = match keys.tasks(what, server, sigs) {
+            Ok(t) => t,
+            Err(e) if what == "hub_signature" => return Ok((out, Some(e))),
+            Err(e) => return Err(e),
+        };
+        for t in tasks {
             let signature = Signature::from_slice(t.signature).map_err(|_| MimiError::bad_signature(format!("{what}: not 64 bytes")))?;
             out.push(Check { event: i, message, signature, key: t.key, what });
         }
     }
-    Ok(out)
+    Ok((out, None))
 }
 
 /// Batch-verify `checks` on all cores, `events_per_batch` events per `verify_batch` call (an
@@ -73,10 +80,14 @@ fn failing_checks(checks: &[Check<'_>], events_per_batch: usize) -> Vec<(usize, 
 /// event, the first signature error (origin before hub) or None.
 fn verify_signatures(prepared: &[(usize, &Prepared)], keys: &KeyRing) -> Vec<Option<MimiError>> {
     let mut errors: Vec<Option<MimiError>> = vec![None; prepared.len()];
+    let mut hub_lookup: Vec<Option<MimiError>> = vec![None; prepared.len()];
     let mut checks = Vec::with_capacity(prepared.len() * 2);
     for (slot, (_, p)) in prepared.iter().enumerate() {
         match checks_of(slot, p, keys) {
-            Ok(c) => checks.extend(c),
+            Ok((c, hub_error)) => {
+                checks.extend(c);
+                hub_lookup[slot] = hub_error;
+            }
             Err(e) => errors[slot] = Some(e),
         }
     }
@@ -84,6 +95,13 @@ fn verify_signatures(prepared: &[(usize, &Prepared)], keys: &KeyRing) -> Vec<Opt
         // origin failures sort before hub failures because checks keep that order
         if errors[slot].is_none() {
             errors[slot] = Some(err);
+        }
+    }
+    // A hub key lookup failure comes after the origin checks (verdict() puts the content hash
+    // between the two).
+    for (slot, hub_error) in hub_lookup.into_iter().enumerate() {
+        if errors[slot].is_none() {
+            errors[slot] = hub_error;
         }
     }
     errors

@@ -86,6 +86,10 @@ impl<'a> OriginFields<'a> {
         }
         let sender = text_ref("sender", self.sender)?;
         ids::parse_user_id(sender)?;
+        // Every decodable event must have a redacted form, hence a reference hash and an ID
+        // (for m.room.user that needs the participation to decode). Whether the content is
+        // valid for its type is the shape check's verdict (PROFILE.md section 4 rule 4).
+        self.redacted_content().map_err(|e| e.context("content"))?;
         Ok(())
     }
 
