@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 from .config import Config
 from .service import LocalClient
@@ -113,9 +113,19 @@ class ServerProcess:
 
 
 class Cluster:
-    """``names`` are server names; every server knows every other through the peer map."""
+    """``names`` are server names; every server knows every other through the peer map.
 
-    def __init__(self, directory: Path, names: List[str], *, storage: Optional[Dict[str, str]] = None) -> None:
+    ``configure(config)``, when given, may change each server's configuration (rate limit,
+    HTTP limits, ...) before it is written; the result is validated."""
+
+    def __init__(
+        self,
+        directory: Path,
+        names: List[str],
+        *,
+        storage: Optional[Dict[str, str]] = None,
+        configure: Optional[Callable[[Config], None]] = None,
+    ) -> None:
         from .cli.init import init_server
 
         self.directory = Path(directory)
@@ -132,6 +142,10 @@ class Cluster:
                 storage=(storage or {}).get(name, ""),
                 peers={n: u for n, u in urls.items() if n != name},
             )
+            if configure is not None:
+                config = Config.load(cfg)
+                configure(config)
+                config.validate().dump(cfg)
             self.servers[name] = ServerProcess(name, cfg, d / "server.log")
 
     def __getitem__(self, name: str) -> ServerProcess:

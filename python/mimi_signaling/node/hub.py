@@ -56,18 +56,23 @@ def _server_of(identifier: str) -> str:
     return identifier.split(":", 1)[1]
 
 
+def _remember(recent: "OrderedDict[bytes, str]", digest: bytes, event_id: str) -> None:
+    recent[digest] = event_id
+    if len(recent) > RECENT_SUBMITS:
+        recent.popitem(last=False)
+
+
 class _HubRoom:
-    def __init__(self, chain: RoomChain) -> None:
+    def __init__(self, chain: RoomChain, recent: "Optional[OrderedDict[bytes, str]]" = None) -> None:
         self.chain = chain
         self.lock = threading.Lock()
-        # sha256(limited event) -> event ID of non-state submits already accepted, so that a
-        # retried (or replayed) submit returns the accepted event instead of a duplicate.
-        self.recent: "OrderedDict[bytes, str]" = OrderedDict()
+        # sha256(limited event) -> event ID of non-state submits already accepted (rebuilt from
+        # the store on load, extended by catch-up), so that a retried or replayed submit
+        # returns the accepted event instead of a duplicate.
+        self.recent: "OrderedDict[bytes, str]" = recent if recent is not None else OrderedDict()
 
     def remember(self, digest: bytes, event_id: str) -> None:
-        self.recent[digest] = event_id
-        if len(self.recent) > RECENT_SUBMITS:
-            self.recent.popitem(last=False)
+        _remember(self.recent, digest, event_id)
 
 
 class Hub:
@@ -105,31 +110,43 @@ class Hub:
         with self._rooms_lock:
             room = self._rooms.get(room_id)
             if room is None:
-                room = _HubRoom(self._load(room_id))
+                recent: "OrderedDict[bytes, str]" = OrderedDict()
+                room = _HubRoom(self._load(room_id, recent), recent)
                 self._rooms[room_id] = room
         return room
 
-    def _load(self, room_id: str) -> RoomChain:
-        """Rebuild a room's state from the store (events this hub checked before storing)."""
+    def _load(self, room_id: str, recent: Optional["OrderedDict[bytes, str]"] = None) -> RoomChain:
+        """Rebuild a room's state from the store (events this hub checked before storing).
+        ``recent``: also remember the non-state events among the last ``RECENT_SUBMITS``, so
+        that a replay of one of them after a restart is answered instead of re-sequenced."""
         chain: Optional[RoomChain] = None
         batch: List[bytes] = []
+        tail_from = 0
+        if recent is not None:
+            latest = self.store.latest(room_id)
+            tail_from = max(0, (latest[0] + 1 if latest else 0) - RECENT_SUBMITS)
+        index = 0
         for _, raw in self.store.iter_events(room_id, batch=LOAD_BATCH):
             batch.append(raw)
             if len(batch) >= LOAD_BATCH:
-                chain = self._apply_stored(room_id, chain, batch)
+                chain = self._apply_stored(room_id, chain, batch, index, tail_from, recent)
+                index += len(batch)
                 batch = []
         if batch:
-            chain = self._apply_stored(room_id, chain, batch)
+            chain = self._apply_stored(room_id, chain, batch, index, tail_from, recent)
         if chain is None:
             raise UnknownRoomError(f"unknown room {room_id}")
         return chain
 
-    def _apply_stored(self, room_id: str, chain: Optional[RoomChain], blobs: List[bytes]) -> RoomChain:
-        for event in decode_events(blobs):
+    def _apply_stored(self, room_id: str, chain: Optional[RoomChain], blobs: List[bytes], first: int = 0,
+                      tail_from: int = 0, recent: Optional["OrderedDict[bytes, str]"] = None) -> RoomChain:
+        for i, event in enumerate(decode_events(blobs), start=first):
             if chain is None:
                 chain = RoomChain.open(event, registry=self.registry, policies=self.policies)
             else:
                 chain.apply_trusted(event)
+            if recent is not None and i >= tail_from and not event.is_state:
+                _remember(recent, sha256(event.limited().encode()), event.event_id)
         assert chain is not None
         return chain
 
@@ -142,6 +159,8 @@ class Hub:
         blobs = [raw for _, raw in self.store.iter_events(room.chain.room_id, start=start)]
         for event in decode_events(blobs):
             room.chain.apply_trusted(event)
+            if not event.is_state:  # another process's submits are replays here too
+                room.remember(sha256(event.limited().encode()), event.event_id)
         log.info("room %s: caught up %d events written by another hub process", room.chain.room_id, len(blobs))
 
     def _forget(self, room_id: str) -> None:
@@ -281,6 +300,7 @@ class Hub:
             owners: List[Tuple[int, bytes, bool]] = []  # (position, digest, non-state) per event
             duplicates: Dict[int, int] = {}  # position -> index into unsigned
             batch_digests: Dict[bytes, int] = {}
+            batch_ids: Dict[str, int] = {}  # event ID -> index into unsigned
             for pos, limited, digest in group:
                 try:
                     if limited.state_key is None and digest in batch_digests:
@@ -288,7 +308,10 @@ class Hub:
                         continue
                     existing = self._existing(room, limited, digest)
                     if existing is not None:
-                        results[pos] = existing
+                        if existing.event_id in batch_ids:  # a state event of this very group:
+                            duplicates[pos] = batch_ids[existing.event_id]  # answer with its signed copy
+                        else:
+                            results[pos] = existing
                         continue
                     event, content = self._sequence(room, limited, key.key_id)
                     chain.state.apply(event, content, event_id=event.event_id)
@@ -298,6 +321,7 @@ class Hub:
                 fanouts.append(sorted(chain.fanout(event, self.server_name)))
                 if limited.state_key is None:
                     batch_digests[digest] = len(unsigned)
+                batch_ids[event.event_id] = len(unsigned)
                 unsigned.append(event)
                 owners.append((pos, digest, limited.state_key is None))
             if not unsigned:
@@ -315,7 +339,7 @@ class Hub:
                 self.store.append_many(rows)
             except ChainConflictError as exc:
                 log.info("room %s: append raced another writer (%s); retrying", chain.room_id, exc)
-                room.chain = self._load(chain.room_id)
+                room.chain = self._load(chain.room_id, room.recent)
                 continue
             except Exception as exc:  # the state ran ahead of the store: rebuild it from the store
                 log.exception("room %s: storing %d events failed", chain.room_id, len(rows))

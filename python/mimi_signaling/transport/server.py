@@ -226,7 +226,7 @@ class SignalingServer:
         self.app.router.add_post(SIGNALING_PATH, self._handle_signaling)
         self.app.router.add_get(DS_DOMAIN_PATH, self._handle_ds_domain)
         self._runner: Optional[web.AppRunner] = None
-        self._site: Optional[web.TCPSite] = None
+        self._tcp: Optional[asyncio.AbstractServer] = None
         self.host: Optional[str] = None
         self.port: Optional[int] = None
 
@@ -265,22 +265,28 @@ class SignalingServer:
         )
         await runner.setup()
         self._deadline.install(runner.server)
-        site = web.TCPSite(runner, host, port, ssl_context=self.ssl_context)
+        # Not web.TCPSite: it passes no ssl_handshake_timeout, so a peer that connects and
+        # never sends a ClientHello would hold the connection for asyncio's default 60 s.
+        loop = asyncio.get_running_loop()
         try:
-            await site.start()
+            tcp = await loop.create_server(
+                runner.server, host, port, ssl=self.ssl_context, reuse_address=True,
+                ssl_handshake_timeout=self.keepalive_timeout,
+            )
         except BaseException:
             await runner.cleanup()
             raise
-        self._runner, self._site = runner, site
-        addresses = runner.addresses
+        self._runner, self._tcp = runner, tcp
         self.host = host
-        self.port = int(addresses[0][1]) if addresses else port
+        self.port = int(tcp.sockets[0].getsockname()[1]) if tcp.sockets else port
         log.info("MIMI signaling server listening on %s:%s", host, self.port)
         return self.port
 
     async def stop(self) -> None:
         if self._runner is not None:
-            runner, self._runner, self._site = self._runner, None, None
+            runner, self._runner, tcp, self._tcp = self._runner, None, self._tcp, None
+            if tcp is not None:
+                tcp.close()  # stop accepting; runner.cleanup() then closes the connections
             await runner.cleanup()
             self._deadline.clear()
 

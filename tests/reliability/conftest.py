@@ -1,0 +1,67 @@
+"""Fixtures of the reliability tests: clusters of real ``mimi serve`` processes on 127.0.0.1
+(always reaped at teardown), the hostile-peer cluster with tightened limits, and PostgreSQL
+databases from ``tests/pg.py`` (which fail instead of skipping under ``CI=true``)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Callable, Dict, Iterator, List, Optional
+
+import pytest
+
+try:
+    from tests.pg import fresh_pg_url, pg_url  # noqa: F401  (fixtures)
+except ImportError:  # pytest run without the repository root on sys.path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+    from tests.pg import fresh_pg_url, pg_url  # noqa: F401
+
+from mimi_signaling.cluster import Cluster, ServerProcess
+
+from relkit import reap, tightened
+from e2ekit import ALPHA, BETA, BOB, CAROL, HUB, room_with_members, wait_same_history
+
+
+@pytest.fixture
+def make_cluster(tmp_path: Path) -> Iterator[Callable[..., Cluster]]:
+    """``make_cluster(names, storage=None, configure=None)``: a started cluster, reaped after
+    the test."""
+    made: List[Cluster] = []
+
+    def make(names: List[str], storage: Optional[Dict[str, str]] = None, configure=None) -> Cluster:
+        cluster = Cluster(tmp_path / f"cluster{len(made)}", names, storage=storage, configure=configure)
+        made.append(cluster)
+        cluster.start()
+        return cluster
+
+    yield make
+    reap(s for c in made for s in c.servers.values())
+
+
+@pytest.fixture
+def extra_processes() -> Iterator[List[ServerProcess]]:
+    """Server processes a test builds by hand, reaped after it."""
+    started: List[ServerProcess] = []
+    yield started
+    reap(started)
+
+
+@pytest.fixture(scope="session")
+def hostile(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """hub.test, alpha.test and beta.test with small limits (rate 50/s, burst 100, 2 s to
+    complete a request or its body), shared by the hostile-peer tests."""
+    cluster = Cluster(tmp_path_factory.mktemp("hostile"), [HUB, ALPHA, BETA], configure=tightened())
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        reap(cluster.servers.values())
+
+
+@pytest.fixture(scope="session")
+def hostile_room(hostile: Cluster) -> str:
+    """A room of alice (hub), bob (alpha) and carol (beta), every server up to date."""
+    room = room_with_members(hostile, [(ALPHA, BOB), (BETA, CAROL)], name="hostile peers")
+    hostile[HUB].call("send", room_id=room, sender="@alice:hub.test", type="m.room.encrypted", text="before")
+    wait_same_history(hostile, room, [ALPHA, BETA])
+    return room
