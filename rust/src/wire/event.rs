@@ -166,28 +166,36 @@ fn check_size(data: &[u8]) -> Result<()> {
     Ok(())
 }
 
-impl Event {
-    /// Strict decode of one encoded event, with every field's grammar and limit checked.
-    pub fn decode(data: &[u8]) -> Result<Event> {
-        check_size(data)?;
-        let ev: Event = decode_exact(data)?;
-        ev.validate()?;
-        Ok(ev)
-    }
-
-    pub fn encode(&self) -> Result<Vec<u8>> {
-        encode(self)
-    }
-
-    pub fn origin(&self) -> OriginFields<'_> {
-        OriginFields {
-            room_id: &self.room_id,
-            event_type: &self.event_type,
-            state_key: &self.state_key,
-            sender: &self.sender,
-            content: &self.content,
+/// `decode` (strict: size limit, exact decoding, every field validated), `encode` and
+/// `origin` for the two structs that carry the origin's fields.
+macro_rules! origin_struct_methods {
+    ($t:ident) => {
+        /// Strict decode of one encoded event, with every field's grammar and limit checked.
+        pub fn decode(data: &[u8]) -> Result<$t> {
+            check_size(data)?;
+            let ev: $t = decode_exact(data)?;
+            ev.validate()?;
+            Ok(ev)
         }
-    }
+
+        pub fn encode(&self) -> Result<Vec<u8>> {
+            encode(self)
+        }
+
+        pub fn origin(&self) -> OriginFields<'_> {
+            OriginFields {
+                room_id: &self.room_id,
+                event_type: &self.event_type,
+                state_key: &self.state_key,
+                sender: &self.sender,
+                content: &self.content,
+            }
+        }
+    };
+}
+
+impl Event {
+    origin_struct_methods!(Event);
 
     pub fn validate(&self) -> Result<()> {
         self.origin().validate()?;
@@ -256,26 +264,7 @@ impl Event {
 }
 
 impl LimitedEvent {
-    pub fn decode(data: &[u8]) -> Result<LimitedEvent> {
-        check_size(data)?;
-        let ev: LimitedEvent = decode_exact(data)?;
-        ev.validate()?;
-        Ok(ev)
-    }
-
-    pub fn encode(&self) -> Result<Vec<u8>> {
-        encode(self)
-    }
-
-    pub fn origin(&self) -> OriginFields<'_> {
-        OriginFields {
-            room_id: &self.room_id,
-            event_type: &self.event_type,
-            state_key: &self.state_key,
-            sender: &self.sender,
-            content: &self.content,
-        }
-    }
+    origin_struct_methods!(LimitedEvent);
 
     pub fn validate(&self) -> Result<()> {
         self.origin().validate()?;
