@@ -1,0 +1,37 @@
+"""The HTTPS submit path: a hub and two followers as real ``mimi serve`` processes on
+127.0.0.1 (mutual TLS); the benchmark submits as one follower straight to the hub and times
+each submit -> accepted.  A bounded loop of ``MIMI_BENCH_SUBMITS`` submits (default 500) per
+round; events/s, p50 and p99 latency go to ``extra_info``, and so do the time until both
+followers hold the last event and the CPU milliseconds per event of each process.  The
+benchmark's own time includes the warm-up submits and the wait for the followers; the
+``events_per_second`` in ``extra_info`` is the submit loop's alone."""
+
+from __future__ import annotations
+
+import pytest
+
+import workloads as w
+from conftest import HTTPS_SUBMITS
+
+WARMUP = 10
+
+
+@pytest.mark.parametrize("concurrency", [1, 8])
+def test_https_submit(benchmark, https_cluster: w.HttpsCluster, concurrency: int) -> None:
+    runs = []
+
+    def setup():
+        return (https_cluster.limited_events(HTTPS_SUBMITS + WARMUP),), {}
+
+    def run(events):
+        stats = https_cluster.submit(events, concurrency=concurrency, warmup=WARMUP)
+        runs.append(stats)
+        return stats
+
+    benchmark.extra_info["events"] = HTTPS_SUBMITS
+    benchmark.pedantic(run, setup=setup, rounds=1, iterations=1)
+    stats = runs[-1]
+    summary = stats.summary()
+    benchmark.extra_info.update({k: v for k, v in summary.items() if k not in ("submits", "concurrency", "mean_ms")})
+    benchmark.extra_info["concurrency"] = concurrency
+    assert stats.submits == HTTPS_SUBMITS and len(stats.latencies) == HTTPS_SUBMITS
