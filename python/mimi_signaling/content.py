@@ -7,13 +7,15 @@ gives their enum fields names and dispatches ``decode_content`` by event type.
 from __future__ import annotations
 
 from enum import IntEnum
-from typing import Dict, Optional, Union
+from typing import Dict, Optional, Sequence, Tuple, Union
 
 from ._core import (
     CreateContent,
     HistoryVisibilityContent,
     JoinRulesContent,
     MalformedError,
+    Permission,
+    RoleConfig,
     RoleContent,
     RoleMapContent,
     TextContent,
@@ -44,6 +46,8 @@ __all__ = [
     "user_content",
     "join_rules_content",
     "history_visibility_content",
+    "role_content",
+    "role_map_content",
     "text_content",
 ]
 
@@ -169,3 +173,34 @@ def history_visibility_content(visibility: Union[Visibility, int]) -> bytes:
 def text_content(value: Optional[bytes]) -> bytes:
     """Content of ``m.room.name`` / ``m.room.avatar`` / ``m.room.topic`` (None = redacted)."""
     return TextContent(value).encode()
+
+
+def role_content(
+    *,
+    invite: Optional[bool] = None,
+    kick: Optional[bool] = None,
+    ban: Optional[bool] = None,
+    redact: Optional[bool] = None,
+    events: Optional[Sequence[Tuple[str, bool]]] = None,
+    roles: Optional[Sequence[str]] = None,
+) -> bytes:
+    """Content of ``m.room.role``: only the permissions given (None = not defined by the role)."""
+    permissions = []
+    for kind, value in (
+        (PermissionKind.INVITE, invite),
+        (PermissionKind.KICK, kick),
+        (PermissionKind.BAN, ban),
+        (PermissionKind.REDACT, redact),
+    ):
+        if value is not None:
+            permissions.append(Permission.boolean(int(kind), value))
+    if events is not None:
+        permissions.append(Permission.events(list(events)))
+    if roles is not None:
+        permissions.append(Permission.roles(list(roles)))
+    return RoleContent(permissions).encode()
+
+
+def role_map_content(configs: Sequence[Tuple[str, Sequence[str], int]]) -> bytes:
+    """Content of ``m.room.role_map`` from ``(role_id, user_ids, order)`` triples."""
+    return RoleMapContent([RoleConfig(r, list(users), order) for r, users, order in configs]).encode()

@@ -17,6 +17,8 @@ import pytest
 
 import mimi_signaling as m
 from mimi_signaling.content import (
+    role_content,
+    role_map_content,
     M_ROOM_ENCRYPTED,
     M_ROOM_HISTORY_VISIBILITY,
     M_ROOM_JOIN_RULES,
@@ -26,7 +28,6 @@ from mimi_signaling.content import (
     M_ROOM_USER,
     JoinRule,
     Participation,
-    PermissionKind,
     Visibility,
     history_visibility_content,
     join_rules_content,
@@ -86,33 +87,7 @@ def scratch_dir(fallback: Optional[Path] = None) -> Iterator[Path]:
 # --- contents -------------------------------------------------------------------------------
 
 
-def role_content(
-    *,
-    invite: Optional[bool] = None,
-    kick: Optional[bool] = None,
-    ban: Optional[bool] = None,
-    redact: Optional[bool] = None,
-    events: Optional[Sequence[Tuple[str, bool]]] = None,
-    roles: Optional[Sequence[str]] = None,
-) -> bytes:
-    permissions = []
-    for kind, value in (
-        (PermissionKind.INVITE, invite),
-        (PermissionKind.KICK, kick),
-        (PermissionKind.BAN, ban),
-        (PermissionKind.REDACT, redact),
-    ):
-        if value is not None:
-            permissions.append(m.Permission.boolean(int(kind), value))
-    if events is not None:
-        permissions.append(m.Permission.events(list(events)))
-    if roles is not None:
-        permissions.append(m.Permission.roles(list(roles)))
-    return m.RoleContent(permissions).encode()
-
-
-def role_map_content(configs: Sequence[Tuple[str, Sequence[str], int]]) -> bytes:
-    return m.RoleMapContent([m.RoleConfig(r, list(users), order) for r, users, order in configs]).encode()
+# role_content / role_map_content: mimi_signaling.content (re-exported here for the tests).
 
 
 def _vec(data: bytes) -> bytes:

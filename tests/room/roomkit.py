@@ -9,6 +9,8 @@ import pytest
 
 import mimi_signaling as ms
 from mimi_signaling.content import (
+    role_content,
+    role_map_content,
     M_ROOM_CREATE,
     M_ROOM_ENCRYPTED,
     M_ROOM_HISTORY_VISIBILITY,
@@ -18,7 +20,6 @@ from mimi_signaling.content import (
     M_ROOM_USER,
     JoinRule,
     Participation,
-    PermissionKind,
     Visibility,
     create_content,
     history_visibility_content,
@@ -32,33 +33,7 @@ def server_of(user_id: str) -> str:
     return ms.parse_user_id(user_id)[1]
 
 
-def role_content(
-    *,
-    invite: Optional[bool] = None,
-    kick: Optional[bool] = None,
-    ban: Optional[bool] = None,
-    redact: Optional[bool] = None,
-    events: Optional[Sequence[Tuple[str, bool]]] = None,
-    roles: Optional[Sequence[str]] = None,
-) -> bytes:
-    permissions = []
-    for kind, value in (
-        (PermissionKind.INVITE, invite),
-        (PermissionKind.KICK, kick),
-        (PermissionKind.BAN, ban),
-        (PermissionKind.REDACT, redact),
-    ):
-        if value is not None:
-            permissions.append(ms.Permission.boolean(int(kind), value))
-    if events is not None:
-        permissions.append(ms.Permission.events(list(events)))
-    if roles is not None:
-        permissions.append(ms.Permission.roles(list(roles)))
-    return ms.RoleContent(permissions).encode()
-
-
-def role_map_content(configs: Sequence[Tuple[str, Sequence[str], int]]) -> bytes:
-    return ms.RoleMapContent([ms.RoleConfig(r, list(users), order) for r, users, order in configs]).encode()
+# role_content / role_map_content: mimi_signaling.content (re-exported here for the tests).
 
 
 _PLACEHOLDER = {
