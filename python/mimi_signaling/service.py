@@ -128,7 +128,7 @@ class ServerNode:
             return []
         return [k for k in ServerKeys.decode(raw).keys if k.expired_ts != 0]
 
-    async def start(self, *, delivery_backoff_max: float = 30.0) -> int:
+    async def start(self, *, delivery_backoff_max: float = 10.0) -> int:
         self.loop = asyncio.get_running_loop()
         self.client = SignalingClient.from_config(self.config)
         self.server = SignalingServer.from_config(
@@ -191,6 +191,8 @@ class ServerNode:
     # --- the signaling transactions ------------------------------------------------------------
 
     async def handle(self, transaction_type: str, payload: bytes, peer: str) -> bytes:
+        if peer != self.server_name and self.delivery is not None:
+            self.delivery.peer_alive(peer)  # it reached us, so it is up: retry its queue now
         if transaction_type.startswith(LOCAL_PREFIX):
             if peer != self.server_name:
                 raise UnauthorizedError(f"{transaction_type} is only for {self.server_name} itself")

@@ -246,3 +246,34 @@ def test_store_items_as_objects_are_accepted():
     assert _unpack(QueuedEvent(7, "!r:hub.test", "$e", b"bytes")) == (7, b"bytes")
     assert _unpack(Item(4, b"y")) == (4, b"y")
     assert _unpack(Item(5, FakeEvent())) == (5, b"encoded")
+
+
+def test_peer_alive_ends_a_long_backoff_at_once(pki):
+    """A destination that reaches us is up: its queue is retried now, not after the backoff."""
+
+    async def main():
+        store = FakeStore()
+        port = free_port()  # down at first
+        client = SignalingClient(pki.client_context(HUB), peers={F1: f"https://127.0.0.1:{port}"}, max_retries=0)
+        # The first retry sleeps at least 30 s (equal jitter on a 60 s ceiling).
+        worker = DeliveryWorker(store, client, backoff_base=60, backoff_max=60, poll_interval=60)
+        store.append(F1, b"queued while down")
+        await worker.start()
+        follower = None
+        try:
+            await wait_until(lambda: worker.failures.get(F1, 0) >= 1)
+            handler = RecordingHandler(lambda t, p, peer: b"")
+            follower = await start_follower(pki, F1, handler, port=port)
+            await asyncio.sleep(0.5)
+            assert store.size(F1) == 1  # still backing off
+            threading.Thread(target=worker.peer_alive, args=(F1,)).start()
+            await wait_until(lambda: store.size(F1) == 0, deadline=10)
+            assert [c[1] for c in handler.calls] == [b"queued while down"]
+            assert F1 not in worker.failures
+        finally:
+            await worker.stop()
+            await client.close()
+            if follower is not None:
+                await follower.stop()
+
+    run(main())

@@ -99,6 +99,7 @@ class DeliveryWorker:
         self._supervisor: Optional["asyncio.Task[None]"] = None
         self._tasks: Dict[str, "asyncio.Task[None]"] = {}
         self._dirty: Dict[str, bool] = {}
+        self._retry_events: Dict[str, asyncio.Event] = {}  # destinations sleeping in a backoff
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -130,6 +131,22 @@ class DeliveryWorker:
             self._wake_event.set()
         else:
             self._loop.call_soon_threadsafe(self._wake_event.set)
+
+    def peer_alive(self, destination: str) -> None:
+        """``destination`` just reached us, so it is up: if its deliveries are backing off,
+        retry now with a fresh backoff.  Safe to call from any thread."""
+        if self._loop is None or destination not in self.failures:
+            return
+        if threading.get_ident() == self._loop_thread:
+            self._retry_now(destination)
+        else:
+            self._loop.call_soon_threadsafe(self._retry_now, destination)
+
+    def _retry_now(self, destination: str) -> None:
+        self.failures.pop(destination, None)
+        event = self._retry_events.get(destination)
+        if event is not None:
+            event.set()
 
     @property
     def active_destinations(self) -> list:
@@ -214,7 +231,15 @@ class DeliveryWorker:
         delay = self.backoff_delay(count)
         if not quiet:
             log.info("delivery to %s failed (%d in a row), next try in %.2f s: %s", destination, count, delay, exc)
-        await asyncio.sleep(delay)
+        # Sleep, unless peer_alive() says the destination is back.
+        retry = self._retry_events[destination] = asyncio.Event()
+        try:
+            await asyncio.wait_for(retry.wait(), delay)
+        except asyncio.TimeoutError:
+            pass
+        finally:
+            if self._retry_events.get(destination) is retry:
+                del self._retry_events[destination]
 
     def backoff_delay(self, failures: int) -> float:
         """Wait after ``failures`` consecutive failures: exponential, capped, equal jitter."""
