@@ -13,6 +13,7 @@ from typing import List, Optional
 import pytest
 
 from mimi_signaling.node.store import ChainConflictError, EventRow, EventStore, Gap
+from mimi_signaling.storage import open_store
 from mimi_signaling.storage.urls import sqlite_path_from_url
 from tests.storage.helpers import ALICE, OTHER, ROOM, eid, fill, row, snapshot
 
@@ -119,6 +120,82 @@ def test_the_database_itself_refuses_a_fork(
             with pytest.raises(psycopg.errors.IntegrityError):
                 conn.execute(f"INSERT INTO events ({columns}) VALUES ({', '.join(['%s'] * 9)})", values)
     assert store.count(ROOM) == 3 and store.latest(ROOM) == (2, eid(ROOM, 2))
+
+
+def _raw_insert(store_url: str, values: tuple) -> None:
+    """INSERT a row on a connection of its own, bypassing the store's checks."""
+    columns = "room_id, idx, event_id, prev_event_id, prev_idx, type, state_key, sender, event_bytes"
+    if store_url.startswith("sqlite"):
+        conn = sqlite3.connect(sqlite_path_from_url(store_url))
+        try:
+            conn.execute("PRAGMA foreign_keys=ON")
+            conn.execute(f"INSERT INTO events ({columns}) VALUES ({', '.join('?' * 9)})", values)
+            conn.commit()
+        finally:
+            conn.close()
+    else:
+        import psycopg
+
+        with psycopg.connect(store_url) as conn:
+            conn.execute(f"INSERT INTO events ({columns}) VALUES ({', '.join(['%s'] * 9)})", values)
+
+
+def _integrity_error(store_url: str) -> type:
+    if store_url.startswith("sqlite"):
+        return sqlite3.IntegrityError
+    import psycopg
+
+    return psycopg.errors.IntegrityError
+
+
+def test_the_database_refuses_an_event_a_detached_row_misplaces(store: EventStore, store_url: str) -> None:
+    """A detached row (partial history) at index 6 names ``$x`` as its prev: ``$x`` can only
+    be stored at index 5, also by raw SQL (the link trigger of schema version 2)."""
+    fill(store, ROOM, 3)
+    store.insert_known_many([row(ROOM, 6, prev="$x")])
+    with pytest.raises(_integrity_error(store_url)):
+        _raw_insert(store_url, (ROOM, 3, "$x", eid(ROOM, 2), 2, "org.example.msg", None, ALICE, b"raw"))
+    assert store.index_of(ROOM, "$x") is None
+    # A second detached row naming the same prev is refused too (the partial unique index).
+    with pytest.raises(_integrity_error(store_url)):
+        _raw_insert(store_url, (ROOM, 9, "$y", "$x", None, "org.example.msg", None, ALICE, b"raw"))
+    # At index 5 it completes the link, through the store.
+    store.insert_known_many([row(ROOM, 4), row(ROOM, 5, event_id="$x")])
+    assert store.index_of(ROOM, "$x") == 5
+    assert store.gaps(ROOM) == [Gap(3, 3, eid(ROOM, 4))]
+
+
+def test_a_schema_version_1_database_still_works(tmp_path) -> None:
+    """Version 1 had ``UNIQUE (room_id, prev_event_id)`` on every row; such a database opens,
+    keeps its version, and appends and refuses forks as before."""
+    path = tmp_path / "v1.db"
+    conn = sqlite3.connect(path)
+    conn.executescript("""
+        CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+        INSERT INTO meta VALUES ('schema_version', '1');
+        CREATE TABLE events (
+            room_id TEXT NOT NULL, idx INTEGER NOT NULL CHECK (idx >= 0),
+            event_id TEXT NOT NULL CHECK (event_id <> ''), prev_event_id TEXT NOT NULL,
+            prev_idx INTEGER CHECK (prev_idx = idx - 1), type TEXT NOT NULL, state_key TEXT,
+            sender TEXT NOT NULL, event_bytes BLOB NOT NULL,
+            PRIMARY KEY (room_id, idx), UNIQUE (room_id, event_id),
+            UNIQUE (room_id, prev_event_id), UNIQUE (room_id, idx, event_id),
+            CHECK ((idx = 0 AND prev_event_id = '' AND prev_idx IS NULL)
+                   OR (idx > 0 AND prev_event_id <> '')),
+            FOREIGN KEY (room_id, prev_idx, prev_event_id) REFERENCES events (room_id, idx, event_id));
+        INSERT INTO events VALUES ('!room:hub.example', 0, '$ev0-room', '', NULL, 'm.room.create', '',
+                                   '@alice:hub.example', x'00');
+    """)
+    conn.close()
+    with open_store(f"sqlite://{path}") as opened:
+        assert opened.latest(ROOM) == (0, eid(ROOM, 0))
+        opened.append_many([row(ROOM, i) for i in range(1, 4)])
+        with pytest.raises(ChainConflictError):
+            opened.append(*row(ROOM, 4, prev=eid(ROOM, 1)))
+        assert opened.latest(ROOM) == (3, eid(ROOM, 3))
+    conn = sqlite3.connect(path)
+    assert conn.execute("SELECT value FROM meta WHERE name = 'schema_version'").fetchone() == ("1",)
+    conn.close()
 
 
 # --- batches ---------------------------------------------------------------------------------

@@ -8,19 +8,30 @@ constraint violations.
 How the chain stays linear, by the database alone:
 - ``PRIMARY KEY (room_id, idx)``: one event per index, so two writers cannot both extend
   the same tip;
-- ``UNIQUE (room_id, event_id)`` and ``UNIQUE (room_id, prev_event_id)``: an event is stored
-  once and has at most one successor (``''`` makes index 0 the only create event);
+- ``UNIQUE (room_id, event_id)``: an event is stored once;
 - a CHECK ties index 0 to the empty prev and every other index to a non-empty one;
 - ``FOREIGN KEY (room_id, prev_idx, prev_event_id) REFERENCES events (room_id, idx,
   event_id)`` with ``prev_idx = idx - 1``: the predecessor must be stored and be the event the
   row names.  ``append`` always sets ``prev_idx``.  ``insert_known`` leaves it NULL (the
   foreign key is then not checked, by SQL's MATCH SIMPLE rule) only while the predecessor is
   missing, and every write sets it on the successor it completes, which checks that link.
+  An attached row's successor can only be the row at ``idx + 1``, one by the primary key;
+- detached rows (``prev_idx IS NULL``, partial histories only) are checked by a unique
+  partial index (two detached rows cannot name the same prev) and by a ``BEFORE INSERT``
+  trigger (``_LINK_TRIGGERS``): a detached row's prev must not be stored (it would be at
+  ``idx - 1``, and the row attached, or elsewhere: a fork), and no stored detached row may
+  name a new row as its prev unless it sits right after it.
 
-These constraints hold whatever isolation level or process writes.  Writers of one room are
-also serialised (SQLite: the database write lock; PostgreSQL: a per-room advisory lock) so that
-the neighbour checks of partial histories see each other's rows; appends would be safe
-without it, the lock only saves a losing writer some work.
+Schema version 1 had ``UNIQUE (room_id, prev_event_id)`` on every row instead of the partial
+index and the trigger: a second index with random keys that the hub's append path paid for
+on every event (it roughly doubled the pages a group commit writes).  Version 1 databases
+still work unchanged (the extra index only costs speed); new databases get version 2.
+
+The constraints, the primary key and the foreign key hold whatever isolation level or process
+writes, so appends are safe by the database alone.  The trigger reads other rows, so on
+PostgreSQL it sees only committed ones: writers of one room are serialised (SQLite: the
+database write lock; PostgreSQL: a per-room advisory lock, taken by every write of this
+store) so that the checks of partial histories see each other's rows.
 """
 
 from __future__ import annotations
@@ -30,7 +41,7 @@ import contextlib
 import logging
 import threading
 from dataclasses import dataclass
-from typing import Any, ClassVar, Iterator, Optional, Sequence
+from typing import Any, Callable, ClassVar, Iterator, Optional, Sequence
 
 from ..node.store import (
     ROLES,
@@ -44,7 +55,9 @@ from ..node.store import (
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+#: Versions this code reads and writes (see the module docstring).
+COMPATIBLE_SCHEMA_VERSIONS = (1, 2)
 
 # Larger than any index a room can reach; stands for "no upper bound" in range queries.
 _NO_END = 2**62
@@ -59,6 +72,9 @@ class Dialect:
     bigint: str  # 64-bit integer column type
     blob: str  # byte string column type
     serial_pk: str  # auto-increment primary key that never reuses a value
+    # (condition, message) pairs -> statements creating a BEFORE INSERT trigger on events that
+    # raises a constraint violation when a condition (over NEW) holds; idempotent.
+    link_triggers: Callable[[Sequence[tuple[str, str]]], list[str]]
 
     def render(self, sql: str) -> str:
         sql = sql.format(bigint=self.bigint, blob=self.blob, serial_pk=self.serial_pk)
@@ -86,7 +102,6 @@ _SCHEMA = [
         event_bytes {blob} NOT NULL,
         PRIMARY KEY (room_id, idx),
         UNIQUE (room_id, event_id),
-        UNIQUE (room_id, prev_event_id),
         UNIQUE (room_id, idx, event_id),
         CHECK ((idx = 0 AND prev_event_id = '' AND prev_idx IS NULL)
                OR (idx > 0 AND prev_event_id <> '')),
@@ -95,6 +110,9 @@ _SCHEMA = [
     )""",
     """CREATE INDEX IF NOT EXISTS events_by_state
         ON events (room_id, type, state_key, idx)""",
+    # Detached rows only: small, and empty on a hub.
+    """CREATE UNIQUE INDEX IF NOT EXISTS events_detached_by_prev
+        ON events (room_id, prev_event_id) WHERE prev_idx IS NULL""",
     """CREATE TABLE IF NOT EXISTS outbox (
         queue_id {serial_pk},
         destination TEXT NOT NULL,
@@ -111,6 +129,19 @@ _SCHEMA = [
 ]
 
 
+# The link checks of detached rows that a constraint cannot express (module docstring). The
+# SQL condition is shared; each backend wraps it in its own trigger syntax.
+_DETACHED_PREV_IS_STORED = """NEW.prev_idx IS NULL AND NEW.idx > 0 AND EXISTS (
+        SELECT 1 FROM events s WHERE s.room_id = NEW.room_id AND s.event_id = NEW.prev_event_id)"""
+_DETACHED_SUCCESSOR_ELSEWHERE = """EXISTS (
+        SELECT 1 FROM events s WHERE s.room_id = NEW.room_id AND s.prev_idx IS NULL
+            AND s.prev_event_id = NEW.event_id AND s.idx <> NEW.idx + 1)"""
+LINK_VIOLATIONS = (
+    (_DETACHED_PREV_IS_STORED, "chain conflict: the prev event of a detached event is stored"),
+    (_DETACHED_SUCCESSOR_ELSEWHERE, "chain conflict: a stored event names this one as its prev elsewhere"),
+)
+
+
 class _Sql:
     """Every statement, rendered once for a dialect."""
 
@@ -125,7 +156,9 @@ class _Sql:
     GET_EVENT = "SELECT event_bytes FROM events WHERE room_id = ? AND event_id = ?"
     GET_BY_INDEX = "SELECT event_bytes FROM events WHERE room_id = ? AND idx = ?"
     INDEX_OF = "SELECT idx FROM events WHERE room_id = ? AND event_id = ?"
-    SUCCESSOR_OF = "SELECT idx FROM events WHERE room_id = ? AND prev_event_id = ?"
+    # Only detached rows can name an unstored event as prev (an attached row's prev is stored).
+    SUCCESSOR_OF = """SELECT idx FROM events
+        WHERE room_id = ? AND prev_event_id = ? AND prev_idx IS NULL"""
     LATEST = "SELECT idx, event_id FROM events WHERE room_id = ? ORDER BY idx DESC LIMIT 1"
     RANGE = """SELECT idx, event_bytes FROM events
         WHERE room_id = ? AND idx >= ? AND idx < ? ORDER BY idx LIMIT ?"""
@@ -158,6 +191,7 @@ class _Sql:
             if name.isupper():
                 setattr(self, name, dialect.render(getattr(_Sql, name)))
         self.SCHEMA = [dialect.render(statement) for statement in _SCHEMA]
+        self.SCHEMA += dialect.link_triggers(LINK_VIOLATIONS)
 
 
 class SqlEventStore(EventStore):
@@ -231,10 +265,15 @@ class SqlEventStore(EventStore):
             row = cursor.fetchone()
             if row is None:
                 cursor.execute(self._sql.PUT_META, ("schema_version", str(SCHEMA_VERSION)))
-            elif int(row[0]) != SCHEMA_VERSION:
+            elif int(row[0]) not in COMPATIBLE_SCHEMA_VERSIONS:
                 raise RuntimeError(
-                    f"database schema version {row[0]} is not the version this software "
-                    f"uses ({SCHEMA_VERSION}); migrate or use another database"
+                    f"database schema version {row[0]} is not a version this software "
+                    f"uses {COMPATIBLE_SCHEMA_VERSIONS}; migrate or use another database"
+                )
+            elif int(row[0]) != SCHEMA_VERSION:
+                logger.info(
+                    "database schema version %s: works, but keeps an index that version %d "
+                    "dropped for faster appends (storage/base.py)", row[0], SCHEMA_VERSION
                 )
 
     def _lock_schema(self, cursor: Any) -> None:

@@ -44,6 +44,17 @@ class PostgresEventStore(SqlEventStore):
         bigint="BIGINT",
         blob="BYTEA",
         serial_pk="BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
+        link_triggers=lambda checks: [
+            "CREATE OR REPLACE FUNCTION events_link_check() RETURNS trigger LANGUAGE plpgsql AS $body$ BEGIN "
+            + " ".join(
+                f"IF {condition} THEN RAISE EXCEPTION USING "
+                f"ERRCODE = 'integrity_constraint_violation', MESSAGE = '{message}'; END IF;"
+                for condition, message in checks
+            )
+            + " RETURN NEW; END $body$",
+            """CREATE OR REPLACE TRIGGER events_link_check BEFORE INSERT ON events
+                FOR EACH ROW EXECUTE FUNCTION events_link_check()""",
+        ],
     )
 
     def __init__(self, conninfo: str, connect_timeout: int = 10) -> None:

@@ -30,6 +30,12 @@ class SQLiteEventStore(SqlEventStore):
         # AUTOINCREMENT: queue IDs never restart after the queue empties, so a late ack
         # cannot drop entries queued after it.
         serial_pk="INTEGER PRIMARY KEY AUTOINCREMENT",
+        link_triggers=lambda checks: [
+            f"""CREATE TRIGGER IF NOT EXISTS events_link_check_{n} BEFORE INSERT ON events
+                WHEN {condition}
+                BEGIN SELECT RAISE(ABORT, '{message}'); END"""
+            for n, (condition, message) in enumerate(checks)
+        ],
     )
 
     def __init__(self, path: str | os.PathLike[str], busy_timeout: float = 30.0) -> None:
