@@ -7,6 +7,7 @@ import pytest
 
 import mimi_signaling as m
 from mimi_signaling.content import JoinRule, Participation
+from mimi_signaling.node.hub import STREAM_PART
 
 ENC = "m.room.encrypted"
 
@@ -31,23 +32,34 @@ def test_mixed_batch(network):
     assert net.hub.state(room).last_event_id == results[2].event_id
 
 
-def test_store_failure_acknowledges_nothing(network, monkeypatch):
+@pytest.mark.parametrize("failing_part", [1, 2, 3])
+def test_store_failure_acknowledges_nothing(network, monkeypatch, failing_part):
+    """The group is written in parts (``STREAM_PART``) inside one transaction: a failure of
+    any part, also after earlier parts were written, stores and acknowledges nothing."""
     net = network
     room = net.hub.create_room("@ana:hub.test")[0].room_id
     key = net.keys["hub.test"]
-    batch = [(m.LimitedEvent.create(room, ENC, None, "@ana:hub.test", bytes([i]), key), None) for i in range(5)]
+    count = 2 * STREAM_PART + 5
+    batch = [(m.LimitedEvent.create(room, ENC, None, "@ana:hub.test", i.to_bytes(2, "big"), key), None)
+             for i in range(count)]
     store = net.stores["hub.test"]
     before = (store.count(room), net.hub.state(room).last_event_id)
+    real = store._append_batch
+    calls = []
 
-    def broken(rows):
-        raise OSError("disk full")
+    def broken(cursor, rows):
+        calls.append(len(rows))
+        if len(calls) == failing_part:
+            raise OSError("disk full")
+        real(cursor, rows)
 
-    monkeypatch.setattr(store, "append_many", broken)
+    monkeypatch.setattr(store, "_append_batch", broken)
     results = net.hub.accept_many(batch)
+    assert len(calls) == failing_part
     assert all(isinstance(r, m.InternalError) for r in results)
     monkeypatch.undo()
     assert (store.count(room), net.hub.state(room).last_event_id) == before
     # and the hub goes on from the stored state
     ok = net.hub.accept_many(batch)
     assert all(isinstance(r, m.Event) for r in ok)
-    assert store.count(room) == before[0] + 5
+    assert store.count(room) == before[0] + count

@@ -217,6 +217,57 @@ def test_append_many_is_all_or_nothing(store: EventStore) -> None:
     store.append_many([])
 
 
+def test_append_stream_commits_all_parts_at_once(store: EventStore) -> None:
+    fill(store, ROOM, 2)
+    seen_inside = []
+    with store.append_stream([ROOM]) as put:
+        put([row(ROOM, 2, destinations=("b.example",)), row(ROOM, 3)])
+        put([row(ROOM, 4)])
+        put([])
+        # Another thread reading meanwhile sees the chain before or after, never a part.
+        reader = threading.Thread(target=lambda: seen_inside.append(store.latest(ROOM)))
+        reader.start()
+    reader.join(timeout=30)
+    assert seen_inside[0] in [(1, eid(ROOM, 1)), (4, eid(ROOM, 4))]
+    assert store.latest(ROOM) == (4, eid(ROOM, 4))
+    assert [q.event_id for q in store.pending("b.example")] == [eid(ROOM, 2)]
+
+
+def test_append_stream_conflict_in_a_later_part_stores_nothing(store: EventStore) -> None:
+    fill(store, ROOM, 2)
+    before = snapshot(store, ROOM)
+    with pytest.raises(ChainConflictError) as caught:
+        with store.append_stream([ROOM]) as put:
+            put([row(ROOM, 2, destinations=("b.example",)), row(ROOM, 3)])
+            put([row(ROOM, 4, prev="$wrong"), row(ROOM, 5)])
+    assert caught.value.index == 4  # named, as append_many does
+    assert snapshot(store, ROOM) == before and store.pending("b.example") == []
+    with store.append_stream([ROOM]) as put:  # the store is usable afterwards
+        put([row(ROOM, 2)])
+    assert store.latest(ROOM) == (2, eid(ROOM, 2))
+
+
+def test_append_stream_rolls_back_when_the_caller_fails(store: EventStore) -> None:
+    fill(store, ROOM, 2)
+    before = snapshot(store, ROOM)
+    with pytest.raises(KeyError):
+        with store.append_stream([ROOM]) as put:
+            put([row(ROOM, 2), row(ROOM, 3)])
+            raise KeyError("the caller's own failure")
+    assert snapshot(store, ROOM) == before
+
+
+def test_append_stream_refuses_use_of_the_store_by_its_own_thread(store: EventStore) -> None:
+    """The writer holds the store until the end of the block: a read from the block's thread
+    would wait for itself, so it is refused at once and the stream rolls back."""
+    fill(store, ROOM, 2)
+    with pytest.raises(RuntimeError, match="append_stream"):
+        with store.append_stream([ROOM]) as put:
+            put([row(ROOM, 2)])
+            store.latest(ROOM)
+    assert store.latest(ROOM) == (1, eid(ROOM, 1))
+
+
 def test_concurrent_threads_on_one_store_keep_one_chain(store: EventStore) -> None:
     fill(store, ROOM, 1)
     acked: List[str] = []

@@ -50,6 +50,9 @@ CONFLICT_RETRIES = 8
 #: Non-state submits remembered per room for idempotent retries (see ``_recent``).
 RECENT_SUBMITS = 100_000
 LOAD_BATCH = 4096
+#: Events per part of a group's append stream: the store writes one part while the next is
+#: sequenced and signed (see ``_accept_group``).
+STREAM_PART = 64
 
 
 def _server_of(identifier: str) -> str:
@@ -73,6 +76,40 @@ class _HubRoom:
 
     def remember(self, digest: bytes, event_id: str) -> None:
         _remember(self.recent, digest, event_id)
+
+
+class _GroupRun:
+    """What one attempt at a group has sequenced and signed so far, across its parts."""
+
+    def __init__(self, start: int, prev: str) -> None:
+        self.index, self.prev = start, prev  # the next event's index and prev event ID
+        self.signed: List[Event] = []
+        self.owners: List[Tuple[int, bytes, bool]] = []  # (position, digest, non-state) per event
+        self.fanouts: List[List[str]] = []  # each event's destinations, from the state right after it
+        self.duplicates: Dict[int, int] = {}  # position -> index into the group's events
+        self.digests: Dict[bytes, int] = {}  # non-state submit digest -> index
+        self.ids: Dict[str, int] = {}  # event ID -> index
+        self._count = 0  # events sequenced (signed or about to be)
+
+    def add_unsigned(self, event: Event, pos: int, digest: bytes, non_state: bool, fanout: List[str]) -> None:
+        if non_state:
+            self.digests[digest] = self._count
+        self.ids[event.event_id] = self._count
+        self.owners.append((pos, digest, non_state))
+        self.fanouts.append(fanout)
+        self._count += 1
+
+    def add_signed(self, chain: RoomChain, signed: List[Event]) -> List[EventRow]:
+        """Record a part's signed events (the state keeps the signed copies); their rows."""
+        rows: List[EventRow] = []
+        for event in signed:
+            if event.is_state:
+                chain.state.replace_event(event)
+            rows.append(EventRow(chain.room_id, self.index, event.event_id, self.prev, event.encode(), event.type,
+                                 event.state_key, event.sender, self.fanouts[len(self.signed)]))
+            self.signed.append(event)
+            self.index, self.prev = self.index + 1, event.event_id
+        return rows
 
 
 class Hub:
@@ -294,83 +331,87 @@ class Hub:
         for _attempt in range(CONFLICT_RETRIES):
             self._catch_up(room)
             chain = room.chain
-            start, first_prev = chain.count, chain.last_event_id or ""
-            unsigned: List[Event] = []
-            fanouts: List[List[str]] = []  # each event's destinations, from the state right after it
-            owners: List[Tuple[int, bytes, bool]] = []  # (position, digest, non-state) per event
-            duplicates: Dict[int, int] = {}  # position -> index into unsigned
-            batch_digests: Dict[bytes, int] = {}
-            batch_ids: Dict[str, int] = {}  # event ID -> index into unsigned
-            for pos, limited, digest in group:
-                try:
-                    if limited.state_key is None and digest in batch_digests:
-                        duplicates[pos] = batch_digests[digest]
-                        continue
-                    existing = self._existing(room, limited, digest)
-                    if existing is not None:
-                        if existing.event_id in batch_ids:  # a state event of this very group:
-                            duplicates[pos] = batch_ids[existing.event_id]  # answer with its signed copy
-                        else:
-                            results[pos] = existing
-                        continue
-                    event, content = self._sequence(room, limited, key.key_id)
-                    chain.state.apply(event, content, event_id=event.event_id)
-                except MimiError as exc:
-                    results[pos] = exc
-                    continue
-                fanouts.append(sorted(chain.fanout(event, self.server_name)))
-                if limited.state_key is None:
-                    batch_digests[digest] = len(unsigned)
-                batch_ids[event.event_id] = len(unsigned)
-                unsigned.append(event)
-                owners.append((pos, digest, limited.state_key is None))
-            if not unsigned:
-                return
-            signed = sign_events(unsigned, key)
-            rows: List[EventRow] = []
-            prev = first_prev
-            for i, event in enumerate(signed):
-                if event.is_state:
-                    chain.state.replace_event(event)  # the state must hold the signed copy
-                rows.append(EventRow(chain.room_id, start + i, event.event_id, prev, event.encode(), event.type,
-                                     event.state_key, event.sender, fanouts[i]))
-                prev = event.event_id
+            # Store reads first: the append stream below holds the store until it commits.
+            resubmits = self._resubmits(room, group)
+            run = _GroupRun(chain.count, chain.last_event_id or "")
             try:
-                self.store.append_many(rows)
+                with self.store.append_stream([chain.room_id]) as put:
+                    # Sequence and sign a part while the store writes the part before it.
+                    for part_start in range(0, len(group), STREAM_PART):
+                        part = group[part_start:part_start + STREAM_PART]
+                        unsigned = self._sequence_part(room, part, resubmits, run, results)
+                        if unsigned:
+                            put(run.add_signed(chain, sign_events(unsigned, key)))
             except ChainConflictError as exc:
                 log.info("room %s: append raced another writer (%s); retrying", chain.room_id, exc)
                 room.chain = self._load(chain.room_id, room.recent)
                 continue
             except Exception as exc:  # the state ran ahead of the store: rebuild it from the store
-                log.exception("room %s: storing %d events failed", chain.room_id, len(rows))
+                log.exception("room %s: storing %d events failed", chain.room_id, len(run.signed))
                 room.chain = self._load(chain.room_id)
                 for pos, _, _ in group:  # accepted ones and duplicates of them alike
                     if not isinstance(results[pos], MimiError):
                         results[pos] = InternalError(f"storing the event failed: {exc}")
                 return
-            for (pos, digest, non_state), event in zip(owners, signed):
+            for (pos, digest, non_state), event in zip(run.owners, run.signed):
                 results[pos] = event
                 if non_state:
                     room.remember(digest, event.event_id)
-            for pos, i in duplicates.items():
-                results[pos] = signed[i]
-            log.debug("room %s: accepted %d events up to #%d", chain.room_id, len(rows), rows[-1].index)
+            for pos, i in run.duplicates.items():
+                results[pos] = run.signed[i]
+            if run.signed:
+                log.debug("room %s: accepted %d events up to #%d", chain.room_id, len(run.signed), chain.count - 1)
             return
         for pos, _, _ in group:
             if results[pos] is None:
                 results[pos] = InternalError(f"room {room.chain.room_id}: could not append after {CONFLICT_RETRIES} conflicting writes")
 
-    def _existing(self, room: _HubRoom, limited: LimitedEvent, digest: bytes) -> Optional[Event]:
-        """A byte-identical resubmit of an accepted non-state event, or of the current state
-        event of its (type, state_key), returns that event and stores nothing."""
-        state = room.chain.state
+    def _sequence_part(self, room: _HubRoom, part: List[Tuple[int, LimitedEvent, bytes]],
+                       resubmits: Dict[int, Event], run: "_GroupRun", results: list) -> List[Event]:
+        """Sequence the items of one part against the state the earlier ones left; returns
+        the new events, unsigned.  Refusals and resubmits are answered in ``results``."""
+        chain = room.chain
+        unsigned: List[Event] = []
+        for pos, limited, digest in part:
+            try:
+                if limited.state_key is None and digest in run.digests:
+                    run.duplicates[pos] = run.digests[digest]
+                    continue
+                existing = resubmits.get(pos)
+                if existing is None:
+                    existing = self._current_state_resubmit(room, limited)
+                if existing is not None:
+                    if existing.event_id in run.ids:  # a state event of this very group:
+                        run.duplicates[pos] = run.ids[existing.event_id]  # answer with its signed copy
+                    else:
+                        results[pos] = existing
+                    continue
+                event, content = self._sequence(room, limited, self.keys.signing_key.key_id)
+                chain.state.apply(event, content, event_id=event.event_id)
+            except MimiError as exc:
+                results[pos] = exc
+                continue
+            run.add_unsigned(event, pos, digest, limited.state_key is None, sorted(chain.fanout(event, self.server_name)))
+            unsigned.append(event)
+        return unsigned
+
+    def _resubmits(self, room: _HubRoom, group: List[Tuple[int, LimitedEvent, bytes]]) -> Dict[int, Event]:
+        """Position -> accepted event, for byte-identical resubmits of non-state events
+        accepted before (their bytes are read from the store)."""
+        found: Dict[int, Event] = {}
+        for pos, limited, digest in group:
+            if limited.state_key is None:
+                event_id = room.recent.get(digest)
+                raw = self.store.get_event(room.chain.room_id, event_id) if event_id is not None else None
+                if raw is not None:
+                    found[pos] = Event.decode(raw)
+        return found
+
+    def _current_state_resubmit(self, room: _HubRoom, limited: LimitedEvent) -> Optional[Event]:
+        """A byte-identical resubmit of the current state event of its (type, state_key)."""
         if limited.state_key is None:
-            event_id = room.recent.get(digest)
-            if event_id is None:
-                return None
-            raw = self.store.get_event(state.room_id, event_id)
-            return Event.decode(raw) if raw is not None else None
-        current = state.get(limited.type, limited.state_key)
+            return None
+        current = room.chain.state.get(limited.type, limited.state_key)
         if current is None or current.is_redacted():
             return None
         return current if current.limited() == limited else None

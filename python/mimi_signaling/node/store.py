@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import abc
 import contextlib
-from typing import Iterator, NamedTuple, Optional, Sequence
+from typing import Callable, Iterator, NamedTuple, Optional, Sequence
 
 __all__ = [
     "ChainConflictError",
@@ -145,6 +145,26 @@ class EventStore(abc.ABC):
 
         Rows may belong to several rooms; later rows may follow earlier ones of the batch.
         """
+
+    @contextlib.contextmanager
+    def append_stream(self, room_ids: Sequence[str]) -> Iterator[Callable[[Sequence[EventRow]], None]]:
+        """One ``append_many`` whose rows are handed over in parts as they are ready::
+
+            with store.append_stream([room_id]) as put:
+                put(first_rows)   # the store may start writing these at once
+                put(more_rows)
+            # committed here: all rows stored, or ChainConflictError / another error raised
+
+        A hub uses it to let the database write one part while it sequences and signs the
+        next: one transaction and one commit, as with ``append_many`` of all the rows, but the
+        writing overlaps the computing.  If the block raises, nothing is stored.  The caller
+        must not use the store in any other way until the block ends (a backend may hold its
+        connection for the stream's writer).  The default collects the parts and calls
+        ``append_many`` at the end; ``room_ids`` names every room the rows belong to.
+        """
+        parts: list[EventRow] = []
+        yield parts.extend
+        self.append_many(parts)
 
     def insert_known(
         self,

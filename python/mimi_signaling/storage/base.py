@@ -39,7 +39,9 @@ from __future__ import annotations
 import abc
 import contextlib
 import logging
+import queue
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar, Iterator, Optional, Sequence
 
@@ -58,6 +60,15 @@ logger = logging.getLogger(__name__)
 SCHEMA_VERSION = 2
 #: Versions this code reads and writes (see the module docstring).
 COMPATIBLE_SCHEMA_VERSIONS = (1, 2)
+
+# Markers of append_stream's part queue.
+_END_OF_STREAM = object()
+_ABORT_STREAM = object()
+
+
+class _StreamAborted(Exception):
+    """The caller's block raised: roll the stream's transaction back."""
+
 
 # Larger than any index a room can reach; stands for "no upper bound" in range queries.
 _NO_END = 2**62
@@ -204,6 +215,11 @@ class SqlEventStore(EventStore):
         self._lock = threading.RLock()
         self._sql = _Sql(self.dialect)
         self._closed = False
+        # append_stream's writer thread, made on first use; the thread that owns an open
+        # stream must not use the store otherwise (it would wait for itself).
+        self._executor: ThreadPoolExecutor | None = None
+        self._executor_lock = threading.Lock()
+        self._stream_owners: set[int] = set()
 
     # --- backend hooks ------------------------------------------------------------------
 
@@ -227,8 +243,13 @@ class SqlEventStore(EventStore):
 
     # --- shared plumbing ----------------------------------------------------------------
 
+    def _check_not_streaming(self) -> None:
+        if threading.get_ident() in self._stream_owners:
+            raise RuntimeError("the store was used inside an append_stream block of the same thread")
+
     @contextlib.contextmanager
     def _write(self, room_ids: Sequence[str] = ()) -> Iterator[Any]:
+        self._check_not_streaming()
         with self._lock:
             self._check_open()
             with self._transaction() as cursor:
@@ -237,6 +258,7 @@ class SqlEventStore(EventStore):
                 yield cursor
 
     def _read(self, sql: str, params: Sequence[Any]) -> list[tuple]:
+        self._check_not_streaming()
         with self._lock:
             self._check_open()
             return self._fetch(sql, params)
@@ -246,6 +268,8 @@ class SqlEventStore(EventStore):
         return rows[0] if rows else None
 
     def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
         with self._lock:
             if not self._closed:
                 self._closed = True
@@ -292,14 +316,68 @@ class SqlEventStore(EventStore):
         except Exception as exc:
             if not self._is_constraint_error(exc):
                 raise
-            # A batched statement does not say which row failed: replay the batch row by
-            # row in a new transaction, which names it (or, should a concurrent writer have
-            # supplied a missing predecessor meanwhile, stores the batch after all).
-            logger.debug("batch of %d rows conflicted; replaying row by row", len(rows))
-            with self._write(rooms) as cursor:
-                for row in rows:
-                    self._insert(cursor, row, prev_idx=row.index - 1 if row.index > 0 else None)
-                    self._enqueue_rows(cursor, [row])
+            self._replay_rows(rooms, rows)
+
+    def _replay_rows(self, room_ids: Sequence[str], rows: Sequence[EventRow]) -> None:
+        """After a batch conflicted: a batched statement does not say which row failed, so
+        replay the rows one by one in a new transaction, which names it (or, should a
+        concurrent writer have supplied a missing predecessor meanwhile, stores them)."""
+        logger.debug("batch of %d rows conflicted; replaying row by row", len(rows))
+        with self._write(room_ids) as cursor:
+            for row in rows:
+                self._insert(cursor, row, prev_idx=row.index - 1 if row.index > 0 else None)
+                self._enqueue_rows(cursor, [row])
+
+    @contextlib.contextmanager
+    def append_stream(self, room_ids: Sequence[str]) -> Iterator[Callable[[Sequence[EventRow]], None]]:
+        """``EventStore.append_stream``: a writer thread holds the store (its lock and one
+        transaction) and inserts each part as it arrives; the caller's thread computes the
+        next part meanwhile (the database releases the GIL while a statement runs)."""
+        parts: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        received: list[EventRow] = []
+
+        def write() -> None:
+            part: Any = None
+            try:
+                with self._write(room_ids) as cursor:
+                    while (part := parts.get()) is not _END_OF_STREAM:
+                        if part is _ABORT_STREAM:
+                            raise _StreamAborted()
+                        received.extend(part)
+                        self._append_batch(cursor, part)
+            except _StreamAborted:
+                return
+            except Exception as exc:
+                # Rolled back. Take the caller's remaining parts: it only learns at the end.
+                while part is not _END_OF_STREAM and part is not _ABORT_STREAM:
+                    part = parts.get()
+                    if isinstance(part, list):
+                        received.extend(part)
+                if part is _ABORT_STREAM or not self._is_constraint_error(exc):
+                    raise
+                self._replay_rows(room_ids, received)
+
+        self._check_not_streaming()
+        writer = self._stream_executor().submit(write)
+        owner = threading.get_ident()
+        self._stream_owners.add(owner)
+        try:
+            try:
+                yield lambda rows: parts.put(list(rows))
+            except BaseException:
+                parts.put(_ABORT_STREAM)
+                writer.exception()  # wait until the transaction is rolled back
+                raise
+            parts.put(_END_OF_STREAM)
+            writer.result()
+        finally:
+            self._stream_owners.discard(owner)
+
+    def _stream_executor(self) -> ThreadPoolExecutor:
+        with self._executor_lock:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mimi-store-writer")
+            return self._executor
 
     def _append_batch(self, cursor: Any, rows: list[EventRow]) -> None:
         """The fast path of ``append_many``: one batched statement per table."""
