@@ -339,7 +339,7 @@ class Hub:
                     # Sequence and sign a part while the store writes the part before it.
                     for part_start in range(0, len(group), STREAM_PART):
                         part = group[part_start:part_start + STREAM_PART]
-                        unsigned = self._sequence_part(room, part, resubmits, run, results)
+                        unsigned = self._sequence_part(room, part, resubmits, run, results, key.key_id)
                         if unsigned:
                             put(run.add_signed(chain, sign_events(unsigned, key)))
             except ChainConflictError as exc:
@@ -367,7 +367,7 @@ class Hub:
                 results[pos] = InternalError(f"room {room.chain.room_id}: could not append after {CONFLICT_RETRIES} conflicting writes")
 
     def _sequence_part(self, room: _HubRoom, part: List[Tuple[int, LimitedEvent, bytes]],
-                       resubmits: Dict[int, Event], run: "_GroupRun", results: list) -> List[Event]:
+                       resubmits: Dict[int, Event], run: "_GroupRun", results: list, key_id: str) -> List[Event]:
         """Sequence the items of one part against the state the earlier ones left; returns
         the new events, unsigned.  Refusals and resubmits are answered in ``results``."""
         chain = room.chain
@@ -386,7 +386,7 @@ class Hub:
                     else:
                         results[pos] = existing
                     continue
-                event, content = self._sequence(room, limited, self.keys.signing_key.key_id)
+                event, content = self._sequence(room, limited, key_id)
                 chain.state.apply(event, content, event_id=event.event_id)
             except MimiError as exc:
                 results[pos] = exc
