@@ -366,12 +366,14 @@ class ServerNode:
 
     def _delivery_stats(self) -> Dict[str, Any]:
         """Fan-out counters since this process started: events delivered, events a destination
-        refused with a verdict (dropped from its queue), consecutive failed attempts by
+        refused with a verdict (dropped from its queue), acks written (one per batch of
+        delivered events), consecutive failed attempts by
         destination (the destination down, or answering rate_limited/internal)."""
         d = self.delivery
         if d is None:
-            return {"delivered": 0, "rejected": 0, "failing": {}}
-        return {"delivered": d.delivered, "rejected": d.rejected, "failing": {k: v for k, v in d.failures.items() if v}}
+            return {"delivered": 0, "rejected": 0, "acks": 0, "failing": {}}
+        return {"delivered": d.delivered, "rejected": d.rejected, "acks": d.acks,
+                "failing": {k: v for k, v in d.failures.items() if v}}
 
     def _local_sync(self, room_id: str) -> Dict[str, Any]:
         return {"fetched": self.sync_room(room_id)}

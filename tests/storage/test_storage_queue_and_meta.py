@@ -47,6 +47,19 @@ def test_ack_removes_up_to_and_including(store: EventStore) -> None:
     assert store.ack(B, queue[-1].queue_id) == 0 and store.pending(B) == [fresh]
 
 
+def test_ack_entries_drops_exactly_the_named_entries(store: EventStore) -> None:
+    fill(store, ROOM, 1)
+    store.append_many([row(ROOM, i, destinations=(B, C)) for i in range(1, 6)])
+    queue = store.pending(B)
+    store.ack_entries(B, [queue[1].queue_id, queue[3].queue_id])
+    assert store.pending(B) == [queue[0], queue[2], queue[4]]  # not the ones in between
+    assert store.queue_length(C) == 5
+    store.ack_entries(B, [queue[1].queue_id])  # again: harmless
+    store.ack_entries(C, [queue[0].queue_id])  # B's entry IDs name nothing of C's queue
+    store.ack_entries(B, [])
+    assert store.queue_length(B) == 3 and store.queue_length(C) == 5
+
+
 def test_queue_is_atomic_with_append(store: EventStore) -> None:
     fill(store, ROOM, 2)
     with pytest.raises(ChainConflictError):

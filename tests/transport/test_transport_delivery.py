@@ -25,7 +25,7 @@ class FakeStore:
         self._lock = threading.Lock()
         self._queues: Dict[str, "OrderedDict[int, bytes]"] = {}
         self._next = 1
-        self.acked: List[Tuple[str, int]] = []
+        self.acked: List[Tuple[str, List[int]]] = []  # one entry per ack_entries call
 
     def append(self, destination: str, event: bytes) -> int:
         with self._lock:
@@ -43,10 +43,21 @@ class FakeStore:
             items = list(self._queues.get(destination, {}).items())[:limit]
         return [QueuedEvent(qid, "!room:hub.test", f"$e{qid}", event) for qid, event in items]
 
-    def ack(self, destination: str, queue_id: int) -> None:
+    def ack_entries(self, destination: str, queue_ids: List[int]) -> None:
         with self._lock:
-            self._queues[destination].pop(queue_id, None)
-            self.acked.append((destination, queue_id))
+            queue = self._queues.get(destination, OrderedDict())
+            for q in queue_ids:
+                queue.pop(q, None)
+            self.acked.append((destination, list(queue_ids)))
+
+    def insert_late(self, destination: str, queue_id: int, event: bytes) -> None:
+        """An entry with a lower ID that becomes visible after higher ones (on PostgreSQL, a
+        transaction that took its queue ID first but committed last)."""
+        with self._lock:
+            queue = self._queues.setdefault(destination, OrderedDict())
+            queue[queue_id] = event
+            for q in sorted(queue):
+                queue.move_to_end(q)
 
     def size(self, destination: str) -> int:
         with self._lock:
@@ -277,3 +288,181 @@ def test_peer_alive_ends_a_long_backoff_at_once(pki):
                 await follower.stop()
 
     run(main())
+
+
+# --- batched acknowledgements -------------------------------------------------------------
+
+
+def test_acks_are_batched_every_n_events_and_flushed_on_stop(pki):
+    """Events appended one by one are delivered at once, but acked only every ack_every
+    events (ack_delay is an hour here); stop() acks the rest."""
+
+    async def main():
+        store = FakeStore()
+        handler = RecordingHandler(lambda t, p, peer: b"")
+        f1 = await start_follower(pki, F1, handler)
+        client = SignalingClient(pki.client_context(HUB), peers={F1: f1.url}, max_retries=0)
+        worker = DeliveryWorker(store, client, poll_interval=60, ack_every=16, ack_delay=3600)
+        sent = events("one", 40)
+        await worker.start()
+        try:
+            for n, event in enumerate(sent, start=1):
+                store.append(F1, event)
+                worker.wake()
+                await wait_until(lambda: len(handler.calls) == n, deadline=10)
+            # 40 delivered: acked at 16 and 32 (each ack in the hand-off of the next read).
+            await wait_until(lambda: store.size(F1) == 40 - 32, deadline=10)
+            assert [ids for _, ids in store.acked] == [list(range(1, 17)), list(range(17, 33))]
+        finally:
+            await worker.stop()
+            await client.close()
+            await f1.stop()
+        assert store.size(F1) == 0 and [ids[-1] for _, ids in store.acked] == [16, 32, 40]
+        assert [c[1] for c in handler.calls] == sent  # each once, in order
+        assert worker.delivered == 40 and worker.acks == 3
+
+    run(main())
+
+
+def test_owed_acks_are_written_after_ack_delay_when_the_queue_runs_dry(pki):
+    async def main():
+        store = FakeStore()
+        handler = RecordingHandler(lambda t, p, peer: b"")
+        f1 = await start_follower(pki, F1, handler)
+        client = SignalingClient(pki.client_context(HUB), peers={F1: f1.url}, max_retries=0)
+        worker = DeliveryWorker(store, client, poll_interval=60, ack_every=1000, ack_delay=0.2)
+        await worker.start()
+        try:
+            for event in events("one", 5):
+                store.append(F1, event)
+            worker.wake()
+            await wait_until(lambda: store.size(F1) == 0, deadline=10)  # no stop() needed
+            assert len(handler.calls) == 5 and 1 <= len(store.acked) <= 2
+        finally:
+            await worker.stop()
+            await client.close()
+            await f1.stop()
+
+    run(main())
+
+
+def test_a_long_batch_is_acked_as_it_goes(pki):
+    """One read of 40 entries that takes at least 0.4 s to deliver (the follower answers
+    after 10 ms) is acked every ack_delay (0.1 s) on the way, not only at its end."""
+
+    async def main():
+        store = FakeStore()
+
+        class SlowHandler(RecordingHandler):
+            async def handle(self, transaction_type, payload, peer):
+                await asyncio.sleep(0.01)
+                return await super().handle(transaction_type, payload, peer)
+
+        handler = SlowHandler(lambda t, p, peer: b"")
+        f1 = await start_follower(pki, F1, handler)
+        client = SignalingClient(pki.client_context(HUB), peers={F1: f1.url}, max_retries=0)
+        worker = DeliveryWorker(store, client, poll_interval=60, ack_every=1000, ack_delay=0.1)
+        sent = events("one", 40)
+        for event in sent:
+            store.append(F1, event)
+        await worker.start()
+        try:
+            await wait_until(lambda: store.size(F1) == 0)
+        finally:
+            await worker.stop()
+            await client.close()
+            await f1.stop()
+        acked = [q for _, ids in store.acked for q in ids]
+        assert len(store.acked) >= 3 and acked == list(range(1, 41))  # >= 2 on the way, 1 at the end
+        assert [c[1] for c in handler.calls] == sent
+
+    run(main())
+
+
+def test_an_entry_visible_late_is_delivered_not_acked_away(pki):
+    """Entry 1 becomes visible only after 2 and 3 were delivered (PostgreSQL may commit
+    queue IDs out of order): the acks name the delivered entries, so 1 is still delivered."""
+
+    async def main():
+        store = FakeStore()
+        handler = RecordingHandler(lambda t, p, peer: b"")
+        f1 = await start_follower(pki, F1, handler)
+        client = SignalingClient(pki.client_context(HUB), peers={F1: f1.url}, max_retries=0)
+        worker = DeliveryWorker(store, client, poll_interval=60, ack_every=1, ack_delay=0)
+        first, second, third = events("one", 3)
+        store._next = 2  # ID 1 is taken by a transaction that commits later
+        store.append(F1, second)
+        store.append(F1, third)
+        await worker.start()
+        try:
+            await wait_until(lambda: len(handler.calls) == 2, deadline=10)
+            store.insert_late(F1, 1, first)
+            worker.wake()
+            await wait_until(lambda: store.size(F1) == 0, deadline=10)
+        finally:
+            await worker.stop()
+            await client.close()
+            await f1.stop()
+        assert [c[1] for c in handler.calls] == [second, third, first]
+        assert sorted(q for _, ids in store.acked for q in ids) == [1, 2, 3]
+
+    run(main())
+
+
+def test_crash_before_the_ack_redelivers_and_the_follower_keeps_one_chain(pki, tmp_path):
+    """A hub whose worker dies after delivering but before acking (nothing acked) delivers
+    everything again after the restart; the real follower ignores the repeats: its stored
+    chain is the hub's, each event once, in order, and the hub's queue ends empty."""
+    from mimi_signaling.content import JoinRule, Participation
+    from node.nodekit import Network
+
+    net = Network(tmp_path, HUB, [F1])
+    hub_store, follower_store = net.stores[HUB], net.stores[F1]
+    follower = net.followers[F1]
+    public = [("m.room.join_rules", "", ms.JoinRulesContent(JoinRule.PUBLIC).encode())]
+    room = net.hub.create_room(f"@ana:{HUB}", initial_state=public)[0].room_id
+    bob = f"@bob:{F1}"
+    net.submit(room, bob, "m.room.user", bob, ms.UserContent(Participation.JOIN).encode())
+    sent = [net.submit(room, f"@ana:{HUB}", "m.room.encrypted", None, f"m{i}".encode()) for i in range(30)]
+    queued = len(hub_store.pending(F1, 10_000))
+    assert queued >= len(sent)
+
+    async def receive(transaction_type, payload, peer):
+        await asyncio.to_thread(follower.receive, ms.Event.decode(payload), peer=peer)
+        return b""
+
+    class FollowerHandler:
+        async def handle(self, transaction_type, payload, peer):
+            return await receive(transaction_type, payload, peer)
+
+    async def main():
+        server = await start_follower(pki, F1, FollowerHandler())
+        client = SignalingClient(pki.client_context(HUB), peers={F1: server.url}, max_retries=0)
+        try:
+            first = DeliveryWorker(hub_store, client, poll_interval=60, ack_every=10_000, ack_delay=3600)
+            await first.start()
+            await wait_until(lambda: first.delivered == queued)
+            assert len(hub_store.pending(F1, 10_000)) == queued  # delivered, nothing acked yet
+            for state in first._states.values():  # a crash: the owed acks are never written
+                state.owed.clear()
+            await first.stop()
+            assert first.acks == 0 and len(hub_store.pending(F1, 10_000)) == queued
+
+            second = DeliveryWorker(hub_store, client, poll_interval=60)
+            await second.start()
+            await wait_until(lambda: hub_store.destinations_with_pending() == [])
+            await second.stop()
+            assert second.delivered == queued and second.rejected == 0  # all again, all accepted
+        finally:
+            await client.close()
+            await server.stop()
+
+    try:
+        run(main())
+        hub_chain = [ms.Event.decode(raw).event_id for _, raw in hub_store.iter_events(room)]
+        follower_rows = list(follower_store.iter_events(room))
+        assert [i for i, _ in follower_rows] == list(range(len(hub_chain)))
+        assert [ms.Event.decode(raw).event_id for _, raw in follower_rows] == hub_chain
+        assert hub_chain[-1] == sent[-1].event_id
+    finally:
+        net.close()

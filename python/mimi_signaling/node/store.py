@@ -253,6 +253,13 @@ class EventStore(abc.ABC):
         """Drop ``destination``'s entries up to and including ``queue_id``; returns how many."""
 
     @abc.abstractmethod
+    def ack_entries(self, destination: str, queue_ids: Sequence[int]) -> None:
+        """Drop exactly these entries of ``destination`` (the ones delivered), in one
+        transaction.  Unlike the cumulative ``ack`` it cannot drop an entry that became
+        visible late: on PostgreSQL two transactions may commit queue IDs out of order, so a
+        lower ID can appear after higher ones were read and delivered."""
+
+    @abc.abstractmethod
     def queue_length(self, destination: str) -> int: ...
 
     @abc.abstractmethod

@@ -186,6 +186,7 @@ class _Sql:
         FROM outbox q JOIN events e ON e.room_id = q.room_id AND e.idx = q.idx
         WHERE q.destination = ? ORDER BY q.queue_id LIMIT ?"""
     ACK = "DELETE FROM outbox WHERE destination = ? AND queue_id <= ?"
+    ACK_ENTRY = "DELETE FROM outbox WHERE destination = ? AND queue_id = ?"
     QUEUE_LENGTH = "SELECT COUNT(*) FROM outbox WHERE destination = ?"
     DESTINATIONS = "SELECT DISTINCT destination FROM outbox ORDER BY destination"
     PUT_KEYS = """INSERT INTO server_keys (server_name, keys_bytes) VALUES (?, ?)
@@ -538,6 +539,12 @@ class SqlEventStore(EventStore):
         with self._write() as cursor:
             cursor.execute(self._sql.ACK, (destination, queue_id))
             return max(cursor.rowcount, 0)
+
+    def ack_entries(self, destination: str, queue_ids: Sequence[int]) -> None:
+        if not queue_ids:
+            return
+        with self._write() as cursor:
+            cursor.executemany(self._sql.ACK_ENTRY, [(destination, int(q)) for q in queue_ids])
 
     def queue_length(self, destination: str) -> int:
         row = self._read_one(self._sql.QUEUE_LENGTH, (destination,))

@@ -18,6 +18,7 @@ cannot do harm:
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 import ssl
@@ -43,6 +44,14 @@ USER_AGENT = "mimi-signaling"
 _CONNECT_TIMEOUT = getattr(aiohttp, "ConnectionTimeoutError", ())
 
 NON_IDEMPOTENT_TYPES = frozenset({"mimi.signaling.submit"})
+
+# Per request, for the few peers a server talks to: parse and check each name once.
+_ssl_hostname = functools.lru_cache(maxsize=1024)(ssl_hostname)
+
+
+@functools.lru_cache(maxsize=1024)
+def _validated_server_name(server_name: str) -> None:
+    ms.validate_server_name(server_name)  # MalformedError (not cached): never contact a bad name
 
 # A backfill answer may carry 1000 events of up to 64 KiB; a snapshot of a large room more.
 DEFAULT_MAX_RESPONSE_SIZE = 256 * 1024 * 1024
@@ -108,6 +117,7 @@ class SignalingClient:
                 timeout=self.timeout,
                 headers={"User-Agent": USER_AGENT},
                 auto_decompress=False,
+                cookie_jar=aiohttp.DummyCookieJar(),  # servers exchange no cookies
             )
         return self._session
 
@@ -131,7 +141,7 @@ class SignalingClient:
         :class:`PeerVerificationError` when the peer's certificate is not for ``server_name``,
         :class:`TransportError` when no MIMI answer could be had (after the retries).
         """
-        ms.validate_server_name(server_name)  # MalformedError: never contact a bad name
+        _validated_server_name(server_name)  # MalformedError: never contact a bad name
         body = ms.TransactionEnvelope(transaction_type, payload).encode()
         idempotent = transaction_type not in NON_IDEMPOTENT_TYPES
         attempt = 0
@@ -162,7 +172,7 @@ class SignalingClient:
                 base_url + SIGNALING_PATH,
                 data=body,
                 headers={"Content-Type": CONTENT_TYPE},
-                server_hostname=ssl_hostname(server_name),
+                server_hostname=_ssl_hostname(server_name),
                 allow_redirects=False,
             ) as resp:
                 if resp.status == 200:

@@ -3,8 +3,10 @@
 The store (``mimi_signaling.node.store``) keeps one queue per destination server:
 ``destinations_with_pending() -> list[str]``, ``pending(destination, limit) ->
 list[QueuedEvent]`` (oldest first; ``queue_id`` and ``event_bytes`` are used) and
-``ack(destination, queue_id)``.  A plain ``(queue_id, event_bytes)`` pair is accepted too.
-The store is synchronous: it is called through ``asyncio.to_thread``.
+``ack_entries(destination, queue_ids)``, which drops exactly the entries named.  A plain
+``(queue_id, event_bytes)`` pair is accepted too.  The store is synchronous: its calls
+run on a worker thread, and the calls the worker makes in one turn of the event loop (say a
+read for each of two destinations) share one hand-off to that thread.
 
 Per destination, events go out strictly in queue order, one at a time; each destination
 has its own task, so one that is down never holds up the others.  A failed delivery is
@@ -12,6 +14,16 @@ retried (same event, so order holds) after a bounded exponential backoff with ji
 A *verdict* from the destination (a MimiError other than rate_limited/internal) will not
 change on retry: the event is dropped from that queue with a warning (and ``on_rejected``
 is called) so the queue does not stall forever behind it.
+
+Acknowledgements are batched: entries delivered (or refused with a verdict) are acked by
+their IDs, once ``ack_every`` of them are owed or the oldest has waited ``ack_delay``
+seconds, in the same hand-off as the next read, and on ``stop()``.  Until then they stay
+queued and are skipped by later reads; a crash before the ack only means they are delivered
+again, which a follower ignores (it already holds the event).  Acks name entries, not a
+cumulative bound: on PostgreSQL queue IDs may commit out of order, and a bound could drop an
+entry that became visible after higher ones were delivered.  A destination's task stays alive while
+idle (up to ``poll_interval``), so that ``wake()`` reaches it directly; the list of
+destinations is read at most every ``discovery_interval`` seconds while events flow.
 """
 
 from __future__ import annotations
@@ -20,7 +32,7 @@ import asyncio
 import logging
 import random
 import threading
-from typing import Any, Callable, Dict, Optional, Tuple, Type
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Type
 
 import mimi_signaling as ms
 
@@ -52,6 +64,76 @@ def _unpack(item: Any) -> Tuple[Any, bytes]:
     return queue_id, bytes(event)
 
 
+class _StoreCalls:
+    """Runs store calls on a worker thread; those requested in one turn of the event loop go
+    in one hand-off, in request order (each hand-off costs a thread wake-up and a loop
+    wake-up, more than a short SQLite statement)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._queued: List[Tuple[Callable[..., Any], Tuple[Any, ...], "asyncio.Future[Any]"]] = []
+        self.handoffs = 0
+
+    def call(self, fn: Callable[..., Any], *args: Any) -> "asyncio.Future[Any]":
+        future = self._loop.create_future()
+        if not self._queued:
+            self._loop.call_soon(self._flush)
+        self._queued.append((fn, args, future))
+        return future
+
+    def _flush(self) -> None:
+        calls, self._queued = self._queued, []
+        if not calls:
+            return
+        self.handoffs += 1
+        done = self._loop.run_in_executor(None, _run_calls, [(fn, args) for fn, args, _ in calls])
+        futures = [future for _, _, future in calls]
+        done.add_done_callback(lambda outcome: _settle(futures, outcome))
+
+
+def _run_calls(calls: List[Tuple[Callable[..., Any], Tuple[Any, ...]]]) -> List[Tuple[bool, Any]]:
+    results: List[Tuple[bool, Any]] = []
+    for fn, args in calls:
+        try:
+            results.append((True, fn(*args)))
+        except Exception as exc:  # handed to the caller, who logs and retries
+            results.append((False, exc))
+    return results
+
+
+def _settle(futures: List["asyncio.Future[Any]"], outcome: "asyncio.Future[List[Tuple[bool, Any]]]") -> None:
+    if outcome.cancelled() or outcome.exception() is not None:
+        exc = RuntimeError("store call hand-off failed") if outcome.cancelled() else outcome.exception()
+        for future in futures:
+            if not future.done():
+                future.set_exception(exc)  # type: ignore[arg-type]
+        return
+    for future, (ok, value) in zip(futures, outcome.result()):
+        if future.done():  # the caller was cancelled meanwhile
+            continue
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)
+
+
+class _Destination:
+    """One destination's delivery state, kept while its task runs or acks are owed."""
+
+    __slots__ = ("woken", "waiter", "owed", "first_owed_at")
+
+    def __init__(self) -> None:
+        self.woken = True  # read the queue first thing
+        self.waiter: Optional["asyncio.Future[None]"] = None
+        self.owed: List[Any] = []  # delivered or refused, not acked yet; queue order
+        self.first_owed_at = 0.0
+
+    def nudge(self) -> None:
+        self.woken = True
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result(None)
+
+
 class DeliveryWorker:
     """Delivers every destination's queue, in order, until stopped.
 
@@ -72,11 +154,16 @@ class DeliveryWorker:
         max_concurrency: int = 32,
         retry_verdicts: Tuple[Type[BaseException], ...] = (),
         on_rejected: Optional[RejectedCallback] = None,
+        ack_every: int = 64,
+        ack_delay: float = 0.05,
+        discovery_interval: float = 0.1,
     ) -> None:
-        if batch_size < 1 or max_concurrency < 1:
-            raise ValueError("batch_size and max_concurrency must be >= 1")
+        if batch_size < 1 or max_concurrency < 1 or ack_every < 1:
+            raise ValueError("batch_size, max_concurrency and ack_every must be >= 1")
         if backoff_base <= 0 or backoff_max < backoff_base or poll_interval <= 0:
             raise ValueError("need 0 < backoff_base <= backoff_max and poll_interval > 0")
+        if ack_delay < 0 or discovery_interval < 0:
+            raise ValueError("ack_delay and discovery_interval must be >= 0")
         self.store = store
         self.client = client
         self.transaction_type = transaction_type
@@ -84,21 +171,28 @@ class DeliveryWorker:
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
         self.poll_interval = poll_interval
+        self.ack_every = ack_every
+        self.ack_delay = ack_delay
+        self.discovery_interval = discovery_interval
         # Verdicts that can change with time: the peer is overloaded or broken right now.
         self.retry_verdicts = (ms.RateLimitedError, ms.InternalError) + tuple(retry_verdicts)
         self.on_rejected = on_rejected
         self.delivered = 0
         self.rejected = 0
+        self.acks = 0  # ack calls made (each one a commit)
         self.failures: Dict[str, int] = {}  # consecutive failures per destination
 
         self._max_concurrency = max_concurrency
         self._sem: Optional[asyncio.Semaphore] = None
-        self._wake_event: Optional[asyncio.Event] = None
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._loop_thread: Optional[int] = None
+        self._calls: Optional[_StoreCalls] = None
         self._supervisor: Optional["asyncio.Task[None]"] = None
+        self._supervisor_waiter: Optional["asyncio.Future[None]"] = None
+        self._discovery_owed = True
+        self._next_discovery = 0.0
         self._tasks: Dict[str, "asyncio.Task[None]"] = {}
-        self._dirty: Dict[str, bool] = {}
+        self._states: Dict[str, _Destination] = {}
         self._retry_events: Dict[str, asyncio.Event] = {}  # destinations sleeping in a backoff
 
     # --- lifecycle ------------------------------------------------------------------------
@@ -108,12 +202,13 @@ class DeliveryWorker:
             raise RuntimeError("delivery worker already started")
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
+        self._calls = _StoreCalls(self._loop)
         self._sem = asyncio.Semaphore(self._max_concurrency)
-        self._wake_event = asyncio.Event()
-        self._wake_event.set()  # look at the queues right away
+        self._discovery_owed = True  # look at the queues right away
         self._supervisor = asyncio.ensure_future(self._supervise())
 
     async def stop(self) -> None:
+        """Stop delivering; then ack what was delivered, so a restart does not repeat it."""
         tasks = list(self._tasks.values())
         if self._supervisor is not None:
             tasks.append(self._supervisor)
@@ -122,15 +217,40 @@ class DeliveryWorker:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self._tasks.clear()
+        owed = {d: list(s.owed) for d, s in self._states.items() if s.owed}
+        self._states.clear()
+        if owed:
+            try:
+                await asyncio.wait_for(asyncio.to_thread(self._flush_acks, owed), 10.0)
+            except Exception:  # the acks are lost: the entries are delivered again later
+                log.warning("could not ack delivered events on stop", exc_info=True)
+
+    def _flush_acks(self, owed: Dict[str, List[Any]]) -> None:
+        for destination, queue_ids in owed.items():
+            self.store.ack_entries(destination, queue_ids)
+            self.acks += 1  # the loop is only waiting for this thread now
 
     def wake(self) -> None:
         """Deliver promptly: something was appended.  Safe to call from any thread."""
-        if self._loop is None or self._wake_event is None:
+        if self._loop is None:
             return
         if threading.get_ident() == self._loop_thread:
-            self._wake_event.set()
+            self._on_wake()
         else:
-            self._loop.call_soon_threadsafe(self._wake_event.set)
+            self._loop.call_soon_threadsafe(self._on_wake)
+
+    def _on_wake(self) -> None:
+        # Running destinations look at their queue now; a new one is found by the next
+        # discovery (at once, or within discovery_interval while events flow).
+        for state in self._states.values():
+            state.nudge()
+        self._discovery_owed = True
+        self._wake_supervisor()
+
+    def _wake_supervisor(self) -> None:
+        waiter = self._supervisor_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     def peer_alive(self, destination: str) -> None:
         """``destination`` just reached us, so it is up: if its deliveries are backing off,
@@ -152,45 +272,123 @@ class DeliveryWorker:
     def active_destinations(self) -> list:
         return [d for d, t in self._tasks.items() if not t.done()]
 
+    @property
+    def store_handoffs(self) -> int:
+        """Hand-offs of store calls to a worker thread so far (each may carry several)."""
+        return self._calls.handoffs if self._calls is not None else 0
+
     # --- the work -------------------------------------------------------------------------
 
+    async def _sleep(self, timeout: float, *, state: Optional[_Destination] = None) -> None:
+        """Sleep up to ``timeout`` seconds, less when nudged (the state's, or the supervisor's
+        wake-up).  A future and a timer: cheaper than ``wait_for``, which makes a task."""
+        assert self._loop is not None
+        waiter = self._loop.create_future()
+        if state is not None:
+            state.waiter = waiter
+        else:
+            self._supervisor_waiter = waiter
+        timer = self._loop.call_later(timeout, lambda: waiter.done() or waiter.set_result(None))
+        try:
+            await waiter
+        finally:
+            timer.cancel()
+            if state is not None:
+                state.waiter = None
+            else:
+                self._supervisor_waiter = None
+
     async def _supervise(self) -> None:
-        assert self._wake_event is not None
+        assert self._loop is not None and self._calls is not None
         while True:
+            if not self._discovery_owed:
+                await self._sleep(self.poll_interval)
+                if not self._discovery_owed:  # the poll: look again even without a wake-up
+                    self._discovery_owed = True
+                continue
+            delay = self._next_discovery - self._loop.time()
+            if delay > 0:
+                await self._sleep(delay)
+                continue
+            self._discovery_owed = False
+            self._next_discovery = self._loop.time() + self.discovery_interval
             try:
-                await asyncio.wait_for(self._wake_event.wait(), self.poll_interval)
-            except asyncio.TimeoutError:
-                pass
-            self._wake_event.clear()
-            try:
-                destinations = await asyncio.to_thread(self.store.destinations_with_pending)
+                destinations = await self._calls.call(self.store.destinations_with_pending)
             except Exception:
                 log.exception("cannot list destinations with pending events")
                 continue
             for destination in destinations:
                 task = self._tasks.get(destination)
                 if task is not None and not task.done():
-                    self._dirty[destination] = True  # the running task looks again
+                    self._states[destination].nudge()  # the running task looks again
                 else:
+                    self._states.setdefault(destination, _Destination()).nudge()
                     self._tasks[destination] = asyncio.ensure_future(self._drain(destination))
 
+    def _ack_due(self, state: _Destination) -> bool:
+        assert self._loop is not None
+        return bool(state.owed) and (
+            len(state.owed) >= self.ack_every or self._loop.time() - state.first_owed_at >= self.ack_delay
+        )
+
+    def _read_and_ack(self, destination: str, owed: Sequence[Any], limit: int) -> List[Any]:
+        """(On a worker thread.)  Ack the ``owed`` entries (when any), then read the queue's
+        first ``limit`` entries."""
+        if owed:
+            self.store.ack_entries(destination, owed)
+        return self.store.pending(destination, limit)
+
     async def _drain(self, destination: str) -> None:
-        """Deliver ``destination``'s queue until it is empty."""
+        """Deliver ``destination``'s queue; after ``poll_interval`` idle with nothing to ack, end."""
+        assert self._loop is not None
+        state = self._states.setdefault(destination, _Destination())
         try:
             while True:
-                self._dirty.pop(destination, None)
-                items = await self._store_call(destination, self.store.pending, destination, self.batch_size)
-                if not items:
-                    if self._dirty.pop(destination, False):
-                        continue
-                    return  # no await between the check and the end: no wake-up is lost
-                for item in items:
-                    queue_id, event = _unpack(item)
-                    await self._deliver_one(destination, queue_id, event)
-                    await self._store_call(destination, self.store.ack, destination, queue_id)
+                ack = self._ack_due(state)
+                if state.woken or ack:
+                    state.woken = False
+                    acking = list(state.owed) if ack else []
+                    limit = self.batch_size + len(state.owed) - len(acking)
+                    items = await self._store_call(destination, self._read_and_ack, destination, acking, limit)
+                    if acking:
+                        self.acks += 1
+                        state.owed = state.owed[len(acking):]
+                        state.first_owed_at = self._loop.time()
+                    if len(items) >= limit:
+                        state.woken = True  # the read was cut short: more is queued
+                    skip = set(state.owed)
+                    for item in items:
+                        queue_id, event = _unpack(item)
+                        if queue_id in skip:
+                            continue  # delivered already, its ack still to come
+                        if self._ack_due(state):  # a long batch: ack as it goes
+                            await self._ack_now(destination, state)
+                        await self._deliver_one(destination, queue_id, event)
+                        if not state.owed:
+                            state.first_owed_at = self._loop.time()
+                        state.owed.append(queue_id)
+                    continue
+                # Nothing to read (no wake-up since the last read, which was not cut short).
+                if state.owed:
+                    await self._sleep(max(0.0, state.first_owed_at + self.ack_delay - self._loop.time()), state=state)
+                    continue
+                await self._sleep(self.poll_interval, state=state)
+                if not state.woken and not state.owed:
+                    return  # idle: no await between this check and the end, so no wake-up is lost
         finally:
             if self._tasks.get(destination) is asyncio.current_task():
                 del self._tasks[destination]
+                if not state.owed and self._states.get(destination) is state:
+                    del self._states[destination]
+
+    async def _ack_now(self, destination: str, state: _Destination) -> None:
+        """Ack the owed entries in the middle of a batch."""
+        assert self._loop is not None
+        acking = list(state.owed)
+        await self._store_call(destination, self.store.ack_entries, destination, acking)
+        self.acks += 1
+        state.owed = state.owed[len(acking):]
+        state.first_owed_at = self._loop.time()
 
     async def _deliver_one(self, destination: str, queue_id: Any, event: bytes) -> None:
         assert self._sem is not None
@@ -218,9 +416,10 @@ class DeliveryWorker:
                 return
 
     async def _store_call(self, destination: str, fn: Callable[..., Any], *args: Any) -> Any:
+        assert self._calls is not None
         while True:
             try:
-                return await asyncio.to_thread(fn, *args)
+                return await self._calls.call(fn, *args)
             except Exception as exc:
                 log.exception("store call %s for %s failed", getattr(fn, "__name__", fn), destination)
                 await self._failed(destination, exc, quiet=True)
