@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections import OrderedDict
-from typing import Dict, List, Tuple
+from typing import AsyncIterator, Dict, List, Tuple
 
 import mimi_signaling as ms
 from mimi_signaling.node.store import QueuedEvent
@@ -72,6 +73,21 @@ async def start_follower(pki, name: str, handler, port: int = 0) -> SignalingSer
     server = SignalingServer(handler, pki.server_context(name), ds_domain=name)
     await server.start("127.0.0.1", port)
     return server
+
+
+@contextlib.asynccontextmanager
+async def one_follower(pki, handler, store: FakeStore, **worker_options) -> AsyncIterator[DeliveryWorker]:
+    """Follower 1 served by ``handler`` and a delivery worker over ``store`` (not started:
+    the test starts it when its queue is ready); everything stopped at the end."""
+    f1 = await start_follower(pki, F1, handler)
+    client = SignalingClient(pki.client_context(HUB), peers={F1: f1.url}, max_retries=0)
+    worker = DeliveryWorker(store, client, **worker_options)
+    try:
+        yield worker
+    finally:
+        await worker.stop()
+        await client.close()
+        await f1.stop()
 
 
 def test_down_follower_gets_everything_in_order_once_up_and_others_are_not_blocked(pki):
@@ -143,22 +159,15 @@ def test_rejected_event_is_dropped_and_the_queue_goes_on(pki):
 
         store = FakeStore()
         handler = RecordingHandler(answer)
-        f1 = await start_follower(pki, F1, handler)
         rejected = []
-        client = SignalingClient(pki.client_context(HUB), peers={F1: f1.url}, max_retries=0)
-        worker = DeliveryWorker(
-            store, client, backoff_base=0.05, backoff_max=0.2, poll_interval=60,
+        async with one_follower(
+            pki, handler, store, backoff_base=0.05, backoff_max=0.2, poll_interval=60,
             on_rejected=lambda d, q, e, exc: rejected.append((d, e, type(exc))),
-        )
-        for e in (b"a", b"bad", b"c"):
-            store.append(F1, e)
-        await worker.start()
-        try:
+        ) as worker:
+            for e in (b"a", b"bad", b"c"):
+                store.append(F1, e)
+            await worker.start()
             await wait_until(lambda: store.size(F1) == 0)
-        finally:
-            await worker.stop()
-            await client.close()
-            await f1.stop()
         assert [c[1] for c in handler.calls] == [b"a", b"bad", b"c"]
         assert rejected == [(F1, b"bad", ms.PolicyRejectedError)]
         assert worker.rejected == 1 and worker.delivered == 2
@@ -178,17 +187,10 @@ def test_rate_limited_delivery_is_retried_not_dropped(pki):
 
         store = FakeStore()
         handler = RecordingHandler(answer)
-        f1 = await start_follower(pki, F1, handler)
-        client = SignalingClient(pki.client_context(HUB), peers={F1: f1.url}, max_retries=0)
-        worker = DeliveryWorker(store, client, backoff_base=0.05, backoff_max=0.2, poll_interval=60)
-        store.append(F1, b"only")
-        await worker.start()
-        try:
+        async with one_follower(pki, handler, store, backoff_base=0.05, backoff_max=0.2, poll_interval=60) as worker:
+            store.append(F1, b"only")
+            await worker.start()
             await wait_until(lambda: store.size(F1) == 0)
-        finally:
-            await worker.stop()
-            await client.close()
-            await f1.stop()
         assert [c[1] for c in handler.calls] == [b"only"] * 3
         assert worker.rejected == 0 and worker.delivered == 1
 
@@ -300,12 +302,9 @@ def test_acks_are_batched_every_n_events_and_flushed_on_stop(pki):
     async def main():
         store = FakeStore()
         handler = RecordingHandler(lambda t, p, peer: b"")
-        f1 = await start_follower(pki, F1, handler)
-        client = SignalingClient(pki.client_context(HUB), peers={F1: f1.url}, max_retries=0)
-        worker = DeliveryWorker(store, client, poll_interval=60, ack_every=16, ack_delay=3600)
-        sent = events("one", 40)
-        await worker.start()
-        try:
+        async with one_follower(pki, handler, store, poll_interval=60, ack_every=16, ack_delay=3600) as worker:
+            sent = events("one", 40)
+            await worker.start()
             for n, event in enumerate(sent, start=1):
                 store.append(F1, event)
                 worker.wake()
@@ -313,10 +312,6 @@ def test_acks_are_batched_every_n_events_and_flushed_on_stop(pki):
             # 40 delivered: acked at 16 and 32 (each ack in the hand-off of the next read).
             await wait_until(lambda: store.size(F1) == 40 - 32, deadline=10)
             assert [ids for _, ids in store.acked] == [list(range(1, 17)), list(range(17, 33))]
-        finally:
-            await worker.stop()
-            await client.close()
-            await f1.stop()
         assert store.size(F1) == 0 and [ids[-1] for _, ids in store.acked] == [16, 32, 40]
         assert [c[1] for c in handler.calls] == sent  # each once, in order
         assert worker.delivered == 40 and worker.acks == 3
@@ -328,20 +323,13 @@ def test_owed_acks_are_written_after_ack_delay_when_the_queue_runs_dry(pki):
     async def main():
         store = FakeStore()
         handler = RecordingHandler(lambda t, p, peer: b"")
-        f1 = await start_follower(pki, F1, handler)
-        client = SignalingClient(pki.client_context(HUB), peers={F1: f1.url}, max_retries=0)
-        worker = DeliveryWorker(store, client, poll_interval=60, ack_every=1000, ack_delay=0.2)
-        await worker.start()
-        try:
+        async with one_follower(pki, handler, store, poll_interval=60, ack_every=1000, ack_delay=0.2) as worker:
+            await worker.start()
             for event in events("one", 5):
                 store.append(F1, event)
             worker.wake()
             await wait_until(lambda: store.size(F1) == 0, deadline=10)  # no stop() needed
             assert len(handler.calls) == 5 and 1 <= len(store.acked) <= 2
-        finally:
-            await worker.stop()
-            await client.close()
-            await f1.stop()
 
     run(main())
 
@@ -359,19 +347,12 @@ def test_a_long_batch_is_acked_as_it_goes(pki):
                 return await super().handle(transaction_type, payload, peer)
 
         handler = SlowHandler(lambda t, p, peer: b"")
-        f1 = await start_follower(pki, F1, handler)
-        client = SignalingClient(pki.client_context(HUB), peers={F1: f1.url}, max_retries=0)
-        worker = DeliveryWorker(store, client, poll_interval=60, ack_every=1000, ack_delay=0.1)
-        sent = events("one", 40)
-        for event in sent:
-            store.append(F1, event)
-        await worker.start()
-        try:
+        async with one_follower(pki, handler, store, poll_interval=60, ack_every=1000, ack_delay=0.1) as worker:
+            sent = events("one", 40)
+            for event in sent:
+                store.append(F1, event)
+            await worker.start()
             await wait_until(lambda: store.size(F1) == 0)
-        finally:
-            await worker.stop()
-            await client.close()
-            await f1.stop()
         acked = [q for _, ids in store.acked for q in ids]
         assert len(store.acked) >= 3 and acked == list(range(1, 41))  # >= 2 on the way, 1 at the end
         assert [c[1] for c in handler.calls] == sent
@@ -386,23 +367,16 @@ def test_an_entry_visible_late_is_delivered_not_acked_away(pki):
     async def main():
         store = FakeStore()
         handler = RecordingHandler(lambda t, p, peer: b"")
-        f1 = await start_follower(pki, F1, handler)
-        client = SignalingClient(pki.client_context(HUB), peers={F1: f1.url}, max_retries=0)
-        worker = DeliveryWorker(store, client, poll_interval=60, ack_every=1, ack_delay=0)
-        first, second, third = events("one", 3)
-        store._next = 2  # ID 1 is taken by a transaction that commits later
-        store.append(F1, second)
-        store.append(F1, third)
-        await worker.start()
-        try:
+        async with one_follower(pki, handler, store, poll_interval=60, ack_every=1, ack_delay=0) as worker:
+            first, second, third = events("one", 3)
+            store._next = 2  # ID 1 is taken by a transaction that commits later
+            store.append(F1, second)
+            store.append(F1, third)
+            await worker.start()
             await wait_until(lambda: len(handler.calls) == 2, deadline=10)
             store.insert_late(F1, 1, first)
             worker.wake()
             await wait_until(lambda: store.size(F1) == 0, deadline=10)
-        finally:
-            await worker.stop()
-            await client.close()
-            await f1.stop()
         assert [c[1] for c in handler.calls] == [second, third, first]
         assert sorted(q for _, ids in store.acked for q in ids) == [1, 2, 3]
 
