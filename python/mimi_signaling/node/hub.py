@@ -305,13 +305,19 @@ class Hub:
     def _verify_origins(self, events: List[LimitedEvent]) -> List[Optional[MimiError]]:
         """Origin signatures and exact content hashes, batch-verified on all cores."""
         errors: List[Optional[MimiError]] = [None] * len(events)
-        todo: List[int] = []
-        for i, ev in enumerate(events):
+        origins = [ev.origin_server for ev in events]
+        missing: Dict[str, MimiError] = {}  # origin server -> why its keys are not available
+        for origin in set(origins):
             try:
-                self.keys.ensure([ev.origin_server])
-                todo.append(i)
+                self.keys.ensure([origin])
             except MimiError as exc:
-                errors[i] = exc
+                missing[origin] = exc
+        todo: List[int] = []
+        for i, origin in enumerate(origins):
+            if origin in missing:
+                errors[i] = type(missing[origin])(str(missing[origin]))  # one exception per event
+            else:
+                todo.append(i)
         verdicts = verify_limited_events([events[i] for i in todo], self.keys.ring)
         for i, verdict in zip(todo, verdicts):
             if isinstance(verdict, BadSignatureError) and self.keys.refresh(events[i].origin_server):
