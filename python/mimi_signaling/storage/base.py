@@ -18,7 +18,7 @@ How the chain stays linear, by the database alone:
   An attached row's successor can only be the row at ``idx + 1``, one by the primary key;
 - detached rows (``prev_idx IS NULL``, partial histories only) are checked by a unique
   partial index (two detached rows cannot name the same prev) and by a ``BEFORE INSERT``
-  trigger (``_LINK_TRIGGERS``): a detached row's prev must not be stored (it would be at
+  trigger (``LINK_VIOLATIONS``): a detached row's prev must not be stored (it would be at
   ``idx - 1``, and the row attached, or elsewhere: a fork), and no stored detached row may
   name a new row as its prev unless it sits right after it.
 
