@@ -26,4 +26,9 @@ pub mod wire;
 #[cfg(feature = "python")]
 mod python;
 
+// Only in the Python extension: the rlib (cargo test, fuzz targets) keeps the system allocator.
+#[cfg(feature = "python")]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 pub use error::{ErrorCode, MimiError, Result};
