@@ -26,7 +26,7 @@ logger = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parent.parent
 
-# Must match TRANSPORT_DECODERS and CONTENT_TYPES in fuzz/src/lib.rs.
+# Must match TRANSPORT_DECODERS and content_type() in fuzz/src/lib.rs.
 TRANSPORT = {
     "get_event_request": 0,
     "get_state_request": 1,

@@ -10,6 +10,7 @@ use mimi_signaling::crypto::hash::event_id_from_reference_hash;
 use mimi_signaling::crypto::keyring::KeyRing;
 use mimi_signaling::ids;
 use mimi_signaling::verify::{prepare, reference_hash};
+use mimi_signaling::wire::content::REGISTERED_TYPES;
 use mimi_signaling::wire::event::{Event, LimitedEvent, MAX_EVENT_SIZE};
 use mimi_signaling::wire::keys::VerifyKey;
 use mimi_signaling::wire::vector::Opaque;
@@ -34,22 +35,20 @@ pub const TRANSPORT_DECODERS: [&str; 7] = [
     "error_body",
 ];
 
-/// Event types of the `content` target (first input byte modulo the count): the registry of
-/// PROFILE.md section 5, one non-`m.` type (opaque content) and one unregistered `m.` type.
-pub const CONTENT_TYPES: [&str; 12] = [
-    "m.room.create",
-    "m.room.user",
-    "m.room.name",
-    "m.room.avatar",
-    "m.room.topic",
-    "m.room.join_rules",
-    "m.room.history_visibility",
-    "m.room.role",
-    "m.room.role_map",
-    "m.room.encrypted",
-    "org.example.thing",
-    "m.room.unknown",
-];
+/// Event types of the `content` target beyond the core's registry: one non-`m.` type (opaque
+/// content) and one unregistered `m.` type.
+const EXTRA_CONTENT_TYPES: [&str; 2] = ["org.example.thing", "m.room.unknown"];
+
+/// How many event types the `content` target picks from.
+pub const CONTENT_TYPE_COUNT: usize = REGISTERED_TYPES.len() + EXTRA_CONTENT_TYPES.len();
+
+/// Event type `i` of the `content` target (the first input byte modulo
+/// [`CONTENT_TYPE_COUNT`]): the registry of PROFILE.md section 5 in the core's order, then
+/// the extras.
+pub fn content_type(i: usize) -> &'static str {
+    let i = i % CONTENT_TYPE_COUNT;
+    REGISTERED_TYPES.get(i).copied().unwrap_or_else(|| EXTRA_CONTENT_TYPES[i - REGISTERED_TYPES.len()])
+}
 
 /// Findings that are already reported and not yet fixed in the core, by tag (see
 /// docs/FUZZING.md, "Findings"). Listing a tag in the `MIMI_FUZZ_KNOWN` environment variable
