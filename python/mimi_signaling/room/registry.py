@@ -72,6 +72,14 @@ ContentCheck = Callable[[Any], None]
 # --- state key rules ------------------------------------------------------------------------
 
 
+def _checked(check: Callable[[str], Any], value: str, context: str) -> None:
+    """Run a core grammar check; its MalformedError gets ``context`` in front."""
+    try:
+        check(value)
+    except MalformedError as exc:
+        raise MalformedError(f"{context}: {exc}") from None
+
+
 def empty_state_key(state_key: Optional[str], event: Any) -> None:
     if state_key != "":
         raise MalformedError(f"{event.type}: the state key must be empty, got {state_key!r}")
@@ -80,19 +88,13 @@ def empty_state_key(state_key: Optional[str], event: Any) -> None:
 def user_id_state_key(state_key: Optional[str], event: Any) -> None:
     if state_key is None:
         raise MalformedError(f"{event.type}: the state key must be a user ID")
-    try:
-        parse_user_id(state_key)
-    except MalformedError as exc:
-        raise MalformedError(f"{event.type}: the state key is not a valid user ID: {exc}") from None
+    _checked(parse_user_id, state_key, f"{event.type}: the state key is not a valid user ID")
 
 
 def role_id_state_key(state_key: Optional[str], event: Any) -> None:
     if state_key is None:
         raise MalformedError(f"{event.type}: the state key must be a role ID")
-    try:
-        validate_role_id(state_key)
-    except MalformedError as exc:
-        raise MalformedError(f"{event.type}: the state key is not a valid role ID: {exc}") from None
+    _checked(validate_role_id, state_key, f"{event.type}: the state key is not a valid role ID")
 
 
 # --- content checks beyond the core decoders ------------------------------------------------
@@ -105,42 +107,25 @@ def _check_create_content(content: Any) -> None:
         ("policy_id", content.policy_id),
         ("encryption_algorithm", content.encryption_algorithm),
     ):
-        try:
-            validate_event_type(value)
-        except MalformedError as exc:
-            raise MalformedError(f"m.room.create: bad {what} {value!r}: {exc}") from None
+        _checked(validate_event_type, value, f"m.room.create: bad {what} {value!r}")
 
 
 def _check_role_content(content: RoleContent) -> None:
     for permission in content.permissions:
         for event_type, _granted in permission.event_types or ():
-            try:
-                validate_event_type(event_type)
-            except MalformedError as exc:
-                raise MalformedError(f"m.room.role: bad event type {event_type!r}: {exc}") from None
+            _checked(validate_event_type, event_type, f"m.room.role: bad event type {event_type!r}")
         for role_id in permission.role_ids or ():
-            try:
-                validate_role_id(role_id)
-            except MalformedError as exc:
-                raise MalformedError(f"m.room.role: bad role ID {role_id!r}: {exc}") from None
+            _checked(validate_role_id, role_id, f"m.room.role: bad role ID {role_id!r}")
 
 
 def _check_role_map_content(content: RoleMapContent) -> None:
     # The core rejects duplicate role IDs and orders; here: the IDs' grammar, and one user
     # listed twice in one role (meaningless, and it would make "changed config" ambiguous).
     for config in content.roles:
-        try:
-            validate_role_id(config.role_id)
-        except MalformedError as exc:
-            raise MalformedError(f"m.room.role_map: bad role ID {config.role_id!r}: {exc}") from None
+        _checked(validate_role_id, config.role_id, f"m.room.role_map: bad role ID {config.role_id!r}")
         seen = set()
         for user_id in config.user_ids:
-            try:
-                parse_user_id(user_id)
-            except MalformedError as exc:
-                raise MalformedError(
-                    f"m.room.role_map: role {config.role_id!r} lists a bad user ID {user_id!r}: {exc}"
-                ) from None
+            _checked(parse_user_id, user_id, f"m.room.role_map: role {config.role_id!r} lists a bad user ID {user_id!r}")
             if user_id in seen:
                 raise MalformedError(
                     f"m.room.role_map: role {config.role_id!r} lists {user_id} twice"
@@ -276,10 +261,7 @@ class EventTypeRegistry:
 
 
 def _check_sender(sender: str) -> None:
-    try:
-        parse_user_id(sender)
-    except MalformedError as exc:
-        raise MalformedError(f"bad sender {sender!r}: {exc}") from None
+    _checked(parse_user_id, sender, f"bad sender {sender!r}")
 
 
 # --- policies -------------------------------------------------------------------------------
