@@ -14,7 +14,7 @@ the event is served to it redacted.  "At p" means the state the event at p was c
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Union
+from typing import TYPE_CHECKING, Any, Optional, Tuple, Union
 
 from ...._core import NotFoundError
 from ....content import Participation, Visibility
@@ -53,28 +53,27 @@ def _user_sees(history: RoomStateHistory, position: int, user_id: str, visibilit
     return False
 
 
-def user_sees(room_history: HistorySource, position: int, user_id: str) -> bool:
-    """Whether ``user_id`` may see the event at ``position``."""
+def _restricted(room_history: HistorySource, position: int) -> Tuple[Any, Optional[Visibility]]:
+    """The history and the visibility that restricts the event at ``position``, or None
+    when everyone sees it (a state event, or world-readable history)."""
     history = _history(room_history)
     _check_position(history, position)
     if history.is_state_position(position):
-        return True
+        return history, None
     visibility = history.visibility_at(position)
-    if visibility == Visibility.WORLD:
-        return True
-    return _user_sees(history, position, user_id, visibility)
+    return history, (None if visibility == Visibility.WORLD else visibility)
+
+
+def user_sees(room_history: HistorySource, position: int, user_id: str) -> bool:
+    """Whether ``user_id`` may see the event at ``position``."""
+    history, visibility = _restricted(room_history, position)
+    return visibility is None or _user_sees(history, position, user_id, visibility)
 
 
 def visible_to_server(room_history: HistorySource, position: int, server_name: str) -> bool:
     """Whether ``server_name`` may receive the event at ``position`` unredacted."""
-    history = _history(room_history)
-    _check_position(history, position)
-    if history.is_state_position(position):
-        return True
-    visibility = history.visibility_at(position)
-    if visibility == Visibility.WORLD:
-        return True
-    return any(
+    history, visibility = _restricted(room_history, position)
+    return visibility is None or any(
         _user_sees(history, position, user_id, visibility)
         for user_id in history.iter_users_of_server(server_name)
     )
