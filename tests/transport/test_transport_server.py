@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
 import time
+from typing import AsyncIterator
 
 import aiohttp
 import pytest
@@ -56,6 +58,16 @@ async def start_hub(pki, handler, **kwargs) -> SignalingServer:
     return server
 
 
+@contextlib.asynccontextmanager
+async def hub_server(pki, handler, **kwargs) -> AsyncIterator[SignalingServer]:
+    """``start_hub`` for the length of a block."""
+    server = await start_hub(pki, handler, **kwargs)
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
 def client_for(pki, server: SignalingServer, as_name: str = FOLLOWER, **kwargs) -> SignalingClient:
     kwargs.setdefault("max_retries", 0)
     return SignalingClient(pki.client_context(as_name), peers={HUB: server.url}, **kwargs)
@@ -80,13 +92,10 @@ OCTET = {"Content-Type": "application/octet-stream"}
 def test_request_reaches_handler_with_verified_peer(pki):
     async def main():
         handler = RecordingHandler()
-        server = await start_hub(pki, handler)
-        try:
+        async with hub_server(pki, handler) as server:
             async with client_for(pki, server) as client:
                 answer = await client.request(HUB, SUBMIT, b"limited-event-bytes")
                 answer2 = await client.request(HUB, GET_EVENT, b"")
-        finally:
-            await server.stop()
         assert answer == b"reply:limited-event-bytes"
         assert answer2 == b"reply:"
         assert handler.calls == [
@@ -99,8 +108,7 @@ def test_request_reaches_handler_with_verified_peer(pki):
 
 def test_server_reports_real_port_and_serves_ds_domain(pki):
     async def main():
-        server = await start_hub(pki, RecordingHandler())
-        try:
+        async with hub_server(pki, RecordingHandler()) as server:
             assert server.port and server.port > 0
             connector = aiohttp.TCPConnector(ssl=pki.client_context(FOLLOWER))
             async with aiohttp.ClientSession(connector=connector) as session:
@@ -109,8 +117,6 @@ def test_server_reports_real_port_and_serves_ds_domain(pki):
                 ) as resp:
                     assert resp.status == 200
                     assert (await resp.text()).strip() == HUB
-        finally:
-            await server.stop()
 
     run(main())
 
@@ -118,12 +124,9 @@ def test_server_reports_real_port_and_serves_ds_domain(pki):
 def test_peer_is_ip_literal_for_ip_certificate(pki):
     async def main():
         handler = RecordingHandler()
-        server = await start_hub(pki, handler)
-        try:
+        async with hub_server(pki, handler) as server:
             async with client_for(pki, server, as_name="127.0.0.1:9999") as client:
                 await client.request(HUB, SUBMIT, b"x")
-        finally:
-            await server.stop()
         assert handler.calls[0][2] == "127.0.0.1"
 
     run(main())
@@ -135,8 +138,7 @@ def test_peer_is_ip_literal_for_ip_certificate(pki):
 def test_client_without_certificate_is_refused(pki):
     async def main():
         handler = RecordingHandler()
-        server = await start_hub(pki, handler)
-        try:
+        async with hub_server(pki, handler) as server:
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
             ctx.load_verify_locations(cafile=str(pki.ca[0]))  # trusts the hub, has no cert
             async with SignalingClient(ctx, peers={HUB: server.url}, max_retries=0) as client:
@@ -151,8 +153,6 @@ def test_client_without_certificate_is_refused(pki):
                 writer.close()
                 if not data:
                     raise ConnectionError("closed without an answer")
-        finally:
-            await server.stop()
         assert handler.calls == []
 
     run(main())
@@ -224,8 +224,7 @@ def test_server_certificate_from_another_ca_is_refused(pki, tmp_path):
 def test_bad_requests_get_the_right_code_and_status(pki):
     async def main():
         handler = RecordingHandler()
-        server = await start_hub(pki, handler)
-        try:
+        async with hub_server(pki, handler) as server:
             good = envelope(SUBMIT, b"x")
             cases = [
                 # (body, headers, http status, error code)
@@ -244,8 +243,6 @@ def test_bad_requests_get_the_right_code_and_status(pki):
                 got_status, got_body = await raw_post(pki, server, body, headers)
                 assert (got_status, ms.decode_error_body(got_body)[0]) == (status, code), (body, headers)
             assert http_status_for(ms.UnsupportedVersionError) == 400
-        finally:
-            await server.stop()
         assert handler.calls == []
 
     run(main())
@@ -254,8 +251,7 @@ def test_bad_requests_get_the_right_code_and_status(pki):
 def test_oversized_body_with_honest_content_length_is_refused_unread(pki):
     async def main():
         handler = RecordingHandler()
-        server = await start_hub(pki, handler, max_body_size=4096)
-        try:
+        async with hub_server(pki, handler, max_body_size=4096) as server:
             reader, writer = await open_raw(server.port, pki.client_context(FOLLOWER), HUB)
             # Headers only: the 413 must come without the server waiting for 10 MB.
             writer.write(
@@ -265,8 +261,6 @@ def test_oversized_body_with_honest_content_length_is_refused_unread(pki):
             await writer.drain()
             resp = await read_response(reader)
             writer.close()
-        finally:
-            await server.stop()
         assert resp.status == 413
         assert resp.error()[0] == 8
         assert handler.calls == []
@@ -277,8 +271,7 @@ def test_oversized_body_with_honest_content_length_is_refused_unread(pki):
 def test_oversized_chunked_body_is_cut_off(pki):
     async def main():
         handler = RecordingHandler()
-        server = await start_hub(pki, handler, max_body_size=4096)
-        try:
+        async with hub_server(pki, handler, max_body_size=4096) as server:
             reader, writer = await open_raw(server.port, pki.client_context(FOLLOWER), HUB)
             writer.write(
                 b"POST /signaling HTTP/1.1\r\nHost: hub.test\r\n"
@@ -295,8 +288,6 @@ def test_oversized_chunked_body_is_cut_off(pki):
                 pass  # the server may already have closed after its answer
             resp = await read_response(reader)
             writer.close()
-        finally:
-            await server.stop()
         assert resp.status == 413
         assert resp.error()[0] == 8
         assert handler.calls == []
@@ -307,14 +298,11 @@ def test_oversized_chunked_body_is_cut_off(pki):
 def test_body_at_the_limit_is_accepted(pki):
     async def main():
         handler = RecordingHandler(lambda t, p, peer: b"")
-        server = await start_hub(pki, handler, max_body_size=4096)
-        try:
+        async with hub_server(pki, handler, max_body_size=4096) as server:
             body = envelope(SUBMIT, b"")
             body = envelope(SUBMIT, b"a" * (4096 - len(body) - 1))  # 2-byte length prefix
             assert len(body) == 4096
             status, answer = await raw_post(pki, server, body, OCTET)
-        finally:
-            await server.stop()
         assert (status, answer) == (200, b"")
         assert len(handler.calls) == 1
 
@@ -331,8 +319,7 @@ def test_handler_errors_come_back_as_the_same_class(pki):
             raise ALL_ERRORS[index](f"message for {ALL_ERRORS[index].__name__} ü")
 
         handler = RecordingHandler(answer)
-        server = await start_hub(pki, handler)
-        try:
+        async with hub_server(pki, handler) as server:
             async with client_for(pki, server) as client:
                 for i, cls in enumerate(ALL_ERRORS):
                     with pytest.raises(cls) as info:
@@ -343,8 +330,6 @@ def test_handler_errors_come_back_as_the_same_class(pki):
                 status, body = await raw_post(pki, server, envelope(SUBMIT, bytes([i])), OCTET)
                 assert status == http_status_for(cls)
                 assert ms.decode_error_body(body)[0] == cls.code
-        finally:
-            await server.stop()
 
     run(main())
 
@@ -374,14 +359,11 @@ def test_unexpected_handler_exception_is_internal_500(pki, caplog):
             raise KeyError("secret detail")
 
         handler = RecordingHandler(answer)
-        server = await start_hub(pki, handler)
-        try:
+        async with hub_server(pki, handler) as server:
             status, body = await raw_post(pki, server, envelope(SUBMIT, b"x"), OCTET)
             async with client_for(pki, server) as client:
                 with pytest.raises(ms.InternalError) as info:
                     await client.request(HUB, SUBMIT, b"x")
-        finally:
-            await server.stop()
         assert status == 500
         assert ms.decode_error_body(body)[0] == 12
         assert "secret detail" not in str(info.value)
@@ -402,8 +384,7 @@ def test_client_retries_5xx_for_idempotent_types_only(pki):
             return b"finally"
 
         handler = RecordingHandler(answer)
-        server = await start_hub(pki, handler)
-        try:
+        async with hub_server(pki, handler) as server:
             async with client_for(pki, server, max_retries=4, backoff_base=0.01, backoff_max=0.05) as client:
                 assert await client.request(HUB, GET_EVENT, b"") == b"finally"
                 assert attempts["n"] == 3
@@ -415,8 +396,6 @@ def test_client_retries_5xx_for_idempotent_types_only(pki):
                 handler.answer = lambda t, p, peer: (_ for _ in ()).throw(ms.PolicyRejectedError("no"))
                 with pytest.raises(ms.PolicyRejectedError):
                     await client.request(HUB, GET_EVENT, b"")
-        finally:
-            await server.stop()
         assert len(handler.calls) == 3 + 1 + 1  # the 4xx verdict was asked once
 
     run(main())
@@ -470,8 +449,7 @@ def test_flooding_peer_is_rate_limited_others_are_served(pki):
 
 def test_rate_limited_answer_has_retry_after(pki):
     async def main():
-        server = await start_hub(pki, RecordingHandler(), rate_limiter=PeerRateLimiter(rate=0.5, burst=1))
-        try:
+        async with hub_server(pki, RecordingHandler(), rate_limiter=PeerRateLimiter(rate=0.5, burst=1)) as server:
             first = await raw_post(pki, server, envelope(GET_EVENT, b""), OCTET)
             connector = aiohttp.TCPConnector(ssl=pki.client_context(FOLLOWER))
             async with aiohttp.ClientSession(connector=connector) as session:
@@ -479,8 +457,6 @@ def test_rate_limited_answer_has_retry_after(pki):
                     server.url + "/signaling", data=envelope(GET_EVENT, b""), headers=OCTET, server_hostname=HUB
                 ) as resp:
                     second = resp.status, resp.headers.get("Retry-After"), await resp.read()
-        finally:
-            await server.stop()
         assert first[0] == 200
         assert second[0] == 429
         assert 1 <= int(second[1]) <= 2
@@ -492,8 +468,7 @@ def test_rate_limited_answer_has_retry_after(pki):
 def test_slow_body_is_cut_off(pki):
     async def main():
         handler = RecordingHandler()
-        server = await start_hub(pki, handler, body_timeout=1.0)
-        try:
+        async with hub_server(pki, handler, body_timeout=1.0) as server:
             reader, writer = await open_raw(server.port, pki.client_context(FOLLOWER), HUB)
             writer.write(
                 b"POST /signaling HTTP/1.1\r\nHost: hub.test\r\n"
@@ -515,8 +490,6 @@ def test_slow_body_is_cut_off(pki):
             resp = await read
             elapsed = time.monotonic() - started
             writer.close()
-        finally:
-            await server.stop()
         assert resp.status == 408
         assert resp.error()[0] == 1
         assert elapsed < 1.0 + 10  # cut off at the configured bound, far before the trickle ends
@@ -527,8 +500,7 @@ def test_slow_body_is_cut_off(pki):
 
 def test_slow_headers_are_cut_off(pki):
     async def main():
-        server = await start_hub(pki, RecordingHandler(), keepalive_timeout=1.0)
-        try:
+        async with hub_server(pki, RecordingHandler(), keepalive_timeout=1.0) as server:
             reader, writer = await open_raw(server.port, pki.client_context(FOLLOWER), HUB)
             closed = asyncio.ensure_future(reader.read())  # resolves when the server closes
             header = b"POST /signaling HTTP/1.1\r\nX-Slow: " + b"a" * 590
@@ -544,8 +516,6 @@ def test_slow_headers_are_cut_off(pki):
             assert closed.done(), "the server kept a connection with unfinished headers"
             assert server.timed_out_connections == 1
             writer.close()
-        finally:
-            await server.stop()
 
     run(main())
 
@@ -553,8 +523,7 @@ def test_slow_headers_are_cut_off(pki):
 def test_connection_closed_while_idle_does_not_break_the_next_submit(pki):
     async def main():
         handler = RecordingHandler()
-        server = await start_hub(pki, handler, keepalive_timeout=0.5)
-        try:
+        async with hub_server(pki, handler, keepalive_timeout=0.5) as server:
             async with client_for(pki, server) as client:
                 assert await client.request(HUB, SUBMIT, b"1") == b"reply:1"
                 # The server closes the idle keep-alive connection; wait until it has.
@@ -567,8 +536,6 @@ def test_connection_closed_while_idle_does_not_break_the_next_submit(pki):
                 # A submit is never retried after a failure mid-request, so this only
                 # passes when the client does not reuse the closed connection.
                 assert await client.request(HUB, SUBMIT, b"2") == b"reply:2"
-        finally:
-            await server.stop()
         assert [c[1] for c in handler.calls] == [b"1", b"2"]
 
     run(main())
@@ -581,8 +548,7 @@ def test_peer_is_first_name_of_a_multi_name_certificate_and_none_is_unauthorized
 
     async def main():
         handler = RecordingHandler()
-        server = await start_hub(pki, handler)
-        try:
+        async with hub_server(pki, handler) as server:
             cert, key = issue_custom_cert(
                 pki, [x509.DNSName("Second.Test"), x509.DNSName("first.test")], "multi"
             )
@@ -594,8 +560,6 @@ def test_peer_is_first_name_of_a_multi_name_certificate_and_none_is_unauthorized
             async with SignalingClient(ctx, peers={HUB: server.url}, max_retries=0) as client:
                 with pytest.raises(ms.UnauthorizedError):
                     await client.request(HUB, SUBMIT, b"y")
-        finally:
-            await server.stop()
         assert handler.calls == [(SUBMIT, b"x", "second.test")]
 
     run(main())
