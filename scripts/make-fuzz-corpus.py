@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Dict, List, Tuple
 
 import mimi_signaling as m
+from mimi_signaling.content import CONTENT_CLASSES, M_ROOM_ENCRYPTED
 
 logger = logging.getLogger(__name__)
 
@@ -36,20 +37,8 @@ TRANSPORT = {
     "snapshot_response": 5,
     "error_body": 6,
 }
-CONTENT_TYPES = [
-    "m.room.create",
-    "m.room.user",
-    "m.room.name",
-    "m.room.avatar",
-    "m.room.topic",
-    "m.room.join_rules",
-    "m.room.history_visibility",
-    "m.room.role",
-    "m.room.role_map",
-    "m.room.encrypted",
-    "org.example.thing",
-    "m.room.unknown",
-]
+# The registry in the core's order (REGISTERED_TYPES), then the fuzz target's two extras.
+CONTENT_TYPES = [*CONTENT_CLASSES, M_ROOM_ENCRYPTED, "org.example.thing", "m.room.unknown"]
 KEYS_VERIFY_KEY = 0
 KEYS_SERVER_KEYS = 1
 
