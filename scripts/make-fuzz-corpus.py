@@ -145,10 +145,31 @@ def envelope_seeds(golden: dict) -> Seeds:
         "mimi.signaling.backfill": m.encode_backfill_request(room_id, event_id, 100),
         "mimi.signaling.snapshot": m.encode_snapshot_request(room_id),
         "mimi.signaling.keys": b"",
+        m.BATCH_TRANSACTION: m.encode_batch_request([("mimi.signaling.keys", b"")]),
     }
     seeds = [(t.rsplit(".", 1)[1], m.TransactionEnvelope(t, body).encode()) for t, body in bodies.items()]
     seeds.append(("version-2", envelope("mimi.signaling.keys", b"", version=2)))
     return seeds
+
+
+def batch_seeds(golden: dict) -> Seeds:
+    """Request seeds (selector byte 0) and response seeds (selector 1, then the expected count)."""
+    evs = golden["events"]
+    submits = [("mimi.signaling.submit", bytes.fromhex(e["limited_event"])) for e in evs[1:4]]
+    delivers = [("mimi.signaling.deliver", bytes.fromhex(e["event"])) for e in evs[1:4]]
+    mixed = [*submits[:1], *delivers[:1], ("mimi.signaling.keys", b""),
+             ("mimi.signaling.get_event", m.encode_get_event_request(evs[0]["room_id"], evs[1]["event_id"]))]
+    nested = m.encode_varint(len(envelope(m.BATCH_TRANSACTION, b""))) + envelope(m.BATCH_TRANSACTION, b"")
+    version_2 = m.encode_varint(len(envelope("mimi.signaling.keys", b"", 2))) + envelope("mimi.signaling.keys", b"", 2)
+    answers = [(200, bytes.fromhex(evs[1]["event"])), (200, b""), (403, m.encode_error_body(4, "policy"))]
+    return [
+        ("submits", b"\x00" + m.encode_batch_request(submits)),
+        ("delivers", b"\x00" + m.encode_batch_request(delivers)),
+        ("mixed", b"\x00" + m.encode_batch_request(mixed)),
+        ("nested", b"\x00" + nested),
+        ("version-2", b"\x00" + version_2),
+        ("response", b"\x01\x03" + m.encode_batch_response(answers)),
+    ]
 
 
 def transport_seeds(golden: dict) -> Seeds:
@@ -275,6 +296,7 @@ def main() -> None:
         "limited_event": limited,
         "envelope": envelope_seeds(golden),
         "transport": transport_seeds(golden),
+        "batch": batch_seeds(golden),
         "keys": keys_seeds(golden),
         "content": content_seeds(golden),
         "room_file": room_file_seeds(golden),

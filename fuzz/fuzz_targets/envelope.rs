@@ -40,6 +40,7 @@ fuzz_target!(|data: &[u8]| {
         "mimi.signaling.backfill" => drop(BackfillRequest::decode_checked(body)),
         "mimi.signaling.snapshot" => drop(SnapshotRequest::decode_checked(body)),
         "mimi.signaling.keys" => drop(ServerKeys::decode(body)),
+        BATCH => drop(BatchRequest::decode_checked(body)),
         _ => {}
     }
 });

@@ -8,10 +8,13 @@ private; its classes are re-exported below.
 from __future__ import annotations
 
 from ._core import (
+    BATCH_TRANSACTION,
     ERROR_CODES,
     HUB_LABEL,
     MAX_AUTH_EVENTS,
     MAX_BACKFILL_LIMIT,
+    MAX_BATCH_BODY,
+    MAX_BATCH_ENTRIES,
     MAX_EVENT_SIZE,
     MAX_ID_SIZE,
     MAX_SIGNATURES,
@@ -61,6 +64,8 @@ from ._core import (
     compute_event_ids,
     decode_backfill_request,
     decode_backfill_response,
+    decode_batch_request,
+    decode_batch_response,
     decode_error_body,
     decode_events,
     decode_get_event_request,
@@ -70,6 +75,8 @@ from ._core import (
     decode_varint,
     encode_backfill_request,
     encode_backfill_response,
+    encode_batch_request,
+    encode_batch_response,
     encode_error_body,
     encode_get_event_request,
     encode_get_state_request,

@@ -334,6 +334,28 @@ def encode_backfill_response(events: Sequence[Event]) -> bytes: ...
 def decode_backfill_response(data: bytes) -> list[Event]: ...
 def encode_snapshot_request(room_id: str) -> bytes: ...
 def decode_snapshot_request(data: bytes) -> str: ...
+PROTOCOL_VERSION: int  # 1
+TRANSACTION_TYPES: list[str]  # the transaction types of PROFILE.md section 7, batch included
+MAX_BACKFILL_LIMIT: int  # 1000
+ERROR_CODES: list[tuple[int, str]]  # (code, wire name)
+
+# mimi.signaling.batch: 1 to MAX_BATCH_ENTRIES transactions, the body at most MAX_BATCH_BODY.
+BATCH_TRANSACTION: str  # "mimi.signaling.batch"
+MAX_BATCH_ENTRIES: int  # 1024
+MAX_BATCH_BODY: int  # 16 MiB
+
+def encode_batch_request(entries: Sequence[tuple[str, bytes]]) -> bytes:
+    """MalformedError for 0 or more than 1,024 entries or a nested batch; TooLargeError past 16 MiB."""
+
+def decode_batch_request(data: bytes) -> list[tuple[str, bytes]]:
+    """(transaction type, payload) per entry; the whole batch refused as ``encode_batch_request``
+    would, and UnsupportedVersionError for an entry of another version."""
+
+def encode_batch_response(results: Sequence[tuple[int, bytes]]) -> bytes: ...
+def decode_batch_response(data: bytes, expected: int) -> list[tuple[int, bytes]]:
+    """(status, body) per entry; MalformedError unless there are exactly ``expected`` results
+    and each status is 200 or 400-599."""
+
 def encode_snapshot_response(state: Sequence[Event], auth_chain: Sequence[Event], latest: str) -> bytes: ...
 def decode_snapshot_response(data: bytes) -> tuple[list[Event], list[Event], str]: ...
 

@@ -45,22 +45,8 @@ SIGNALING_PATH = "/signaling"
 DS_DOMAIN_PATH = "/.well-known/mimi/ds-domain"
 CONTENT_TYPE = "application/octet-stream"
 
-# PROFILE.md section 7 (the core's list when it has one).
-TRANSACTION_TYPES = frozenset(
-    getattr(
-        ms,
-        "TRANSACTION_TYPES",
-        (
-            "mimi.signaling.submit",
-            "mimi.signaling.deliver",
-            "mimi.signaling.get_event",
-            "mimi.signaling.get_state",
-            "mimi.signaling.backfill",
-            "mimi.signaling.snapshot",
-            "mimi.signaling.keys",
-        ),
-    )
-)
+# PROFILE.md section 7: the core owns the list of transaction types.
+TRANSACTION_TYPES = frozenset(ms.TRANSACTION_TYPES)
 
 # The largest request is a submit or deliver carrying one event (at most 65,536 bytes);
 # the envelope adds the version, the type and two length prefixes.

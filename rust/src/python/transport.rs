@@ -156,11 +156,43 @@ fn decode_snapshot_response(data: &[u8]) -> PyResult<(Vec<PyEvent>, Vec<PyEvent>
     Ok((state.into_iter().map(PyEvent::new).collect(), auth.into_iter().map(PyEvent::new).collect(), latest))
 }
 
+/// Encode the request of `mimi.signaling.batch` from (transaction type, payload) pairs.
+#[pyfunction]
+fn encode_batch_request<'py>(py: Python<'py>, entries: Vec<(String, Vec<u8>)>) -> PyResult<Bound<'py, PyBytes>> {
+    let data = py.allow_threads(|| BatchRequest::encode_checked(entries)).py()?;
+    Ok(PyBytes::new(py, &data))
+}
+
+#[pyfunction]
+fn decode_batch_request<'py>(py: Python<'py>, data: &[u8]) -> PyResult<Vec<(String, Bound<'py, PyBytes>)>> {
+    let entries = BatchRequest::decode_checked(data).py()?;
+    Ok(entries.into_iter().map(|(t, payload)| (t, PyBytes::new(py, &payload))).collect())
+}
+
+#[pyfunction]
+fn encode_batch_response<'py>(py: Python<'py>, results: Vec<(u16, Vec<u8>)>) -> PyResult<Bound<'py, PyBytes>> {
+    let data = py.allow_threads(|| BatchResponse::encode_checked(results)).py()?;
+    Ok(PyBytes::new(py, &data))
+}
+
+#[pyfunction]
+fn decode_batch_response<'py>(py: Python<'py>, data: &[u8], expected: usize) -> PyResult<Vec<(u16, Bound<'py, PyBytes>)>> {
+    let results = BatchResponse::decode_checked(data, expected).py()?;
+    Ok(results.into_iter().map(|(status, body)| (status, PyBytes::new(py, &body))).collect())
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyTransactionEnvelope>()?;
     m.add("PROTOCOL_VERSION", PROTOCOL_VERSION)?;
     m.add("TRANSACTION_TYPES", TRANSACTION_TYPES.to_vec())?;
     m.add("MAX_BACKFILL_LIMIT", MAX_BACKFILL_LIMIT)?;
+    m.add("BATCH_TRANSACTION", BATCH)?;
+    m.add("MAX_BATCH_ENTRIES", MAX_BATCH_ENTRIES)?;
+    m.add("MAX_BATCH_BODY", MAX_BATCH_BODY)?;
+    m.add_function(wrap_pyfunction!(encode_batch_request, m)?)?;
+    m.add_function(wrap_pyfunction!(decode_batch_request, m)?)?;
+    m.add_function(wrap_pyfunction!(encode_batch_response, m)?)?;
+    m.add_function(wrap_pyfunction!(decode_batch_response, m)?)?;
     m.add("ERROR_CODES", ErrorCode::ALL.iter().map(|c| (*c as u16, c.name())).collect::<Vec<_>>())?;
     m.add_function(wrap_pyfunction!(encode_error_body, m)?)?;
     m.add_function(wrap_pyfunction!(decode_error_body, m)?)?;

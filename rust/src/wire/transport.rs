@@ -11,7 +11,13 @@ use tls_codec::{TlsDeserializeBytes, TlsSerialize, TlsSize};
 pub const PROTOCOL_VERSION: u16 = 1;
 pub const MAX_BACKFILL_LIMIT: u16 = 1000;
 
-pub const TRANSACTION_TYPES: [&str; 7] = [
+/// `mimi.signaling.batch` (PROFILE.md section 7): "A batch carries 1 to 1,024 transactions of
+/// the other types (no batch inside a batch; the body at most 16 MiB)".
+pub const BATCH: &str = "mimi.signaling.batch";
+pub const MAX_BATCH_ENTRIES: usize = 1024;
+pub const MAX_BATCH_BODY: usize = 16 * 1024 * 1024;
+
+pub const TRANSACTION_TYPES: [&str; 8] = [
     "mimi.signaling.submit",
     "mimi.signaling.deliver",
     "mimi.signaling.get_event",
@@ -19,6 +25,7 @@ pub const TRANSACTION_TYPES: [&str; 7] = [
     "mimi.signaling.backfill",
     "mimi.signaling.snapshot",
     "mimi.signaling.keys",
+    BATCH,
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq, TlsSerialize, TlsDeserializeBytes, TlsSize)]
@@ -47,6 +54,26 @@ impl TransactionEnvelope {
         }
         Ok(env)
     }
+}
+
+/// `struct { TransactionEnvelope transactions<V>; }`: the request of `mimi.signaling.batch`.
+#[derive(Debug, Clone, PartialEq, Eq, TlsSerialize, TlsDeserializeBytes, TlsSize)]
+pub struct BatchRequest {
+    pub transactions: VarVec<TransactionEnvelope>,
+}
+
+/// `struct { uint16 status; opaque body<V>; } BatchResult;`: "the HTTP status and body that
+/// transaction would have had alone".
+#[derive(Debug, Clone, PartialEq, Eq, TlsSerialize, TlsDeserializeBytes, TlsSize)]
+pub struct BatchResult {
+    pub status: u16,
+    pub body: Opaque,
+}
+
+/// `struct { BatchResult results<V>; }`: the 200 response of `mimi.signaling.batch`.
+#[derive(Debug, Clone, PartialEq, Eq, TlsSerialize, TlsDeserializeBytes, TlsSize)]
+pub struct BatchResponse {
+    pub results: VarVec<BatchResult>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, TlsSerialize, TlsDeserializeBytes, TlsSize)]
@@ -177,5 +204,175 @@ impl ErrorBody {
     pub fn decode_checked(data: &[u8]) -> Result<(u16, String)> {
         let r: Self = decode_exact(data)?;
         Ok((r.code, String::from_utf8_lossy(r.message.as_slice()).into_owned()))
+    }
+}
+
+fn check_batch_size(len: usize, what: &str) -> Result<()> {
+    if len > MAX_BATCH_BODY {
+        return Err(MimiError::too_large(format!("{what} of {len} bytes exceeds 16 MiB")));
+    }
+    Ok(())
+}
+
+fn check_batch_count(count: usize) -> Result<()> {
+    if count == 0 || count > MAX_BATCH_ENTRIES {
+        return Err(MimiError::malformed(format!("a batch holds 1-{MAX_BATCH_ENTRIES} transactions, not {count}")));
+    }
+    Ok(())
+}
+
+/// The checks every entry of a batch gets, on both sides: "transactions of the other types (no
+/// batch inside a batch)"; a type that is not text, empty or too long is a malformed batch;
+/// an entry of another version is refused with the batch (DECISIONS.md: a batch speaks one
+/// version). Unknown but well-formed types are left to the dispatcher, which answers that
+/// entry alone, as it would a single request.
+fn check_batch_entry(i: usize, env: &TransactionEnvelope) -> Result<&str> {
+    if env.version != PROTOCOL_VERSION {
+        return Err(MimiError::new(
+            ErrorCode::UnsupportedVersion,
+            format!("batch entry {i}: protocol version {} is not supported (this server speaks 1)", env.version),
+        ));
+    }
+    let t = text_ref("transaction_type", &env.transaction_type).map_err(|e| e.context(&format!("batch entry {i}")))?;
+    if t.is_empty() || t.len() > ids::MAX_ID_SIZE {
+        return Err(MimiError::malformed(format!("batch entry {i}: transaction_type must be 1-255 bytes")));
+    }
+    if t == BATCH {
+        return Err(MimiError::malformed(format!("batch entry {i} is a batch: batches do not nest")));
+    }
+    Ok(t)
+}
+
+impl BatchRequest {
+    /// The entries as (transaction type, payload). Refused whole: a body over 16 MiB
+    /// (`too_large`), a malformed encoding, 0 or more than 1,024 entries, a nested batch or an
+    /// entry with a bad type (`malformed`), an entry of another version (`unsupported_version`).
+    pub fn decode_checked(data: &[u8]) -> Result<Vec<(String, Vec<u8>)>> {
+        check_batch_size(data.len(), "batch request")?;
+        let r: Self = decode_exact(data)?;
+        check_batch_count(r.transactions.len())?;
+        let mut out = Vec::with_capacity(r.transactions.len());
+        for (i, env) in r.transactions.0.into_iter().enumerate() {
+            let t = check_batch_entry(i, &env)?.to_string();
+            out.push((t, env.serialized_transaction.0));
+        }
+        Ok(out)
+    }
+
+    /// Encode entries, refusing what the receiver would refuse whole.
+    pub fn encode_checked(entries: Vec<(String, Vec<u8>)>) -> Result<Vec<u8>> {
+        check_batch_count(entries.len())?;
+        let transactions = entries
+            .into_iter()
+            .map(|(t, payload)| TransactionEnvelope {
+                version: PROTOCOL_VERSION,
+                transaction_type: super::vl(t),
+                serialized_transaction: Opaque::new(payload),
+            })
+            .collect::<Vec<_>>();
+        for (i, env) in transactions.iter().enumerate() {
+            check_batch_entry(i, env)?;
+        }
+        let request = BatchRequest { transactions: VarVec(transactions) };
+        check_batch_size(tls_codec::Size::tls_serialized_len(&request), "batch request")?;
+        super::encode(&request)
+    }
+}
+
+/// A status a `BatchResult` may carry: 200 or an HTTP error status.
+fn check_status(i: usize, status: u16) -> Result<()> {
+    if status == 200 || (400..=599).contains(&status) {
+        Ok(())
+    } else {
+        Err(MimiError::malformed(format!("batch result {i}: status {status} is neither 200 nor an error status")))
+    }
+}
+
+impl BatchResponse {
+    /// The results as (status, body), which must be exactly `expected` (the request's entry
+    /// count): "one BatchResult ... for each, in the same order".
+    pub fn decode_checked(data: &[u8], expected: usize) -> Result<Vec<(u16, Vec<u8>)>> {
+        let r: Self = decode_exact(data)?;
+        if r.results.len() != expected {
+            return Err(MimiError::malformed(format!(
+                "batch response holds {} results for {expected} transactions",
+                r.results.len()
+            )));
+        }
+        r.results
+            .0
+            .into_iter()
+            .enumerate()
+            .map(|(i, res)| {
+                check_status(i, res.status)?;
+                Ok((res.status, res.body.0))
+            })
+            .collect()
+    }
+
+    pub fn encode_checked(results: Vec<(u16, Vec<u8>)>) -> Result<Vec<u8>> {
+        check_batch_count(results.len())?;
+        for (i, (status, _)) in results.iter().enumerate() {
+            check_status(i, *status)?;
+        }
+        let response = BatchResponse {
+            results: VarVec(results.into_iter().map(|(status, body)| BatchResult { status, body: Opaque::new(body) }).collect()),
+        };
+        super::encode(&response)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entries(n: usize) -> Vec<(String, Vec<u8>)> {
+        (0..n).map(|i| ("mimi.signaling.keys".to_string(), vec![i as u8])).collect()
+    }
+
+    #[test]
+    fn batch_round_trip() {
+        let data = BatchRequest::encode_checked(entries(3)).unwrap();
+        assert_eq!(BatchRequest::decode_checked(&data).unwrap(), entries(3));
+        let resp = BatchResponse::encode_checked(vec![(200, vec![1]), (400, vec![])]).unwrap();
+        assert_eq!(BatchResponse::decode_checked(&resp, 2).unwrap(), vec![(200, vec![1]), (400, vec![])]);
+        assert_eq!(BatchResponse::decode_checked(&resp, 3).unwrap_err().code, ErrorCode::Malformed);
+    }
+
+    #[test]
+    fn batch_limits() {
+        assert_eq!(BatchRequest::encode_checked(entries(0)).unwrap_err().code, ErrorCode::Malformed);
+        assert!(BatchRequest::encode_checked(entries(MAX_BATCH_ENTRIES)).is_ok());
+        assert_eq!(BatchRequest::encode_checked(entries(MAX_BATCH_ENTRIES + 1)).unwrap_err().code, ErrorCode::Malformed);
+        // too many entries on the wire (built without the checks)
+        let raw = BatchRequest {
+            transactions: VarVec(
+                (0..MAX_BATCH_ENTRIES + 1)
+                    .map(|_| TransactionEnvelope { version: 1, transaction_type: "mimi.signaling.keys".into(), serialized_transaction: Opaque::default() })
+                    .collect(),
+            ),
+        };
+        assert_eq!(BatchRequest::decode_checked(&crate::wire::encode(&raw).unwrap()).unwrap_err().code, ErrorCode::Malformed);
+        assert_eq!(BatchRequest::decode_checked(&[0x00]).unwrap_err().code, ErrorCode::Malformed);
+        let big = vec![0u8; MAX_BATCH_BODY + 1];
+        assert_eq!(BatchRequest::decode_checked(&big).unwrap_err().code, ErrorCode::TooLarge);
+        assert_eq!(BatchRequest::encode_checked(vec![("x".into(), vec![0; MAX_BATCH_BODY])]).unwrap_err().code, ErrorCode::TooLarge);
+    }
+
+    #[test]
+    fn batch_entries_are_checked() {
+        let nested = vec![(BATCH.to_string(), vec![])];
+        assert_eq!(BatchRequest::encode_checked(nested.clone()).unwrap_err().code, ErrorCode::Malformed);
+        let mk = |version: u16, t: &[u8]| BatchRequest {
+            transactions: VarVec(vec![TransactionEnvelope { version, transaction_type: Opaque::new(t.to_vec()), serialized_transaction: Opaque::default() }]),
+        };
+        let decode = |r: BatchRequest| BatchRequest::decode_checked(&crate::wire::encode(&r).unwrap()).unwrap_err().code;
+        assert_eq!(decode(mk(1, BATCH.as_bytes())), ErrorCode::Malformed);
+        assert_eq!(decode(mk(1, b"")), ErrorCode::Malformed);
+        assert_eq!(decode(mk(1, &[0xff])), ErrorCode::Malformed);
+        assert_eq!(decode(mk(2, b"mimi.signaling.keys")), ErrorCode::UnsupportedVersion);
+        // an unknown type is the dispatcher's answer for that entry alone
+        assert!(BatchRequest::decode_checked(&crate::wire::encode(&mk(1, b"x.y")).unwrap()).is_ok());
+        assert_eq!(BatchResponse::encode_checked(vec![(302, vec![])]).unwrap_err().code, ErrorCode::Malformed);
     }
 }
