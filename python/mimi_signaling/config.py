@@ -28,6 +28,16 @@ Example::
     request_timeout = 30.0                 # seconds for one outgoing request
     max_retries = 3                        # outgoing retries (connection errors, 5xx, 429)
 
+    [ops]                                  # metrics, health checks, status page (plain HTTP)
+    listen = "127.0.0.1:9464"              # off when absent; no authentication: keep it local
+
+Secrets can stay out of this file, so that it can be committed: ``signing_key`` and
+``tls.key`` name files, and ``storage_password_file`` names a file holding the PostgreSQL
+password (put into the ``storage`` URL when the store is opened, never logged).  The
+environment variables ``MIMI_SIGNING_KEY_FILE``, ``MIMI_TLS_KEY_FILE`` and
+``MIMI_STORAGE_PASSWORD_FILE`` name those files instead and win over the file's keys (the way
+container secrets are mounted); with them set, the keys may be left out of the file.
+
 Relative paths are relative to the directory of the configuration file.  Unknown keys are
 errors (a misspelt key must not be silently ignored).
 """
@@ -52,6 +62,8 @@ else:  # pragma: no cover - exercised on 3.9/3.10
 
 import mimi_signaling as ms
 
+from .ops.logs import register_secret
+
 log = logging.getLogger(__name__)
 
 __all__ = [
@@ -59,6 +71,8 @@ __all__ = [
     "TLSConfig",
     "RateLimitConfig",
     "HTTPConfig",
+    "OpsConfig",
+    "SECRET_FILE_VARIABLES",
     "ConfigError",
     "load_signing_key",
     "save_signing_key",
@@ -98,6 +112,19 @@ class HTTPConfig:
 
 
 @dataclass
+class OpsConfig:
+    listen: str = ""  # "" -> no ops listener
+
+
+#: Environment variables that name secret files, and the setting each one replaces.
+SECRET_FILE_VARIABLES = {
+    "MIMI_SIGNING_KEY_FILE": "signing_key",
+    "MIMI_TLS_KEY_FILE": "tls.key",
+    "MIMI_STORAGE_PASSWORD_FILE": "storage_password_file",
+}
+
+
+@dataclass
 class Config:
     server_name: str
     listen: str
@@ -109,6 +136,8 @@ class Config:
     peers: Dict[str, str] = field(default_factory=dict)
     rate_limit: RateLimitConfig = field(default_factory=RateLimitConfig)
     http: HTTPConfig = field(default_factory=HTTPConfig)
+    ops: OpsConfig = field(default_factory=OpsConfig)
+    storage_password_file: Optional[Path] = None
 
     def __post_init__(self) -> None:
         if not self.storage:
@@ -162,7 +191,29 @@ class Config:
                 raise ConfigError(f"http.{key}: must be a positive number of seconds")
         if not 0 <= h.max_retries <= 20:
             raise ConfigError("http.max_retries: must be between 0 and 20")
+        if self.ops.listen:
+            try:
+                parse_listen(self.ops.listen)
+            except ValueError as exc:
+                raise ConfigError(f"ops.listen: {exc}") from None
+        if self.storage_password_file is not None and not self.storage.startswith(("postgresql://", "postgres://")):
+            raise ConfigError("storage_password_file: only a postgresql:// store takes a password")
         return self
+
+    def storage_url(self) -> str:
+        """The store URL to open: ``storage`` with the password from ``storage_password_file``
+        (when set) put in.  Holds a secret: never log it."""
+        if self.storage_password_file is None:
+            return self.storage
+        password = _read_secret(self.storage_password_file, "storage_password_file")
+        register_secret(password)
+        from urllib.parse import quote, urlsplit, urlunsplit
+
+        parts = urlsplit(self.storage)
+        user = parts.username or ""
+        host = parts.netloc.rpartition("@")[2]
+        netloc = f"{quote(user, safe='') if user else ''}:{quote(password, safe='')}@{host}"
+        return urlunsplit(parts._replace(netloc=netloc))
 
     # --- files ----------------------------------------------------------------------------
 
@@ -188,23 +239,27 @@ class Config:
     def from_dict(cls, data: Mapping[str, Any], base_dir: Optional[Path] = None) -> "Config":
         base = base_dir or Path.cwd()
         r = _Reader(data, "", base)
+        secret_files = _secret_files_from_environment()
         config = cls(
             server_name=r.text("server_name"),
             listen=r.text("listen"),
-            signing_key=r.path("signing_key"),
+            signing_key=secret_files.get("signing_key") or r.path("signing_key", secret_files),
             data_dir=r.path("data_dir"),
             storage=r.text("storage", ""),
             ds_domain=r.text("ds_domain", ""),
-            tls=_read_tls(r.table("tls", required=True)),
+            tls=_read_tls(r.table("tls", required=True), secret_files),
             peers=_read_peers(r.table("peers")),
             rate_limit=_read_rate_limit(r.table("rate_limit")),
             http=_read_http(r.table("http")),
+            ops=_read_ops(r.table("ops")),
+            storage_password_file=(secret_files.get("storage_password_file")
+                                   or r.optional_path("storage_password_file")),
         )
         r.finish()
         return config.validate()
 
     def to_dict(self) -> Dict[str, Any]:
-        return {
+        out: Dict[str, Any] = {
             "server_name": self.server_name,
             "listen": self.listen,
             "data_dir": str(self.data_dir),
@@ -222,6 +277,11 @@ class Config:
                 "max_retries": int(self.http.max_retries),
             },
         }
+        if self.storage_password_file is not None:
+            out["storage_password_file"] = str(self.storage_password_file)
+        if self.ops.listen:
+            out["ops"] = {"listen": self.ops.listen}
+        return out
 
     def dump(self, path: PathLike) -> None:
         """Write as TOML (paths as stored: absolute after ``load``)."""
@@ -283,12 +343,22 @@ class _Reader:
             raise ConfigError(f"{self.prefix}{key}: must be a string")
         return value
 
-    def path(self, key: str) -> Path:
+    def path(self, key: str, secret_files: Optional[Mapping[str, Path]] = None) -> Path:
+        if secret_files is not None and key not in self.data:
+            variable = next((v for v, k in SECRET_FILE_VARIABLES.items() if k == f"{self.prefix}{key}"), None)
+            if variable is not None:
+                raise ConfigError(f"{self.prefix}{key}: missing (or set {variable})")
         value = self.text(key)
         if not value:
             raise ConfigError(f"{self.prefix}{key}: must not be empty")
         p = Path(value).expanduser()
         return p if p.is_absolute() else (self.base / p)
+
+    def optional_path(self, key: str) -> Optional[Path]:
+        if key not in self.data:
+            self.used.add(key)
+            return None
+        return self.path(key)
 
     def number(self, key: str, default: float) -> float:
         value = self._get(key, default, False)
@@ -314,10 +384,46 @@ class _Reader:
             raise ConfigError(f"{self.prefix}{unknown[0]}: unknown setting")
 
 
-def _read_tls(r: _Reader) -> TLSConfig:
-    tls = TLSConfig(cert=r.path("cert"), key=r.path("key"), ca=r.path("ca"))
+def _read_tls(r: _Reader, secret_files: Mapping[str, Path]) -> TLSConfig:
+    key = secret_files.get("tls.key")
+    if key is None:
+        key = r.path("key", secret_files)
+    else:
+        r.used.add("key")
+    tls = TLSConfig(cert=r.path("cert"), key=key, ca=r.path("ca"))
     r.finish()
     return tls
+
+
+def _read_ops(r: _Reader) -> OpsConfig:
+    ops = OpsConfig(listen=r.text("listen", ""))
+    r.finish()
+    return ops
+
+
+def _secret_files_from_environment() -> Dict[str, Path]:
+    """The settings named by ``MIMI_*_FILE`` variables (absolute, or relative to the working
+    directory as any path given in the environment)."""
+    out: Dict[str, Path] = {}
+    for variable, key in SECRET_FILE_VARIABLES.items():
+        value = os.environ.get(variable, "")
+        if value:
+            out[key] = Path(value).expanduser().absolute()
+    return out
+
+
+def _read_secret(path: Path, key: str) -> str:
+    """A secret file's text without the final newline; errors name the file, never the text."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{key}: {path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{key}: {path}: cannot read: {getattr(exc, 'strerror', None) or type(exc).__name__}") from None
+    secret = text.rstrip("\r\n")
+    if not secret:
+        raise ConfigError(f"{key}: {path} is empty")
+    return secret
 
 
 def _read_peers(r: _Reader) -> Dict[str, str]:
@@ -483,6 +589,8 @@ def load_signing_key(path: PathLike) -> "ms.SigningKey":
         key = ms.SigningKey(seed, key_id)
     except ms.MimiError as exc:
         raise ConfigError(f"{path}: {exc}") from None
+    register_secret(seed_text)
+    register_secret(seed.hex())
     public = doc.get("public_key")
     if public is not None and public != _b64e(key.public_key):
         raise ConfigError(f"{path}: public_key does not match the seed")

@@ -14,6 +14,7 @@ backfilling from a hub) go back to the loop with ``run_coroutine_threadsafe``.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import logging
 import os
@@ -51,6 +52,8 @@ from .node.follower import Follower
 from .node.hub import Hub
 from .node.keys import KeyStore
 from .node.store import EventStore
+from .ops.logs import log_context
+from .ops.metrics import NodeMetrics
 from .storage import open_store
 from .transport.client import SignalingClient
 from .transport.delivery import DeliveryWorker
@@ -68,7 +71,8 @@ KEYS = "mimi.signaling.keys"
 LOCAL_PREFIX = "mimi.local."
 LOCAL_TYPES = [
     LOCAL_PREFIX + name
-    for name in ("create_room", "send", "membership", "state", "history", "rooms", "status", "rotate_key", "sync")
+    for name in ("create_room", "send", "membership", "state", "history", "rooms", "status", "rotate_key", "sync",
+                 "destinations", "destinations_reset")
 ]
 #: How long a thread waits for a network call it handed to the event loop.
 NETWORK_TIMEOUT = 60.0
@@ -102,7 +106,7 @@ class ServerNode:
     def __init__(self, config: Config, *, store: Optional[EventStore] = None, workers: int = 8) -> None:
         self.config = config
         self.server_name = config.server_name
-        self.store = store if store is not None else open_store(config.storage)
+        self.store = store if store is not None else open_store(config.storage_url())
         self.keys = KeyStore(
             self.server_name,
             config.load_signing_key(),
@@ -119,6 +123,9 @@ class ServerNode:
         self.loop: Optional[asyncio.AbstractEventLoop] = None
         self.port: Optional[int] = None
         self.batcher: Optional[SubmitBatcher] = None
+        self.metrics = NodeMetrics()
+        self.metrics.attach(self)
+        self.ops = None  # the ops listener (metrics, health, status), when configured
 
     # --- lifecycle ------------------------------------------------------------------------------
 
@@ -139,12 +146,20 @@ class ServerNode:
         self.batcher.start()
         self.port = await self.server.start(self.config.listen_host, self.config.listen_port)
         await self.delivery.start()
+        if self.config.ops.listen:
+            from .config import parse_listen
+            from .ops.listener import OpsServer
+
+            self.ops = OpsServer(self)
+            await self.ops.start(*parse_listen(self.config.ops.listen))
         log.info("%s listening on %s:%d", self.server_name, self.config.listen_host, self.port)
         # Catch up on the rooms we follow (events missed while this process was down).
         asyncio.ensure_future(self._catch_up_followed_rooms())
         return self.port
 
     async def stop(self) -> None:
+        if self.ops is not None:
+            await self.ops.stop()
         if self.batcher is not None:
             await self.batcher.stop()
         if self.delivery is not None:
@@ -158,7 +173,8 @@ class ServerNode:
 
     async def _run(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         assert self.loop is not None
-        return await self.loop.run_in_executor(self.executor, lambda: fn(*args, **kwargs))
+        context = contextvars.copy_context()  # the log context (peer, room) follows the call
+        return await self.loop.run_in_executor(self.executor, lambda: context.run(fn, *args, **kwargs))
 
     def _blocking(self, coro: Any) -> Any:
         """Run a coroutine on the server's loop from a worker thread and wait for it."""
@@ -170,7 +186,8 @@ class ServerNode:
         return await self.client.request(server_name, transaction_type, payload)
 
     def _fetch_keys_blocking(self, server_name: str) -> ServerKeys:
-        return ServerKeys.decode(self._blocking(self.request(server_name, KEYS, b"")))
+        with self.metrics.key_fetch():
+            return ServerKeys.decode(self._blocking(self.request(server_name, KEYS, b"")))
 
     def _backfill_blocking(self, room_id: str, before: str, limit: int) -> List[Event]:
         hub = parse_room_id(room_id)[1]
@@ -191,6 +208,8 @@ class ServerNode:
     # --- the signaling transactions ------------------------------------------------------------
 
     async def handle(self, transaction_type: str, payload: bytes, peer: str) -> bytes:
+        self.metrics.transactions.labels(transaction_type).inc()
+        log_context(peer=peer)
         if peer != self.server_name and self.delivery is not None:
             self.delivery.peer_alive(peer)  # it reached us, so it is up: retry its queue now
         if transaction_type.startswith(LOCAL_PREFIX):
@@ -199,7 +218,8 @@ class ServerNode:
             return await self._local(transaction_type[len(LOCAL_PREFIX) :], payload)
         if transaction_type == SUBMIT:
             assert self.batcher is not None
-            event = await self.batcher.submit(LimitedEvent.decode(payload), peer)
+            with self.metrics.submit():
+                event = await self.batcher.submit(LimitedEvent.decode(payload), peer)
             return event.encode()
         if transaction_type == DELIVER:
             await self._run(self.follower.receive, Event.decode(payload), peer=peer)
@@ -375,6 +395,17 @@ class ServerNode:
         return {"delivered": d.delivered, "rejected": d.rejected, "acks": d.acks,
                 "failing": {k: v for k, v in d.failures.items() if v}}
 
+    def _local_destinations(self) -> List[Dict[str, Any]]:
+        from .ops.status import snapshot
+
+        return snapshot(self).to_dict()["destinations"]
+
+    def _local_destinations_reset(self, name: str) -> Dict[str, Any]:
+        """End ``name``'s delivery backoff now: its queue is retried at once."""
+        if self.delivery is None:
+            raise InternalError("the fan-out worker is not running")
+        return {"destination": name, "was_backing_off": self.delivery.reset_backoff(name)}
+
     def _local_sync(self, room_id: str) -> Dict[str, Any]:
         return {"fetched": self.sync_room(room_id)}
 
@@ -458,6 +489,7 @@ class SubmitBatcher:
                 results = [InternalError(f"accepting failed: {exc}")] * len(batch)
             self.batches += 1
             self.events += len(batch)
+            self.node.metrics.group_size.observe(len(batch))
             for (_, _, fut), result in zip(batch, results):
                 if fut.done():
                     continue

@@ -13,8 +13,9 @@ from __future__ import annotations
 import logging
 import secrets
 import threading
+import time
 from collections import OrderedDict
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 from .._core import (
     BadSignatureError,
@@ -129,6 +130,8 @@ class Hub:
         self.policies = policies
         self._rooms: Dict[str, _HubRoom] = {}
         self._rooms_lock = threading.Lock()
+        #: Called with (events, seconds) after each batch verification of origin signatures.
+        self.on_verified: Optional[Callable[[int, float], None]] = None
 
     # --- rooms ------------------------------------------------------------------------------
 
@@ -318,7 +321,10 @@ class Hub:
                 errors[i] = type(missing[origin])(str(missing[origin]))  # one exception per event
             else:
                 todo.append(i)
+        started = time.perf_counter()
         verdicts = verify_limited_events([events[i] for i in todo], self.keys.ring)
+        if self.on_verified is not None:
+            self.on_verified(len(todo), time.perf_counter() - started)
         for i, verdict in zip(todo, verdicts):
             if isinstance(verdict, BadSignatureError) and self.keys.refresh(events[i].origin_server):
                 # A signature under a key ID we had not seen: the origin rotated its key.

@@ -32,6 +32,7 @@ import asyncio
 import logging
 import random
 import threading
+import time
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Type
 
 import mimi_signaling as ms
@@ -181,6 +182,11 @@ class DeliveryWorker:
         self.rejected = 0
         self.acks = 0  # ack calls made (each one a commit)
         self.failures: Dict[str, int] = {}  # consecutive failures per destination
+        self.failed_attempts = 0  # every failed attempt (the destination down, busy or broken)
+        # For operators (status page, ``mimi destinations``): wall-clock times and the last error.
+        self.last_success: Dict[str, float] = {}
+        self.last_error: Dict[str, str] = {}
+        self.retry_at: Dict[str, float] = {}  # when a destination in backoff is tried next
 
         self._max_concurrency = max_concurrency
         self._sem: Optional[asyncio.Semaphore] = None
@@ -262,8 +268,16 @@ class DeliveryWorker:
         else:
             self._loop.call_soon_threadsafe(self._retry_now, destination)
 
+    def reset_backoff(self, destination: str) -> bool:
+        """End ``destination``'s backoff now (an operator's reset); True when it was in one.
+        Safe to call from any thread."""
+        backing_off = destination in self.failures
+        self.peer_alive(destination)
+        return backing_off
+
     def _retry_now(self, destination: str) -> None:
         self.failures.pop(destination, None)
+        self.retry_at.pop(destination, None)
         event = self._retry_events.get(destination)
         if event is not None:
             event.set()
@@ -413,6 +427,7 @@ class DeliveryWorker:
             else:
                 self.failures.pop(destination, None)
                 self.delivered += 1
+                self.last_success[destination] = time.time()
                 return
 
     async def _store_call(self, destination: str, fn: Callable[..., Any], *args: Any) -> Any:
@@ -428,6 +443,7 @@ class DeliveryWorker:
         count = self.failures.get(destination, 0) + 1
         self.failures[destination] = count
         delay = self.backoff_delay(count)
+        self._note_failure(destination, exc, delay)
         if not quiet:
             log.info("delivery to %s failed (%d in a row), next try in %.2f s: %s", destination, count, delay, exc)
         # Sleep, unless peer_alive() says the destination is back.
@@ -439,6 +455,12 @@ class DeliveryWorker:
         finally:
             if self._retry_events.get(destination) is retry:
                 del self._retry_events[destination]
+            self.retry_at.pop(destination, None)
+
+    def _note_failure(self, destination: str, exc: BaseException, delay: float) -> None:
+        self.failed_attempts += 1
+        self.last_error[destination] = f"{type(exc).__name__}: {exc}"[:300]
+        self.retry_at[destination] = time.time() + delay
 
     def backoff_delay(self, failures: int) -> float:
         """Wait after ``failures`` consecutive failures: exponential, capped, equal jitter."""

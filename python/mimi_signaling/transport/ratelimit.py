@@ -61,6 +61,7 @@ class PeerRateLimiter:
         self.max_peers = max_peers
         self._clock = clock
         self._buckets: Dict[str, TokenBucket] = {}
+        self.refused = 0  # requests refused since start (a metric)
 
     def allow(self, peer: str) -> bool:
         """Take a token for ``peer``; False when it is over its limit."""
@@ -71,7 +72,9 @@ class PeerRateLimiter:
                 self._evict_idle(now)
             bucket = TokenBucket(self.rate, self.burst, self.burst, now)
             self._buckets[peer] = bucket
-        return bucket.take(now)
+        allowed = bucket.take(now)
+        self.refused += not allowed
+        return allowed
 
     def retry_after(self, peer: str) -> float:
         bucket = self._buckets.get(peer)
