@@ -219,10 +219,14 @@ class ServerNode:
         if transaction_type == SUBMIT:
             assert self.batcher is not None
             with self.metrics.submit():
-                event = await self.batcher.submit(LimitedEvent.decode(payload), peer)
+                limited = LimitedEvent.decode(payload)
+                log_context(room=limited.room_id)
+                event = await self.batcher.submit(limited, peer)
             return event.encode()
         if transaction_type == DELIVER:
-            await self._run(self.follower.receive, Event.decode(payload), peer=peer)
+            event = Event.decode(payload)
+            log_context(room=event.room_id, event_id=event.event_id)
+            await self._run(self.follower.receive, event, peer=peer)
             return b""
         if transaction_type == GET_EVENT:
             room_id, event_id = decode_get_event_request(payload)

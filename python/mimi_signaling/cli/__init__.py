@@ -16,7 +16,7 @@ from typing import List, Optional
 from .. import MimiError, __version__
 
 #: Modules that contribute subcommands, in help order.
-COMMAND_MODULES = ["verify", "inspect", "export", "keys", "init", "serve", "rooms", "demo", "generate"]
+COMMAND_MODULES = ["verify", "inspect", "export", "keys", "init", "serve", "rooms", "destinations", "demo", "generate"]
 
 
 def build_parser() -> argparse.ArgumentParser:
