@@ -50,7 +50,7 @@ from .config import Config, save_signing_key
 from .content import Participation, decode_content
 from .node.follower import Follower
 from .node.hub import Hub
-from .node.keys import KeyStore
+from .node.keys import FetchedKeys, KeyStore
 from .node.store import EventStore
 from .ops.logs import log_context
 from .ops.metrics import NodeMetrics
@@ -185,9 +185,11 @@ class ServerNode:
         assert self.client is not None
         return await self.client.request(server_name, transaction_type, payload)
 
-    def _fetch_keys_blocking(self, server_name: str) -> ServerKeys:
+    def _fetch_keys_blocking(self, server_name: str) -> FetchedKeys:
+        assert self.client is not None
         with self.metrics.key_fetch():
-            return ServerKeys.decode(self._blocking(self.request(server_name, KEYS, b"")))
+            answer = self._blocking(self.client.request_answer(server_name, KEYS, b""))
+        return FetchedKeys(ServerKeys.decode(answer.body), answer.peer_names)
 
     def _backfill_blocking(self, room_id: str, before: str, limit: int) -> List[Event]:
         hub = parse_room_id(room_id)[1]

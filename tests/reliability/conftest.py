@@ -65,3 +65,43 @@ def hostile_room(hostile: Cluster) -> str:
     hostile[HUB].call("send", room_id=room, sender="@alice:hub.test", type="m.room.encrypted", text="before")
     wait_same_history(hostile, room, [ALPHA, BETA])
     return room
+
+
+#: The fake peer servers of the ``peered`` cluster (``tests/reliability/peerkit.py``), by role.
+FAKE_PEERS = {
+    "planter": "mallory.test",  # answers honestly first, then plants another server's keys
+    "namer": "eve.test",  # answers a keys request with keys named for another server
+    "impostor": "trent.test",  # reached at its URL, but presents the certificate of eve.test
+    "slow": "slow.test",  # holds its answers back
+    "big": "bigmouth.test",  # answers with far more bytes than its transaction can be
+}
+
+
+@pytest.fixture(scope="session")
+def peered(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple]:
+    """``(cluster, fake peers by role)``: hub.test, alpha.test and beta.test with the hostile
+    limits, every one of them knowing the fake peers of ``FAKE_PEERS`` through its peer map."""
+    from peerkit import FakePeer, peer_map
+
+    fakes = {role: FakePeer(name, certificate_name="eve.test" if role == "impostor" else None)
+             for role, name in FAKE_PEERS.items()}
+    directory = tmp_path_factory.mktemp("peered")
+    cluster = Cluster(directory / "cluster", [HUB, ALPHA, BETA], configure=peer_map(fakes.values(), tightened()))
+    try:
+        for fake in fakes.values():
+            fake.start(cluster, directory)
+        cluster.start()
+        yield cluster, fakes
+    finally:
+        reap(cluster.servers.values())
+        for fake in fakes.values():
+            fake.stop()
+
+
+@pytest.fixture(scope="session")
+def peered_room(peered: tuple) -> str:
+    """A room of alice (hub), bob (alpha) and carol (beta) on the ``peered`` cluster."""
+    cluster, _ = peered
+    room = room_with_members(cluster, [(ALPHA, BOB), (BETA, CAROL)], name="fake peers")
+    wait_same_history(cluster, room, [ALPHA, BETA])
+    return room

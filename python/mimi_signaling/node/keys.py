@@ -5,6 +5,12 @@ persisted in the event store so that old events still verify after a restart, an
 servers are fetched through an optional ``fetch`` callable (the transport's keys
 transaction).  Expired keys stay listed: events carry no timestamp, so an event signed with a
 key that has since been rotated out must still verify.
+
+Keys are learned only from the server they belong to (``learn``): a fetched ``ServerKeys``
+must name the server asked for and have come over a TLS connection whose verified peer
+certificate names that server.  Anything else is refused with ``UnauthorizedError``, logged
+as a warning, and changes nothing: otherwise a peer asked for its own keys could answer with
+keys it made for another server and forge that server's events from then on.
 """
 
 from __future__ import annotations
@@ -12,15 +18,33 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Callable, Iterable, List, Optional
+from typing import Callable, Iterable, List, NamedTuple, Optional, Sequence
 
-from .._core import BadSignatureError, InternalError, KeyRing, MimiError, ServerKeys, SigningKey, VerifyKey
+from .._core import (
+    BadSignatureError,
+    InternalError,
+    KeyRing,
+    MimiError,
+    ServerKeys,
+    SigningKey,
+    UnauthorizedError,
+    VerifyKey,
+)
+from ..transport.tls import peer_matches_server
 from .store import EventStore
 
 log = logging.getLogger(__name__)
 
-#: Fetch a peer's ``ServerKeys`` (e.g. over the network); raise ``MimiError`` on failure.
-KeyFetcher = Callable[[str], ServerKeys]
+
+class FetchedKeys(NamedTuple):
+    """A keys answer and who sent it: the server names of the TLS peer's verified certificate."""
+
+    keys: ServerKeys
+    peer_names: Sequence[str]
+
+
+#: Fetch a peer's keys (e.g. over the network); raise ``MimiError`` on failure.
+KeyFetcher = Callable[[str], FetchedKeys]
 
 
 class KeyStore:
@@ -96,18 +120,38 @@ class KeyStore:
             if self.fetch is None:
                 raise BadSignatureError(f"no keys known for server {server}")
             try:
-                keys = self.fetch(server)
+                fetched = self.fetch(server)
             except MimiError:
                 raise
             except Exception as exc:
-                # The peer is unreachable: no verdict yet. `internal` is retried by the sender
-                # (a fan-out queue keeps the event), where bad_signature would be final.
+                # The peer is unreachable (or its certificate does not name it): no verdict
+                # yet. `internal` is retried by the sender (a fan-out queue keeps the event),
+                # where bad_signature would be final.
+                log.warning("could not fetch the keys of %s: %s", server, exc)
                 raise InternalError(f"could not fetch the keys of {server}: {exc}") from exc
-            if keys.server_name != server:
-                raise BadSignatureError(f"{server} answered with the keys of {keys.server_name}")
-            self.add_server_keys(keys)
-            log.info("fetched %d keys of %s", len(keys.keys), server)
+            self.learn(server, fetched)
         return self.ring
+
+    def learn(self, server: str, fetched: FetchedKeys) -> bool:
+        """Install keys fetched from ``server``; True if they added a key ID.
+
+        Raises ``UnauthorizedError`` (logged, nothing installed) unless the answer names
+        ``server`` and came from a TLS peer whose verified certificate names ``server``."""
+        keys, peers = fetched.keys, list(fetched.peer_names)
+        if server == self.server_name:
+            raise UnauthorizedError(f"{self.server_name} does not learn its own keys from the network")
+        if not any(peer_matches_server(peer, server) for peer in peers):
+            log.warning("refused keys for %s: the TLS peer that answered is %s, not %s", server, peers, server)
+            raise UnauthorizedError(f"the keys of {server} came from {peers}, not from {server}")
+        if keys.server_name != server:
+            log.warning("refused keys named %s that the TLS peer %s sent when asked for those of %s",
+                        keys.server_name, peers, server)
+            raise UnauthorizedError(f"{server} answered with keys named {keys.server_name}")
+        before = {k.key_id for k in self.ring.get(server)}
+        self.add_server_keys(keys)
+        added = {k.key_id for k in keys.keys} - before
+        log.info("fetched %d keys of %s (%d new)", len(keys.keys), server, len(added))
+        return bool(added)
 
     def verify_all(self, events: Iterable, servers_of) -> None:
         """``event.verify`` for each event; when one fails under the keys we hold, re-fetch the
@@ -136,10 +180,7 @@ class KeyStore:
         if self.fetch is None or server == self.server_name:
             return False
         try:
-            keys = self.fetch(server)
-        except Exception as exc:
+            return self.learn(server, self.fetch(server))
+        except Exception as exc:  # noqa: BLE001 - the check fails under the keys we hold
             log.warning("refreshing the keys of %s failed: %s", server, exc)
             return False
-        before = {k.key_id for k in self.ring.get(server)}
-        self.add_server_keys(keys)
-        return {k.key_id for k in keys.keys} - before != set()

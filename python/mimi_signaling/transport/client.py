@@ -22,19 +22,20 @@ import functools
 import logging
 import random
 import ssl
-from typing import Any, Mapping, Optional
+from typing import Any, Mapping, NamedTuple, Optional, Tuple
 
 import aiohttp
 
 import mimi_signaling as ms
 
+from .bounds import ERROR_RESPONSE, response_bound
 from .discovery import PeerDirectory
 from .errors import PeerVerificationError, TransportError
-from .tls import ssl_hostname
+from .tls import names_in_certificate, ssl_hostname
 
 log = logging.getLogger(__name__)
 
-__all__ = ["SignalingClient", "NON_IDEMPOTENT_TYPES", "DEFAULT_MAX_RESPONSE_SIZE"]
+__all__ = ["SignalingClient", "Answer", "NON_IDEMPOTENT_TYPES", "DEFAULT_MAX_RESPONSE_SIZE"]
 
 SIGNALING_PATH = "/signaling"
 CONTENT_TYPE = "application/octet-stream"
@@ -53,9 +54,20 @@ _ssl_hostname = functools.lru_cache(maxsize=1024)(ssl_hostname)
 def _validated_server_name(server_name: str) -> None:
     ms.validate_server_name(server_name)  # MalformedError (not cached): never contact a bad name
 
-# A backfill answer may carry 1000 events of up to 64 KiB; a snapshot of a large room more.
+# Answers to transaction types without a row in bounds.BOUNDS (the local API); the others
+# are bounded by their row (a keys answer by 1 MiB, a backfill page by its limit, ...).
 DEFAULT_MAX_RESPONSE_SIZE = 256 * 1024 * 1024
-MAX_ERROR_BODY = 64 * 1024
+MAX_ERROR_BODY = ERROR_RESPONSE
+
+_certificate_names = functools.lru_cache(maxsize=256)(lambda der: tuple(names_in_certificate(der)))
+
+
+class Answer(NamedTuple):
+    """A 200 body and the server names of the verified certificate of the TLS peer that
+    sent it (what a caller that must know who answered checks, e.g. a keys answer)."""
+
+    body: bytes
+    peer_names: Tuple[str, ...]
 
 
 class _Retryable(Exception):
@@ -134,8 +146,38 @@ class SignalingClient:
 
     # --- requests -------------------------------------------------------------------------
 
-    async def request(self, server_name: str, transaction_type: str, payload: bytes) -> bytes:
-        """Send one transaction to ``server_name``; the 200 body, or a typed error.
+    async def request(
+        self,
+        server_name: str,
+        transaction_type: str,
+        payload: bytes,
+        *,
+        max_response: Optional[int] = None,
+        max_retries: Optional[int] = None,
+    ) -> bytes:
+        """Send one transaction to ``server_name``; the 200 body, or a typed error (see
+        :meth:`request_answer`)."""
+        answer = await self.request_answer(
+            server_name, transaction_type, payload, max_response=max_response, max_retries=max_retries
+        )
+        return answer.body
+
+    async def request_answer(
+        self,
+        server_name: str,
+        transaction_type: str,
+        payload: bytes,
+        *,
+        max_response: Optional[int] = None,
+        max_retries: Optional[int] = None,
+    ) -> Answer:
+        """Send one transaction to ``server_name``; the 200 body with the names of the
+        verified TLS peer that sent it, or a typed error.
+
+        The answer is refused (:class:`mimi_signaling.TooLargeError`) past ``max_response``
+        bytes, by default the transaction type's row in ``bounds.BOUNDS``: before reading
+        when Content-Length announces more, else as soon as the stream passes it.
+        ``max_retries`` overrides the client's setting for this request.
 
         Raises a :class:`mimi_signaling.MimiError` subclass for the peer's verdict,
         :class:`PeerVerificationError` when the peer's certificate is not for ``server_name``,
@@ -144,12 +186,17 @@ class SignalingClient:
         _validated_server_name(server_name)  # MalformedError: never contact a bad name
         body = ms.TransactionEnvelope(transaction_type, payload).encode()
         idempotent = transaction_type not in NON_IDEMPOTENT_TYPES
+        if max_response is None:
+            max_response = response_bound(transaction_type)
+        if max_response is None:
+            max_response = self.max_response_size
+        retries = self.max_retries if max_retries is None else max_retries
         attempt = 0
         while True:
             try:
-                return await self._attempt(server_name, body)
+                return await self._attempt(server_name, body, max_response)
             except _Retryable as failure:
-                if attempt >= self.max_retries or not (failure.safe or idempotent):
+                if attempt >= retries or not (failure.safe or idempotent):
                     raise failure.final from failure.__cause__
                 delay = max(self._backoff(attempt), min(failure.delay, self.backoff_max))
                 log.debug(
@@ -164,7 +211,7 @@ class SignalingClient:
         # "Equal jitter": at least half the ceiling, so waits still grow.
         return ceiling / 2 + random.uniform(0, ceiling / 2)
 
-    async def _attempt(self, server_name: str, body: bytes) -> bytes:
+    async def _attempt(self, server_name: str, body: bytes, max_response: int) -> Answer:
         base_url = await self._resolve(server_name)
         session = self._get_session()
         try:
@@ -176,7 +223,8 @@ class SignalingClient:
                 allow_redirects=False,
             ) as resp:
                 if resp.status == 200:
-                    return await self._read_capped(resp, self.max_response_size, server_name)
+                    peer_names = self._peer_names(resp)
+                    return Answer(await self._read_capped(resp, max_response, server_name), peer_names)
                 raise self._error_for(resp.status, await self._read_error_body(resp), server_name, resp)
         except (_Retryable, ms.MimiError, TransportError):
             raise
@@ -221,6 +269,20 @@ class SignalingClient:
             raise (mapped.final if isinstance(mapped, _Retryable) else mapped) from exc
 
     # --- helpers --------------------------------------------------------------------------
+
+    @staticmethod
+    def _peer_names(resp: aiohttp.ClientResponse) -> Tuple[str, ...]:
+        """Names of the certificate the TLS layer verified for this answer's connection.
+
+        aiohttp hands a connection back to its pool as soon as a short answer has arrived
+        whole (``resp.connection`` is then None), so the response's protocol, which keeps
+        its transport, is asked too.  No certificate found: no names (fail closed)."""
+        connection = resp.connection
+        protocol = connection.protocol if connection is not None else getattr(resp, "_protocol", None)
+        transport = getattr(protocol, "transport", None)
+        ssl_object = transport.get_extra_info("ssl_object") if transport is not None else None
+        der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+        return _certificate_names(der) if der else ()
 
     @staticmethod
     async def _read_capped(resp: aiohttp.ClientResponse, limit: int, server_name: str) -> bytes:

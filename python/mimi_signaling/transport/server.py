@@ -25,6 +25,7 @@ from aiohttp.web_protocol import RequestPayloadError
 
 import mimi_signaling as ms
 
+from .bounds import request_bound
 from .errors import http_status_for
 from .ratelimit import PeerRateLimiter
 from .tls import names_in_certificate
@@ -91,6 +92,21 @@ def error_response(
         # The request body was not (fully) read: close instead of draining what is left.
         resp.force_close()
     return resp
+
+
+def envelope_transaction_type(prefix: bytes) -> Optional[str]:
+    """The transaction type named by the first bytes of a ``TransactionEnvelope`` (uint16
+    version, then ``opaque transaction_type<V>``), or None while fewer bytes have arrived.
+    Bytes that cannot start an envelope give "" (no row: the general bound applies, and the
+    envelope decode refuses them)."""
+    try:
+        size, used = ms.decode_varint(bytes(prefix[2:6]))
+    except ms.MalformedError:
+        return None if len(prefix) < 6 else ""
+    end = 2 + used + size
+    if len(prefix) < end:
+        return None
+    return bytes(prefix[2 + used:end]).decode("utf-8", "replace")
 
 
 class _BodyTimeout(Exception):
@@ -387,10 +403,15 @@ class SignalingServer:
         return list(_cached_names(der)) if der else []
 
     async def _read_body(self, request: web.Request) -> bytes:
-        """The body, refused (TooLargeError) past ``max_body_size`` before reading it when
+        """The body, refused (TooLargeError) past its bound before reading it when
         Content-Length announces that, else as soon as the stream passes it; and cut off
-        (_BodyTimeout) when it is not complete within ``body_timeout`` seconds in total."""
+        (_BodyTimeout) when it is not complete within ``body_timeout`` seconds in total.
+
+        The bound is ``max_body_size`` until the envelope's first bytes name the transaction
+        type, then the smaller of that and the type's row in ``bounds.BOUNDS``: a peer cannot
+        send a submit the size of the largest transaction."""
         limit = self.max_body_size
+        typed = False
         length = request.content_length
         if length is not None and length > limit:
             raise ms.TooLargeError(f"request body of {length} bytes exceeds {limit} bytes")
@@ -415,5 +436,16 @@ class SignalingServer:
                 if not chunk:
                     return bytes(body)
             body += chunk
+            if not typed:
+                transaction_type = envelope_transaction_type(body)
+                if transaction_type is not None:
+                    typed = True
+                    bound = request_bound(transaction_type)
+                    if bound is not None and bound < limit:
+                        limit = bound
+                        if length is not None and length > limit:
+                            raise ms.TooLargeError(
+                                f"{transaction_type[:100]} request of {length} bytes exceeds {limit} bytes"
+                            )
             if len(body) > limit:
                 raise ms.TooLargeError(f"request body exceeds {limit} bytes")

@@ -1,0 +1,86 @@
+"""How large a body a peer may send us, per transaction type (PROFILE.md section 7): every
+request the server reads and every answer the client reads is refused past these bounds
+before it is read (by its Content-Length) and while it streams in, so a hostile peer cannot
+make us buffer more than what its transaction can legitimately be.
+
+One row per transaction type; a new transaction adds one row to ``BOUNDS`` (and, when its
+answer depends on the request like backfill's, a function beside ``backfill_response``).
+Every figure counts whole bodies: the request bound includes the ``TransactionEnvelope``
+around the payload.  ``docs/SECURITY.md`` lists the table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Dict, Optional
+
+import mimi_signaling as ms
+
+__all__ = [
+    "Bound",
+    "BOUNDS",
+    "ENVELOPE_OVERHEAD",
+    "ONE_EVENT",
+    "KEYS_RESPONSE",
+    "SNAPSHOT_RESPONSE",
+    "BACKFILL_PAGE",
+    "backfill_response",
+    "request_bound",
+    "response_bound",
+]
+
+#: The envelope's version, the transaction type (at most 255 bytes with its length prefix)
+#: and the payload's length prefix, rounded up.
+ENVELOPE_OVERHEAD = 4_096
+#: One encoded event (PROFILE.md section 2: at most MAX_EVENT_SIZE bytes) with its vector
+#: length prefix.
+ONE_EVENT = ms.MAX_EVENT_SIZE + 8
+#: A request naming a room and an event, a state key or a limit: identifiers are at most
+#: MAX_ID_SIZE bytes, a state key is one identifier, and a type is one too.
+SMALL_REQUEST = 4 * (ms.MAX_ID_SIZE + 8) + ENVELOPE_OVERHEAD
+#: ``ServerKeys``: far more than any honest server's current and expired keys.
+KEYS_RESPONSE = 1024 * 1024
+#: The most events one backfill answer may carry (PROFILE.md section 7: at most 1000).
+BACKFILL_PAGE = 1000
+#: A snapshot's current state and auth chain.  The profile sets no bound: 64 MiB holds a room
+#: of about 100,000 members with their auth chain (docs/DECISIONS.md, Transport).
+SNAPSHOT_RESPONSE = 64 * 1024 * 1024
+#: An Error body (code and a message capped at 1 KiB by honest servers); more is not read.
+ERROR_RESPONSE = 64 * 1024
+
+
+@dataclass(frozen=True)
+class Bound:
+    """Bytes of a request body (envelope included) and of its 200 answer."""
+
+    request: int
+    response: int
+
+
+BOUNDS: Dict[str, Bound] = {
+    "mimi.signaling.submit": Bound(request=ONE_EVENT + ENVELOPE_OVERHEAD, response=ONE_EVENT),
+    "mimi.signaling.deliver": Bound(request=ONE_EVENT + ENVELOPE_OVERHEAD, response=0),
+    "mimi.signaling.get_event": Bound(request=SMALL_REQUEST, response=ONE_EVENT),
+    "mimi.signaling.get_state": Bound(request=SMALL_REQUEST, response=ONE_EVENT),
+    "mimi.signaling.backfill": Bound(request=SMALL_REQUEST, response=BACKFILL_PAGE * ONE_EVENT + 16),
+    "mimi.signaling.snapshot": Bound(request=SMALL_REQUEST, response=SNAPSHOT_RESPONSE),
+    "mimi.signaling.keys": Bound(request=ENVELOPE_OVERHEAD, response=KEYS_RESPONSE),
+}
+
+
+def backfill_response(limit: int) -> int:
+    """The largest honest answer to a backfill asking for ``limit`` events."""
+    return min(max(limit, 0), BACKFILL_PAGE) * ONE_EVENT + 16
+
+
+def request_bound(transaction_type: str) -> Optional[int]:
+    """Bytes a request of this type may have; None for a type without a row (the local API
+    and unknown types, bounded by the server's ``max_body_size`` alone)."""
+    bound = BOUNDS.get(transaction_type)
+    return bound.request if bound is not None else None
+
+
+def response_bound(transaction_type: str) -> Optional[int]:
+    """Bytes a 200 answer to this type may have; None for a type without a row."""
+    bound = BOUNDS.get(transaction_type)
+    return bound.response if bound is not None else None
