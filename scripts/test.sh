@@ -13,4 +13,7 @@ python3 -m venv .venv
 . .venv/bin/activate
 pip install --quiet --upgrade pip
 pip install --quiet '.[test]'
+# Lint and types first (configured in pyproject.toml): cheap, and they name the line.
+ruff check
+mypy
 python -m pytest -q -p no:cacheprovider "$@"

@@ -11,6 +11,95 @@ from typing import ClassVar, Sequence, final
 
 __version__: str
 
+# Written by hand (as the compiled module lists them); tests/core/test_api_drift.py checks it.
+__all__ = [
+    "BadContentHashError",
+    "BadSignatureError",
+    "BatchResult",
+    "ChainBatch",
+    "ChainValidator",
+    "CreateContent",
+    "ERROR_CODES",
+    "Event",
+    "HUB_LABEL",
+    "HistoryVisibilityContent",
+    "InternalError",
+    "JoinRulesContent",
+    "KeyRing",
+    "LimitedEvent",
+    "MAX_AUTH_EVENTS",
+    "MAX_BACKFILL_LIMIT",
+    "MAX_EVENT_SIZE",
+    "MAX_ID_SIZE",
+    "MAX_SIGNATURES",
+    "MalformedError",
+    "MimiError",
+    "NotFoundError",
+    "NotHubError",
+    "ORIGIN_LABEL",
+    "PROTOCOL_VERSION",
+    "Permission",
+    "PolicyRejectedError",
+    "REGISTERED_TYPES",
+    "ROOM_FILE_MAGIC",
+    "RateLimitedError",
+    "RoleConfig",
+    "RoleContent",
+    "RoleMapContent",
+    "RoomFileReader",
+    "ServerKeys",
+    "Signature",
+    "SigningKey",
+    "TRANSACTION_TYPES",
+    "TextContent",
+    "TooLargeError",
+    "TransactionEnvelope",
+    "UnauthorizedError",
+    "UnknownRoomError",
+    "UnsupportedVersionError",
+    "UserContent",
+    "VerifyKey",
+    "__version__",
+    "base64url_decode",
+    "base64url_encode",
+    "check_events",
+    "compute_event_ids",
+    "decode_backfill_request",
+    "decode_backfill_response",
+    "decode_error_body",
+    "decode_events",
+    "decode_get_event_request",
+    "decode_get_state_request",
+    "decode_snapshot_request",
+    "decode_snapshot_response",
+    "decode_varint",
+    "encode_backfill_request",
+    "encode_backfill_response",
+    "encode_error_body",
+    "encode_get_event_request",
+    "encode_get_state_request",
+    "encode_room_file_header",
+    "encode_room_file_record",
+    "encode_snapshot_request",
+    "encode_snapshot_response",
+    "encode_varint",
+    "error_from_code",
+    "parse_room_id",
+    "parse_user_id",
+    "redact_content",
+    "sha256",
+    "sign_content",
+    "sign_events",
+    "validate_content",
+    "validate_event_id",
+    "validate_event_type",
+    "validate_key_id",
+    "validate_role_id",
+    "validate_server_name",
+    "verify_limited_events",
+    "verify_signatures_batch",
+]
+
 # --- errors (section 7 of PROFILE.md) --------------------------------------------------
 
 class MimiError(Exception):
@@ -47,6 +136,11 @@ MAX_AUTH_EVENTS: int  # 64
 MAX_SIGNATURES: int  # 8
 ORIGIN_LABEL: bytes  # b"MIMI signaling 1.0 origin"
 HUB_LABEL: bytes  # b"MIMI signaling 1.0 hub"
+MAX_BACKFILL_LIMIT: int  # 1000: most events one backfill answer may carry
+PROTOCOL_VERSION: int  # 1: TransactionEnvelope.version ("mimi10")
+ERROR_CODES: list[tuple[int, str]]  # (wire code, wire name) of every error, in code order
+REGISTERED_TYPES: list[str]  # the event types of PROFILE.md section 5, in table order
+TRANSACTION_TYPES: list[str]  # the transaction types of PROFILE.md section 7
 
 # --- identifiers (section 3) -------------------------------------------------------------
 
@@ -87,7 +181,7 @@ class VerifyKey:
     key_id: str
     public_key: bytes
     expired_ts: int  # 0 = current
-    def __init__(self, key_id: str, public_key: bytes, expired_ts: int = 0) -> None: ...
+    def __new__(cls, key_id: str, public_key: bytes, expired_ts: int = 0) -> VerifyKey: ...
     def verify(self, message: bytes, signature: bytes) -> None:
         """Raise BadSignatureError unless ``signature`` is valid over ``message``."""
     def verify_with_label(self, label: bytes, content: bytes, signature: bytes) -> None: ...
@@ -98,7 +192,7 @@ class VerifyKey:
 @final
 class SigningKey:
     key_id: str
-    def __init__(self, seed: bytes, key_id: str) -> None:
+    def __new__(cls, seed: bytes, key_id: str) -> SigningKey:
         """From the 32-byte RFC 8032 secret key (seed)."""
     @staticmethod
     def generate(key_id: str | None = None) -> SigningKey:
@@ -116,7 +210,7 @@ class SigningKey:
 class ServerKeys:
     server_name: str
     keys: list[VerifyKey]
-    def __init__(self, server_name: str, keys: Sequence[VerifyKey]) -> None: ...
+    def __new__(cls, server_name: str, keys: Sequence[VerifyKey]) -> ServerKeys: ...
     def encode(self) -> bytes: ...
     @staticmethod
     def decode(data: bytes) -> ServerKeys: ...
@@ -125,12 +219,14 @@ class ServerKeys:
 class KeyRing:
     """Published verify keys by server name, used for every signature check."""
 
-    def __init__(self) -> None: ...
+    def __new__(cls) -> KeyRing: ...
     def add(self, server_name: str, key: VerifyKey) -> None: ...
     def add_server_keys(self, keys: ServerKeys) -> None: ...
     def has_server(self, server_name: str) -> bool: ...
     def servers(self) -> list[str]: ...
     def get(self, server_name: str) -> list[VerifyKey]: ...
+    def copy(self) -> KeyRing:
+        """A new ring with the same keys (the store swaps rings copy-on-write)."""
 
 # --- events (section 2) -------------------------------------------------------------------
 
@@ -138,7 +234,7 @@ class KeyRing:
 class Signature:
     key_id: str
     signature: bytes
-    def __init__(self, key_id: str, signature: bytes) -> None: ...
+    def __new__(cls, key_id: str, signature: bytes) -> Signature: ...
 
 @final
 class Event:
@@ -226,7 +322,7 @@ def validate_content(event_type: str, content: bytes) -> None:
 class CreateContent:
     policy_id: str
     encryption_algorithm: str
-    def __init__(self, policy_id: str, encryption_algorithm: str) -> None: ...
+    def __new__(cls, policy_id: str, encryption_algorithm: str) -> CreateContent: ...
     def encode(self) -> bytes: ...
     @staticmethod
     def decode(data: bytes) -> CreateContent: ...
@@ -235,7 +331,7 @@ class CreateContent:
 class UserContent:
     participation: int  # mimi_signaling.content.Participation
     reason: bytes
-    def __init__(self, participation: int, reason: bytes = b"") -> None: ...
+    def __new__(cls, participation: int, reason: bytes | None = None) -> UserContent: ...
     def encode(self) -> bytes: ...
     @staticmethod
     def decode(data: bytes) -> UserContent: ...
@@ -245,7 +341,7 @@ class TextContent:
     """``m.room.name`` / ``m.room.avatar`` / ``m.room.topic``: one opaque field; None when redacted (empty content)."""
 
     value: bytes | None
-    def __init__(self, value: bytes | None) -> None: ...
+    def __new__(cls, value: bytes | None = None) -> TextContent: ...
     def encode(self) -> bytes: ...
     @staticmethod
     def decode(data: bytes) -> TextContent: ...
@@ -253,7 +349,7 @@ class TextContent:
 @final
 class JoinRulesContent:
     rule: int  # mimi_signaling.content.JoinRule
-    def __init__(self, rule: int) -> None: ...
+    def __new__(cls, rule: int) -> JoinRulesContent: ...
     def encode(self) -> bytes: ...
     @staticmethod
     def decode(data: bytes) -> JoinRulesContent: ...
@@ -261,7 +357,7 @@ class JoinRulesContent:
 @final
 class HistoryVisibilityContent:
     visibility: int  # mimi_signaling.content.Visibility
-    def __init__(self, visibility: int) -> None: ...
+    def __new__(cls, visibility: int) -> HistoryVisibilityContent: ...
     def encode(self) -> bytes: ...
     @staticmethod
     def decode(data: bytes) -> HistoryVisibilityContent: ...
@@ -284,7 +380,7 @@ class Permission:
 @final
 class RoleContent:
     permissions: list[Permission]
-    def __init__(self, permissions: Sequence[Permission]) -> None: ...
+    def __new__(cls, permissions: Sequence[Permission]) -> RoleContent: ...
     def encode(self) -> bytes: ...
     @staticmethod
     def decode(data: bytes) -> RoleContent:
@@ -295,12 +391,12 @@ class RoleConfig:
     role_id: str
     user_ids: list[str]
     order: int
-    def __init__(self, role_id: str, user_ids: Sequence[str], order: int) -> None: ...
+    def __new__(cls, role_id: str, user_ids: Sequence[str], order: int) -> RoleConfig: ...
 
 @final
 class RoleMapContent:
     roles: list[RoleConfig]
-    def __init__(self, roles: Sequence[RoleConfig]) -> None: ...
+    def __new__(cls, roles: Sequence[RoleConfig]) -> RoleMapContent: ...
     def encode(self) -> bytes: ...
     @staticmethod
     def decode(data: bytes) -> RoleMapContent:
@@ -313,7 +409,7 @@ class TransactionEnvelope:
     version: int
     transaction_type: str
     payload: bytes
-    def __init__(self, transaction_type: str, payload: bytes, version: int = 1) -> None: ...
+    def __new__(cls, transaction_type: str, payload: bytes, version: int = ...) -> TransactionEnvelope: ...
     def encode(self) -> bytes: ...
     @staticmethod
     def decode(data: bytes) -> TransactionEnvelope:
@@ -372,7 +468,7 @@ class RoomFileReader:
 
     server_keys: list[ServerKeys]
     events_read: int
-    def __init__(self, path: str) -> None: ...
+    def __new__(cls, path: str) -> RoomFileReader: ...
     def read_events(self, max_count: int) -> list[bytes]:
         """Up to ``max_count`` encoded events; empty at the end of the file."""
 
@@ -408,7 +504,7 @@ class ChainValidator:
 
     next_index: int
     last_event_id: str | None
-    def __init__(self, keyring: KeyRing, threads: int | None = None) -> None: ...
+    def __new__(cls, keyring: KeyRing, threads: int | None = None) -> ChainValidator: ...
     def validate(self, blobs: Sequence[bytes]) -> ChainBatch: ...
 
 def verify_limited_events(events: Sequence[LimitedEvent], keyring: KeyRing) -> list[MimiError | None]:

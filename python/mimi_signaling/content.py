@@ -145,7 +145,7 @@ def decode_content(event_type: str, content: bytes) -> DecodedContent:
     """
     cls = CONTENT_CLASSES.get(event_type)
     if cls is not None:
-        return cls.decode(content)  # type: ignore[attr-defined,no-any-return]
+        return cls.decode(content)  # type: ignore[attr-defined]
     if event_type in OPAQUE_TYPES or not event_type.startswith("m."):
         return bytes(content)
     raise MalformedError(f"unknown event type {event_type!r} in the reserved m. namespace")

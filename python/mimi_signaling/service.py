@@ -204,7 +204,7 @@ class ServerNode:
         for room_id in await self._run(self.follower.rooms):
             try:
                 await self._run(self.sync_room, room_id)
-            except Exception as exc:  # noqa: BLE001 - the hub may be down; deliveries will come
+            except Exception as exc:  # noqa: BLE001 - a bug must not hang the waiting submits
                 log.info("catch-up of %s deferred: %s", room_id, exc)
 
     # --- the signaling transactions ------------------------------------------------------------
@@ -490,7 +490,7 @@ class SubmitBatcher:
                 batch.append(self.queue.get_nowait())
             try:
                 results = await self.node._run(self.node.hub.accept_many, [(lim, peer) for lim, peer, _ in batch])
-            except Exception as exc:  # noqa: BLE001 - a bug must not hang the waiting submits
+            except Exception as exc:  # a bug must not hang the waiting submits
                 log.exception("group commit of %d submits failed", len(batch))
                 results = [InternalError(f"accepting failed: {exc}")] * len(batch)
             self.batches += 1

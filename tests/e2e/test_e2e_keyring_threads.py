@@ -41,7 +41,7 @@ def test_keys_installed_while_other_threads_verify(tmp_path: Path) -> None:
             while time.monotonic() < stop and not errors:
                 try:
                     event.verify(keys.ring)
-                except BaseException as exc:  # noqa: BLE001 - recorded for the assertion
+                except BaseException as exc:  # noqa: BLE001
                     errors.append(exc)
 
         def verify_in_batches() -> None:

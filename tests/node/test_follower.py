@@ -7,7 +7,7 @@ import random
 import pytest
 
 import mimi_signaling as m
-from mimi_signaling.content import JoinRule, Participation
+from mimi_signaling.content import JoinRule
 from mimi_signaling.node.follower import Follower, GapError
 
 ENC = "m.room.encrypted"

@@ -103,7 +103,7 @@ def run_kill_loop(
             s.start()
         for k in range(kills):
             marks = [len(s.acked) for s in senders]
-            wait_for(lambda: all(len(s.acked) > m for s, m in zip(senders, marks)), timeout=LOAD_DEADLINE,
+            wait_for(lambda marks=marks: all(len(s.acked) > m for s, m in zip(senders, marks)), timeout=LOAD_DEADLINE,
                      what="every sender to get an acknowledgement since the last restart")
             time.sleep(rng.uniform(*delay))  # the fault's random moment, not a synchronisation
             cluster[HUB].kill()

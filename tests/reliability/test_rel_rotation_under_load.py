@@ -59,7 +59,7 @@ def test_rotations_while_events_flow(make_cluster: Callable[..., Cluster], tmp_p
     try:
         for name in ROTATIONS:
             marks = [len(s.acked) for s in senders]
-            wait_for(lambda: all(len(s.acked) >= m + BETWEEN for s, m in zip(senders, marks)), timeout=60,
+            wait_for(lambda marks=marks: all(len(s.acked) >= m + BETWEEN for s, m in zip(senders, marks)), timeout=60,
                      what="sends between rotations")
             rotations.append({"server": name, **rotate_key(c[name])})
         marks = [len(s.acked) for s in senders]

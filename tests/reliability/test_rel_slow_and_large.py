@@ -202,7 +202,7 @@ def test_oversized_bodies_keep_memory_bounded(hostile: Cluster, hostile_room: st
     elapsed = time.monotonic() - started
     peak = peak_rss_kb(pid)
     assert all(served) and served, served
-    for sent, raw in results:
+    for _sent, raw in results:
         status, _, body = parse_http_response(raw)
         assert status == 413 and ms.decode_error_body(body)[0] == ms.TooLargeError.code, raw[:300]
     assert peak <= max(base_peak, base_rss + 48 * 1024), (base_rss, base_peak, peak)

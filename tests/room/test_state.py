@@ -124,7 +124,7 @@ def test_state_at_every_position_matches_snapshots() -> None:
     snapshots: Dict[int, Dict[Any, str]] = {room.state.count: room.state.state_ids()}
     room.join(BEN)
     snapshots[room.state.count] = room.state.state_ids()
-    for i in range(5):
+    for _ in range(5):
         room.message(BEN)
         snapshots[room.state.count] = room.state.state_ids()
     room.send(M_ROOM_NAME, "", ANA, text_content(b"one"))

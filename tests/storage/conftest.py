@@ -10,7 +10,7 @@ from typing import Iterator, List
 import pytest
 
 try:
-    from tests.pg import fresh_pg_url, pg_url  # noqa: F401  (fixtures)
+    from tests.pg import fresh_pg_url, pg_url
 except ImportError:  # pytest run without the repository root on sys.path
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
     from tests.pg import fresh_pg_url, pg_url  # noqa: F401

@@ -285,7 +285,7 @@ def test_concurrent_threads_on_one_store_keep_one_chain(store: EventStore) -> No
                 except ChainConflictError:
                     continue
                 acked.append(event_id)
-        except BaseException as exc:  # surfaced below
+        except BaseException as exc:  # noqa: BLE001 - surfaced below
             errors.append(exc)
 
     threads = [threading.Thread(target=writer, args=(f"t{n}",)) for n in range(4)]

@@ -308,7 +308,7 @@ def test_acks_are_batched_every_n_events_and_flushed_on_stop(pki):
             for n, event in enumerate(sent, start=1):
                 store.append(F1, event)
                 worker.wake()
-                await wait_until(lambda: len(handler.calls) == n, deadline=10)
+                await wait_until(lambda n=n: len(handler.calls) == n, deadline=10)
             # 40 delivered: acked at 16 and 32 (each ack in the hand-off of the next read).
             await wait_until(lambda: store.size(F1) == 40 - 32, deadline=10)
             assert [ids for _, ids in store.acked] == [list(range(1, 17)), list(range(17, 33))]

@@ -41,6 +41,7 @@ def demo(directory: Path, args: argparse.Namespace) -> int:
     try:
         cluster.start()
         for name, s in cluster.servers.items():
+            assert s.proc is not None  # started just above
             say(f"  started {name:<11} pid {s.proc.pid} on {s.config.listen} (mutual TLS, private CA)")
         room = cluster[hub].call("create_room", creator=alice, join_rule="invite", name="MIMI demo")["room_id"]
         say(f"1. {alice} created {room} on {hub} (join rule: invite)")

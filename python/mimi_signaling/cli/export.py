@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
                 print(f"mimi export: no SQLite store at {path}", file=sys.stderr)
                 return 2
         store = open_store(url)
-    except Exception as exc:  # bad URL, missing directory, database unreachable
+    except Exception as exc:  # noqa: BLE001 - bad URL, missing directory, database unreachable
         print(f"mimi export: cannot open the store: {exc}", file=sys.stderr)
         return 2
     try:

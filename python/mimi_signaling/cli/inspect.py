@@ -197,7 +197,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"mimi inspect: {args.file}: {exc.name}: {exc}", file=sys.stderr)
         return 1
 
-    keys = [
+    keys: List[Dict[str, Any]] = [
         {
             "server_name": sk.server_name,
             "keys": [{"key_id": k.key_id, "public_key": k.public_key.hex(), "expired_ts": k.expired_ts} for k in sk.keys],
@@ -207,11 +207,11 @@ def run(args: argparse.Namespace) -> int:
     if not args.json:
         print(f"room file {args.file}")
         for sk in keys:
-            listed = ", ".join(
+            key_list = ", ".join(
                 f"{k['key_id']} ({'current' if not k['expired_ts'] else 'expired ' + str(k['expired_ts'])})"
                 for k in sk["keys"]
             )
-            print(f"keys of {sk['server_name']}: {listed}")
+            print(f"keys of {sk['server_name']}: {key_list}")
 
     events: List[Dict[str, Any]] = []
     bad = False

@@ -28,6 +28,7 @@ from .._core import (
     parse_room_id,
 )
 from ..room.registry import EventTypeRegistry, PolicyRegistry
+from ..room.state import RoomState
 from .chain import RoomChain
 from .keys import KeyStore
 from .store import EventRow, EventStore
@@ -97,7 +98,7 @@ class Follower:
             self._chains[room_id] = chain
         return chain
 
-    def state(self, room_id: str):
+    def state(self, room_id: str) -> RoomState:
         return self.chain(room_id).state
 
     def _load(self, room_id: str) -> Optional[RoomChain]:

@@ -37,8 +37,9 @@ from .._core import (
     sign_events,
     verify_limited_events,
 )
-from ..content import Participation
+from ..content import DecodedContent, Participation
 from ..room.registry import EventTypeRegistry, PolicyRegistry
+from ..room.state import RoomState
 from .chain import RoomChain
 from .keys import KeyStore
 from .store import ChainConflictError, EventRow, EventStore
@@ -207,7 +208,7 @@ class Hub:
         with self._rooms_lock:
             self._rooms.pop(room_id, None)
 
-    def state(self, room_id: str):
+    def state(self, room_id: str) -> RoomState:
         """The room's current ``RoomState`` (read-only use)."""
         return self._room(room_id).chain.state
 
@@ -338,7 +339,7 @@ class Hub:
             errors[i] = verdict
         return errors
 
-    def _accept_group(self, room: _HubRoom, group: List[Tuple[int, LimitedEvent, bytes]], results: list) -> None:
+    def _accept_group(self, room: _HubRoom, group: List[Tuple[int, LimitedEvent, bytes]], results: List[Union[Event, MimiError, None]]) -> None:
         key = self.keys.signing_key  # one key for the whole group, even if a rotation starts now
         for _attempt in range(CONFLICT_RETRIES):
             self._catch_up(room)
@@ -379,7 +380,7 @@ class Hub:
                 results[pos] = InternalError(f"room {room.chain.room_id}: could not append after {CONFLICT_RETRIES} conflicting writes")
 
     def _sequence_part(self, room: _HubRoom, part: List[Tuple[int, LimitedEvent, bytes]],
-                       resubmits: Dict[int, Event], run: "_GroupRun", results: list, key_id: str) -> List[Event]:
+                       resubmits: Dict[int, Event], run: "_GroupRun", results: List[Union[Event, MimiError, None]], key_id: str) -> List[Event]:
         """Sequence the items of one part against the state the earlier ones left; returns
         the new events, unsigned.  Refusals and resubmits are answered in ``results``."""
         chain = room.chain
@@ -428,7 +429,7 @@ class Hub:
             return None
         return current if current.limited() == limited else None
 
-    def _sequence(self, room: _HubRoom, limited: LimitedEvent, key_id: str) -> Tuple[Event, object]:
+    def _sequence(self, room: _HubRoom, limited: LimitedEvent, key_id: str) -> Tuple[Event, DecodedContent]:
         """Shape, auth events, prev event and policy (no state change); the event comes back
         without its hub signature, which ``sign_events`` adds for the whole group."""
         state = room.chain.state

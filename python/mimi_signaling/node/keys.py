@@ -18,10 +18,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Callable, Iterable, List, NamedTuple, Optional, Sequence
+from typing import Callable, Iterable, List, NamedTuple, Optional, Sequence, Set
 
 from .._core import (
     BadSignatureError,
+    Event,
     InternalError,
     KeyRing,
     MimiError,
@@ -153,13 +154,13 @@ class KeyStore:
         log.info("fetched %d keys of %s (%d new)", len(keys.keys), server, len(added))
         return bool(added)
 
-    def verify_all(self, events: Iterable, servers_of) -> None:
+    def verify_all(self, events: Iterable[Event], servers_of: Callable[[Event], Iterable[str]]) -> None:
         """``event.verify`` for each event; when one fails under the keys we hold, re-fetch the
         keys of the servers that signed it (once each) and check again: the hub or an origin
         may have rotated its key since we cached its keys."""
         events = list(events)
         ring = self.ensure({s for e in events for s in servers_of(e)})
-        refreshed: set = set()
+        refreshed: Set[str] = set()
         for event in events:
             try:
                 event.verify(ring)

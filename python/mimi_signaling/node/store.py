@@ -71,7 +71,7 @@ class EventRow(NamedTuple):
     """
 
     room_id: str
-    index: int
+    index: int  # type: ignore[assignment]  # the column name wins over tuple.index
     event_id: str
     prev_event_id: str  # "" only at index 0 (the create event)
     event_bytes: bytes

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, Optional
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, Optional, Type, cast
 
 from .._core import (
     MalformedError,
@@ -149,7 +149,7 @@ class EventTypeSpec:
     type: str
     is_state: Optional[bool]
     state_key_rule: Optional[StateKeyRule] = None
-    content_codec: Optional[type] = None
+    content_codec: Optional[Type[Any]] = None  # typing.Type: the field `type` shadows the builtin
     content_check: Optional[ContentCheck] = None
 
 
@@ -246,18 +246,18 @@ class EventTypeRegistry:
             raise MalformedError(f"{event_type} is not a state event type: it takes no state key")
 
         if spec is None:
-            return event.content
+            return bytes(event.content)
         if is_state and spec.state_key_rule is not None:
             spec.state_key_rule(state_key, event)
         if spec.content_codec is None:
-            return event.content
+            return bytes(event.content)
         try:
-            decoded = spec.content_codec.decode(event.content)  # type: ignore[attr-defined]
+            decoded = cast(DecodedContent, spec.content_codec.decode(event.content))
         except MalformedError as exc:
             raise MalformedError(f"{event_type}: content does not decode: {exc}") from None
         if spec.content_check is not None:
             spec.content_check(decoded)
-        return decoded  # type: ignore[no-any-return]
+        return decoded
 
 
 def _check_sender(sender: str) -> None:

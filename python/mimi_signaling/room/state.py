@@ -12,7 +12,7 @@ against the state *before* an event, then ``apply`` it.
 from __future__ import annotations
 
 import logging
-from typing import Any, Dict, Iterable, Iterator, List, Optional, Set, Tuple
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Set, Tuple, cast
 
 from .._core import (
     CreateContent,
@@ -196,7 +196,7 @@ class RoomState:
             server_name = self._servers.get(state_key)
             if server_name is None:
                 server_name = self._servers[state_key] = server_of(state_key)
-            self._set_participation(state_key, server_name, participation)  # type: ignore[arg-type]
+            self._set_participation(state_key, server_name, participation)
 
         old_id = self._ids.get(key)
         if old_id is not None:
@@ -231,7 +231,7 @@ class RoomState:
         spec = self.registry.get(event_type)
         if spec is None or spec.content_codec is None:
             return bytes(content)
-        return spec.content_codec.decode(content)  # type: ignore[attr-defined,no-any-return]
+        return cast(DecodedContent, spec.content_codec.decode(content))
 
     def _set_participation(self, user_id: str, server_name: str, participation: Participation) -> None:
         was_joined = user_id in self._joined

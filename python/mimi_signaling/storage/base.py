@@ -232,7 +232,7 @@ class SqlEventStore(EventStore):
         """
 
     @abc.abstractmethod
-    def _fetch(self, sql: str, params: Sequence[Any]) -> list[tuple]:
+    def _fetch(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         """Run one read statement in its own (auto-committed) transaction."""
 
     @abc.abstractmethod
@@ -258,13 +258,13 @@ class SqlEventStore(EventStore):
                     self._lock_rooms(cursor, sorted(set(room_ids)))
                 yield cursor
 
-    def _read(self, sql: str, params: Sequence[Any]) -> list[tuple]:
+    def _read(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         self._check_not_streaming()
         with self._lock:
             self._check_open()
             return self._fetch(sql, params)
 
-    def _read_one(self, sql: str, params: Sequence[Any]) -> tuple | None:
+    def _read_one(self, sql: str, params: Sequence[Any]) -> tuple[Any, ...] | None:
         rows = self._read(sql, params)
         return rows[0] if rows else None
 
@@ -538,7 +538,7 @@ class SqlEventStore(EventStore):
     def ack(self, destination: str, queue_id: int) -> int:
         with self._write() as cursor:
             cursor.execute(self._sql.ACK, (destination, queue_id))
-            return max(cursor.rowcount, 0)
+            return max(int(cursor.rowcount), 0)
 
     def ack_entries(self, destination: str, queue_ids: Sequence[int]) -> None:
         if not queue_ids:
@@ -574,7 +574,7 @@ class SqlEventStore(EventStore):
         return row[0] if row else None
 
 
-def _insert_values(row: EventRow, prev_idx: int | None) -> tuple:
+def _insert_values(row: EventRow, prev_idx: int | None) -> tuple[Any, ...]:
     return (
         row.room_id, row.index, row.event_id, row.prev_event_id, prev_idx,
         row.type, row.state_key, row.sender, bytes(row.event_bytes),

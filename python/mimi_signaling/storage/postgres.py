@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator, Optional, Sequence
 
 import psycopg
 
@@ -62,8 +62,8 @@ class PostgresEventStore(SqlEventStore):
         self._conninfo = conninfo
         self._connect_timeout = connect_timeout
         self._writer_guards = [threading.Lock() for _ in range(_WRITER_LOCK_CONNECTIONS)]
-        self._writer_conns: list = [None] * _WRITER_LOCK_CONNECTIONS
-        self._conn = self._connect()
+        self._writer_conns: list[Optional[psycopg.Connection[Any]]] = [None] * _WRITER_LOCK_CONNECTIONS
+        self._conn: psycopg.Connection[Any] = self._connect()
         try:
             self._create_schema()
         except BaseException:
@@ -110,7 +110,7 @@ class PostgresEventStore(SqlEventStore):
         with conn.transaction(), conn.cursor() as cursor:
             yield cursor
 
-    def _fetch(self, sql: str, params: Sequence[Any]) -> list[tuple]:
+    def _fetch(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         with self._connection().cursor() as cursor:
             cursor.execute(sql, params)
             return cursor.fetchall()

@@ -82,8 +82,9 @@ class SQLiteEventStore(SqlEventStore):
         finally:
             cursor.close()
 
-    def _fetch(self, sql: str, params: Sequence[Any]) -> list[tuple]:
-        return self._conn.execute(sql, params).fetchall()
+    def _fetch(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        rows: list[tuple[Any, ...]] = self._conn.execute(sql, params).fetchall()
+        return rows
 
     def _lock_rooms(self, cursor: Any, room_ids: Sequence[str]) -> None:
         pass  # BEGIN IMMEDIATE already holds the whole database's write lock
@@ -92,7 +93,8 @@ class SQLiteEventStore(SqlEventStore):
         return isinstance(exc, sqlite3.IntegrityError)
 
     def _last_queue_id(self, cursor: sqlite3.Cursor) -> int:
-        return int(cursor.lastrowid)
+        assert cursor.lastrowid is not None  # set by the INSERT just run on this cursor
+        return cursor.lastrowid
 
     def __repr__(self) -> str:
         return f"SQLiteEventStore({self.path!r})"

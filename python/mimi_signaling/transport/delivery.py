@@ -97,7 +97,7 @@ def _run_calls(calls: List[Tuple[Callable[..., Any], Tuple[Any, ...]]]) -> List[
     for fn, args in calls:
         try:
             results.append((True, fn(*args)))
-        except Exception as exc:  # handed to the caller, who logs and retries
+        except Exception as exc:  # noqa: BLE001 - handed to the caller, who logs and retries
             results.append((False, exc))
     return results
 
@@ -302,7 +302,11 @@ class DeliveryWorker:
             state.waiter = waiter
         else:
             self._supervisor_waiter = waiter
-        timer = self._loop.call_later(timeout, lambda: waiter.done() or waiter.set_result(None))
+        def wake() -> None:
+            if not waiter.done():
+                waiter.set_result(None)
+
+        timer = self._loop.call_later(timeout, wake)
         try:
             await waiter
         finally:
@@ -422,7 +426,7 @@ class DeliveryWorker:
                     except Exception:
                         log.exception("on_rejected callback failed")
                 return
-            except Exception as exc:  # TransportError, or anything unexpected: try again later
+            except Exception as exc:  # noqa: BLE001 - TransportError, or anything unexpected: try again later
                 await self._failed(destination, exc)
             else:
                 self.failures.pop(destination, None)

@@ -282,6 +282,7 @@ class SignalingServer:
         # Not web.TCPSite: it passes no ssl_handshake_timeout, so a peer that connects and
         # never sends a ClientHello would hold the connection for asyncio's default 60 s.
         loop = asyncio.get_running_loop()
+        assert runner.server is not None  # set by runner.setup() above
         try:
             tcp = await loop.create_server(
                 runner.server, host, port, ssl=self.ssl_context, reuse_address=True,

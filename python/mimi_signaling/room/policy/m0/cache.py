@@ -34,7 +34,7 @@ def user_cache(state: RoomState, user_id: str) -> UserCache:
     entry = cache.get(user_id)
     if entry is None:
         entry = cache[user_id] = UserCache()
-    return entry  # type: ignore[no-any-return]
+    return entry
 
 
 def invalidate(state: RoomState, event: Event) -> None:

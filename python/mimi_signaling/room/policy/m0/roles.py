@@ -140,7 +140,7 @@ def role_map_info(state: RoomState) -> Optional[RoleMapInfo]:
     info = state.derived.get(key)
     if info is None:
         info = state.derived[key] = RoleMapInfo.from_content(state.content(M_ROOM_ROLE_MAP, ""))  # type: ignore[arg-type]
-    return info  # type: ignore[no-any-return]
+    return info
 
 
 def role_rules(state: RoomState, role_id: str) -> RoleRules:
@@ -152,7 +152,7 @@ def role_rules(state: RoomState, role_id: str) -> RoleRules:
     rules = state.derived.get(key)
     if rules is None:
         rules = state.derived[key] = RoleRules.from_content(state.content(M_ROOM_ROLE, role_id))  # type: ignore[arg-type]
-    return rules  # type: ignore[no-any-return]
+    return rules
 
 
 def changed_roles(old: Optional[RoleMapInfo], new: RoleMapInfo) -> Set[str]:
