@@ -104,10 +104,13 @@ from ._core import (
 
 # Written by hand (pydantic-core style); tests/core/test_api_drift.py checks it against the core.
 __all__ = [
+    "BATCH_TRANSACTION",
     "ERROR_CODES",
     "HUB_LABEL",
     "MAX_AUTH_EVENTS",
     "MAX_BACKFILL_LIMIT",
+    "MAX_BATCH_BODY",
+    "MAX_BATCH_ENTRIES",
     "MAX_EVENT_SIZE",
     "MAX_ID_SIZE",
     "MAX_SIGNATURES",
@@ -157,6 +160,8 @@ __all__ = [
     "compute_event_ids",
     "decode_backfill_request",
     "decode_backfill_response",
+    "decode_batch_request",
+    "decode_batch_response",
     "decode_error_body",
     "decode_events",
     "decode_get_event_request",
@@ -166,6 +171,8 @@ __all__ = [
     "decode_varint",
     "encode_backfill_request",
     "encode_backfill_response",
+    "encode_batch_request",
+    "encode_batch_response",
     "encode_error_body",
     "encode_get_event_request",
     "encode_get_state_request",

@@ -140,7 +140,7 @@ MAX_BACKFILL_LIMIT: int  # 1000: most events one backfill answer may carry
 PROTOCOL_VERSION: int  # 1: TransactionEnvelope.version ("mimi10")
 ERROR_CODES: list[tuple[int, str]]  # (wire code, wire name) of every error, in code order
 REGISTERED_TYPES: list[str]  # the event types of PROFILE.md section 5, in table order
-TRANSACTION_TYPES: list[str]  # the transaction types of PROFILE.md section 7
+TRANSACTION_TYPES: list[str]  # the transaction types of PROFILE.md section 7, batch included
 
 # --- identifiers (section 3) -------------------------------------------------------------
 
@@ -430,10 +430,6 @@ def encode_backfill_response(events: Sequence[Event]) -> bytes: ...
 def decode_backfill_response(data: bytes) -> list[Event]: ...
 def encode_snapshot_request(room_id: str) -> bytes: ...
 def decode_snapshot_request(data: bytes) -> str: ...
-PROTOCOL_VERSION: int  # 1
-TRANSACTION_TYPES: list[str]  # the transaction types of PROFILE.md section 7, batch included
-MAX_BACKFILL_LIMIT: int  # 1000
-ERROR_CODES: list[tuple[int, str]]  # (code, wire name)
 
 # mimi.signaling.batch: 1 to MAX_BATCH_ENTRIES transactions, the body at most MAX_BATCH_BODY.
 BATCH_TRANSACTION: str  # "mimi.signaling.batch"

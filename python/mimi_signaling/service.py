@@ -21,7 +21,7 @@ import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from . import (
     Event,
@@ -58,6 +58,9 @@ from .storage import open_store
 from .transport.client import SignalingClient
 from .transport.delivery import DeliveryWorker
 from .transport.server import SignalingServer
+
+if TYPE_CHECKING:
+    from .ops.listener import OpsServer
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +128,7 @@ class ServerNode:
         self.batcher: Optional[SubmitBatcher] = None
         self.metrics = NodeMetrics()
         self.metrics.attach(self)
-        self.ops = None  # the ops listener (metrics, health, status), when configured
+        self.ops: Optional["OpsServer"] = None  # the ops listener (metrics, health, status), when configured
 
     # --- lifecycle ------------------------------------------------------------------------------
 

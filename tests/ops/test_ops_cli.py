@@ -4,7 +4,6 @@ running server, JSON log lines, and secrets kept out of the configuration file."
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -107,8 +106,9 @@ def test_json_logs_carry_the_context_and_no_secret(tmp_path):
     hub = cluster[HUB]
     seed = json.loads(Path(hub.config.signing_key).read_text())["seed"]
     log_path = tmp_path / "hub-json.log"
-    proc = subprocess.Popen([*MIMI, "-vv", "--log-format", "json", "serve", "--config", str(hub.config_path)],
-                            stdout=subprocess.PIPE, stderr=open(log_path, "wb"))
+    with open(log_path, "wb") as log_file:  # the child keeps its own descriptor
+        proc = subprocess.Popen([*MIMI, "-vv", "--log-format", "json", "serve", "--config", str(hub.config_path)],
+                                stdout=subprocess.PIPE, stderr=log_file)
     try:
         assert b"ready on" in proc.stdout.readline()
         cluster[ALPHA].start()

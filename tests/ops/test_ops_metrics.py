@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from mimi_signaling import PolicyRejectedError
 from mimi_signaling.ops.metrics import METRIC_NAMES
 
 from opskit import ALICE, ALPHA, BOB, HUB, get, ops_cluster, scrape, value
@@ -40,7 +41,7 @@ def test_counters_move_as_events_flow(pair):
     for i in range(5):
         cluster[ALPHA].call("send", room_id=room, sender=BOB, type="m.room.encrypted", text=f"hello {i}")
     # A refused submit: bob has no power to ban the room's creator.
-    with pytest.raises(Exception):
+    with pytest.raises(PolicyRejectedError):
         cluster[ALPHA].call("membership", room_id=room, sender=BOB, target=ALICE, participation="ban")
     hub_events = cluster[HUB].call("status")["rooms"][0]["events"]
     _wait(lambda: value(scrape(urls[HUB]), "mimi_deliveries_sent_total") - value(before, "mimi_deliveries_sent_total") >= 6,

@@ -26,7 +26,9 @@ __all__ = ["log_context", "JsonFormatter", "RedactSecrets", "setup_logging", "re
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 CONTEXT_FIELDS = ("room", "peer", "event_id")
 
-_context: "contextvars.ContextVar[Dict[str, str]]" = contextvars.ContextVar("mimi_log_context", default={})
+_context: "contextvars.ContextVar[Dict[str, str]]" = contextvars.ContextVar(
+    "mimi_log_context", default={}  # noqa: B039 - never mutated: log_context sets a new dict
+)
 _secrets: List[str] = []
 
 
