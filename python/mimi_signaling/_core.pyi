@@ -13,6 +13,7 @@ __version__: str
 
 # Written by hand (as the compiled module lists them); tests/core/test_api_drift.py checks it.
 __all__ = [
+    "BATCH_TRANSACTION",
     "BadContentHashError",
     "BadSignatureError",
     "BatchResult",
@@ -29,6 +30,8 @@ __all__ = [
     "LimitedEvent",
     "MAX_AUTH_EVENTS",
     "MAX_BACKFILL_LIMIT",
+    "MAX_BATCH_BODY",
+    "MAX_BATCH_ENTRIES",
     "MAX_EVENT_SIZE",
     "MAX_ID_SIZE",
     "MAX_SIGNATURES",
@@ -66,6 +69,8 @@ __all__ = [
     "compute_event_ids",
     "decode_backfill_request",
     "decode_backfill_response",
+    "decode_batch_request",
+    "decode_batch_response",
     "decode_error_body",
     "decode_events",
     "decode_get_event_request",
@@ -75,6 +80,8 @@ __all__ = [
     "decode_varint",
     "encode_backfill_request",
     "encode_backfill_response",
+    "encode_batch_request",
+    "encode_batch_response",
     "encode_error_body",
     "encode_get_event_request",
     "encode_get_state_request",
