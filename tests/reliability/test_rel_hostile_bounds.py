@@ -7,7 +7,6 @@ is served meanwhile.  Requests too are bounded by their transaction, not by the 
 from __future__ import annotations
 
 import threading
-from pathlib import Path
 
 import pytest
 

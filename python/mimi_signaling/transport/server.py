@@ -94,7 +94,7 @@ def error_response(
     return resp
 
 
-def envelope_transaction_type(prefix: bytes) -> Optional[str]:
+def envelope_transaction_type(prefix: "bytes | bytearray") -> Optional[str]:
     """The transaction type named by the first bytes of a ``TransactionEnvelope`` (uint16
     version, then ``opaque transaction_type<V>``), or None while fewer bytes have arrived.
     Bytes that cannot start an envelope give "" (no row: the general bound applies, and the
