@@ -29,3 +29,17 @@ def golden_keyring(golden_keys):
     for server, key in golden_keys.items():
         ring.add(server, key.verify_key())
     return ring
+
+
+# The fast lane (`pytest -m "not slow"`): everything that starts real server processes, and
+# everything built on a 100,000-event room, is `slow`. Marked here by folder and fixture so a
+# new process or big-room test cannot be forgotten; scripts/test.sh (CI) still runs everything.
+PROCESS_TEST_DIRS = frozenset({"e2e", "reliability", "ops"})
+BIG_ROOM_FIXTURES = frozenset({"chain"})  # tests/core/test_batch.py: the 100k-event chain
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        big_room = item.path.name == "test_batch.py" and BIG_ROOM_FIXTURES & set(item.fixturenames)
+        if set(item.path.parts) & PROCESS_TEST_DIRS or "100k" in item.name or big_room:
+            item.add_marker(pytest.mark.slow)
