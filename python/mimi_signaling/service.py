@@ -282,15 +282,24 @@ class ServerNode:
             if self.delivery is not None:
                 self.delivery.wake()
             return event
-        hub = parse_room_id(room_id)[1]
+        if self.follower.follows(room_id):
+            event = self._submit_remote(limited)
+            self.follower.receive(event)
+            return event
+        with self.follower.joining(room_id):  # the hub's deliveries into it wait for the join
+            event = self._submit_remote(limited)
+            if self.follower.follows(room_id):
+                self.follower.receive(event)
+            else:
+                self.join_flow(room_id, event)
+        return event
+
+    def _submit_remote(self, limited: LimitedEvent) -> Event:
+        hub = parse_room_id(limited.room_id)[1]
         event = Event.decode(self._blocking(self.request(hub, SUBMIT, limited.encode())))
         if event.limited() != limited:
             raise MalformedError(f"{hub} answered the submit with a different event")
         self._verify_from_hub([event])
-        if self.follower.follows(room_id):
-            self.follower.receive(event)
-        else:
-            self.join_flow(room_id, event)
         return event
 
     def join_flow(self, room_id: str, accepted: Event) -> None:
@@ -391,7 +400,8 @@ class ServerNode:
     def _local_status(self) -> Dict[str, Any]:
         queues = {d: self.store.queue_length(d) for d in self.store.destinations_with_pending()}
         return {"server_name": self.server_name, "port": self.port, "rooms": self._local_rooms(), "queues": queues,
-                "key_id": self.keys.signing_key.key_id, "delivery": self._delivery_stats()}
+                "key_id": self.keys.signing_key.key_id, "delivery": self._delivery_stats(),
+                "pending_invites": len(self.follower.invites)}
 
     def _delivery_stats(self) -> Dict[str, Any]:
         """Fan-out counters since this process started: events delivered, events a destination

@@ -14,22 +14,28 @@ events that follow.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, Iterator, List, Optional
 
 from .._core import (
     Event,
     MalformedError,
+    MimiError,
     NotFoundError,
+    RateLimitedError,
     UnauthorizedError,
     UnknownRoomError,
+    UserContent,
     decode_events,
     parse_room_id,
 )
+from ..content import Participation
 from ..room.registry import EventTypeRegistry, PolicyRegistry
 from ..room.state import RoomState
 from .chain import RoomChain
+from .invites import PendingInvites
 from .keys import KeyStore
 from .store import EventRow, EventStore
 
@@ -76,8 +82,10 @@ class Follower:
         self._chains: Dict[str, RoomChain] = {}
         self._locks: Dict[str, threading.Lock] = {}
         self._lock = threading.Lock()
-        #: Membership events for our users in rooms we do not follow yet (invites), by room.
-        self.pending: Dict[str, List[Event]] = {}
+        #: Invites of our users into rooms we do not follow yet (bounded records).
+        self.invites = PendingInvites()
+        #: Rooms a user of ours is joining (``joining``): deliveries wait for the join.
+        self._joining: Dict[str, int] = {}
 
     def rooms(self) -> List[str]:
         return [r for r in self.store.rooms() if self.store.room_role(r) == "follower"]
@@ -121,10 +129,10 @@ class Follower:
         hub = _hub_of(room_id)
         if peer is not None and peer != hub:
             raise UnauthorizedError(f"{peer} is not the hub of {room_id}; only {hub} delivers its events")
+        if not self.follows(room_id):
+            return self._unknown_room(event, hub)
         self._check_signatures([event])
         with self._room_lock(room_id):
-            if not self.follows(room_id):
-                return self._unknown_room(event)
             chain = self.chain(room_id)
             if self.store.index_of(room_id, event.event_id) is not None:
                 return []  # duplicate delivery
@@ -133,16 +141,43 @@ class Follower:
                 return [event]
             return self._catch_up(chain, event)
 
-    def _unknown_room(self, event: Event) -> List[Event]:
-        """An invite (or other membership event) for one of our users opens nothing yet; the
-        room is followed once a user of ours joins (``sync``)."""
-        if event.type == "m.room.user" and event.state_key and event.state_key.endswith(":" + self.server_name):
-            self.pending.setdefault(event.room_id, []).append(event)
-            log.info("pending %s for %s in %s", event.type, event.state_key, event.room_id)
+    def _unknown_room(self, event: Event, hub: str) -> List[Event]:
+        """A delivery into a room we do not follow: an invite for one of our users is checked
+        and recorded (the room is followed once a user of ours joins, ``sync``); a delivery
+        into a room a user of ours is joining waits for the join (``rate_limited``: the hub
+        retries); anything else is refused ``not_found`` before any fetch, so that no peer can
+        make us fetch, store or follow a room none of our users is in."""
+        if self._is_invite_for_us(event):
+            self._check_signatures([event])
+            self.invites.add(event, hub)
+            log.info("pending invite for %s into %s from %s", event.state_key, event.room_id, hub)
             return []
-        if self.backfill is None:
-            raise UnknownRoomError(f"{self.server_name} does not follow {event.room_id}")
-        return self.sync(event.room_id, event)
+        if event.room_id in self._joining:
+            raise RateLimitedError(f"{self.server_name} is joining {event.room_id}; deliver again shortly")
+        log.info("refused a delivery from %s into %s, a room %s does not follow", hub, event.room_id, self.server_name)
+        raise NotFoundError(f"{self.server_name} does not follow {event.room_id}")
+
+    def _is_invite_for_us(self, event: Event) -> bool:
+        if event.type != "m.room.user" or not event.state_key or not event.state_key.endswith(":" + self.server_name):
+            return False
+        try:
+            return UserContent.decode(event.content).participation == Participation.INVITE
+        except MimiError:
+            return False  # redacted or malformed: not an invite we could act on
+
+    @contextlib.contextmanager
+    def joining(self, room_id: str) -> Iterator[None]:
+        """While a user of ours joins ``room_id`` (its first event sent to the hub, the room
+        fetched): deliveries into it are asked to come again instead of refused."""
+        with self._lock:
+            self._joining[room_id] = self._joining.get(room_id, 0) + 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._joining[room_id] -= 1
+                if not self._joining[room_id]:
+                    del self._joining[room_id]
 
     def sync(self, room_id: str, newest: Event) -> List[Event]:
         """Follow ``room_id`` from scratch up to ``newest`` (e.g. our user's accepted join):
@@ -163,7 +198,7 @@ class Follower:
             self.store.put_room(room_id, "follower")
             self.store.append_many([self._row(room_id, i, e) for i, e in enumerate(events)])
             self._chains[room_id] = chain
-            self.pending.pop(room_id, None)
+            self.invites.pop_room(room_id)
             log.info("following %s from %d events", room_id, len(events))
             return events
         finally:
