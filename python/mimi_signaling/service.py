@@ -235,17 +235,13 @@ class ServerNode:
             return b""
         if transaction_type == GET_EVENT:
             room_id, event_id = decode_get_event_request(payload)
-            if self.hub.is_hub_for(room_id):
-                event = await self._run(self.hub.get_event, room_id, event_id, for_server=peer)
-            else:
-                event = await self._run(self.follower.get_event, room_id, event_id)
-                if peer != parse_room_id(room_id)[1] and not event.is_state:
-                    event = event.redacted()  # a follower keeps no visibility history: serve redacted
-            return event.encode()
+            # hub and follower apply the same read and visibility rules (PROFILE.md section 6)
+            node = self.hub if self.hub.is_hub_for(room_id) else self.follower
+            return (await self._run(node.get_event, room_id, event_id, for_server=peer)).encode()
         if transaction_type == GET_STATE:
             room_id, type_, state_key = decode_get_state_request(payload)
             self._require_hub(room_id)
-            return (await self._run(self.hub.get_state, room_id, type_, state_key)).encode()
+            return (await self._run(self.hub.get_state, room_id, type_, state_key, for_server=peer)).encode()
         if transaction_type == BACKFILL:
             room_id, before, limit = decode_backfill_request(payload)
             self._require_hub(room_id)
@@ -254,10 +250,7 @@ class ServerNode:
         if transaction_type == SNAPSHOT:
             room_id = decode_snapshot_request(payload)
             self._require_hub(room_id)
-            state = await self._run(self.hub.state, room_id)
-            if not any(state.server_of(u) == peer for u in state.users()):
-                raise UnauthorizedError(f"{peer} has no user with a participation state in {room_id}")
-            events, chain, latest = await self._run(self.hub.snapshot, room_id)
+            events, chain, latest = await self._run(self.hub.snapshot, room_id, for_server=peer)
             return encode_snapshot_response(events, chain, latest)
         if transaction_type == KEYS:
             if payload:

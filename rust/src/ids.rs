@@ -114,8 +114,8 @@ pub fn parse_user_id(id: &str) -> Result<(&str, &str)> {
     Ok((local, server))
 }
 
-/// Event types and policy IDs: reverse-domain namespaced, `a-z A-Z 0-9 . _ -`, at least one dot,
-/// no empty segment (decision: `a..b`, `.a` and `a.` are refused as not reverse-domain).
+/// Event types and policy IDs (PROFILE.md section 3): reverse-domain namespaced,
+/// `a-z A-Z 0-9 . _ -`, at least one dot and no empty segment (`a..b`, `.a`, `a.` are refused).
 pub fn validate_event_type(t: &str) -> Result<()> {
     check_len("event type", t)?;
     if !t.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-')) {

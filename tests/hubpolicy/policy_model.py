@@ -2,12 +2,13 @@
 
 Written from draft-ralston-mimi-policy-00 and PROFILE.md section 6, plus the decisions the
 library documents where both are open (creator phase ends with the first role map; the creator
-may affect every role in that phase; bans need a strictly higher ban level; kicks may target
-invited and knocking users; unbans need ``ban`` and the ban level; joining while joined,
-re-inviting and knocking while invited are allowed; a role map "changes" role R when R is added,
-removed, or its order or *set* of users differs; a role named by the map without an
-``m.room.role`` event defines nothing).  It imports nothing of the library's policy code: only
-dicts, lists and the wire enums.
+may affect every role in that phase; kicks may target invited and knocking users; unbans need
+``ban`` and the ban level; joining while joined, re-inviting and knocking while invited are
+allowed; a role map "changes" role R when R is added, removed, or its order or *set* of users
+differs; a role named by the map without an ``m.room.role`` event defines nothing).  A ban has
+exactly the draft's conditions (sender joined, ``ban`` permission): any target at any level,
+the sender too.  A role map listing one user twice in one role is malformed (section 6).  It
+imports nothing of the library's policy code: only dicts, lists and the wire enums.
 
 ``verdict`` answers, for one submitted event, what the hub must do:
 ``("accept",)``, ``("existing",)`` (a byte-identical resubmit of the current state event: the
@@ -63,12 +64,15 @@ RoleMap = Tuple[Tuple[str, Tuple[str, ...], int], ...]
 
 
 def role_map_problem(configs: Sequence[Tuple[str, Sequence[str], int]]) -> Optional[str]:
-    """The draft's validity rule: role IDs unique, orders distinct."""
+    """The draft's validity rule (role IDs unique, orders distinct) and the profile's (no user
+    twice in one role)."""
     ids = [c[0] for c in configs]
     orders = [c[2] for c in configs]
     if len(set(ids)) != len(ids):
         return "twice"
     if len(set(orders)) != len(orders):
+        return "twice"
+    if any(len(set(users)) != len(users) for _, users, _ in configs):
         return "twice"
     return None
 
@@ -197,12 +201,8 @@ class PolicyModel:
                 and self.level(sender, "kick") > self.level(target, "kick")
             )
             return ok if good else ("reject", "m.0 kick:")
-        if participation == BAN:
-            good = (
-                self.joined(sender)
-                and self.granted(sender, "ban")
-                and self.level(sender, "ban") > self.level(target, "ban")
-            )
+        if participation == BAN:  # "The sender for a ban MUST: be joined; have the ban permission"
+            good = self.joined(sender) and self.granted(sender, "ban")
             return ok if good else ("reject", "m.0 ban:")
         raise AssertionError(f"unknown participation {participation}")
 
@@ -236,6 +236,11 @@ class PolicyModel:
         return servers - {self.hub}
 
     # --- history visibility ---------------------------------------------------------------
+
+    def may_read(self, server: str) -> bool:
+        """PROFILE.md section 6, "Who may read a room": a server with a user in any
+        participation state, or every server while the visibility is world."""
+        return self.visibility == Visibility.WORLD or any(u.endswith(":" + server) for u in self.membership)
 
     def server_sees(self, position: int, server: str) -> bool:
         """Whether ``server`` may get the event at ``position`` unredacted."""

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import itertools
 import os
+
+import pytest
 from typing import Dict, List, NamedTuple, Optional, Set, Tuple
 
 from hypothesis import HealthCheck, Phase, settings
@@ -40,6 +42,7 @@ from mimi_signaling.node.hub import Hub
 from policy_model import PolicyModel, RoleDef
 
 ROLE_IDS = ("admin", "mod", "user")
+STRANGER = "stranger.test"  # a server that never has a user in the room
 EVENT_TYPES = (
     "m.room.encrypted",
     "org.example.chat",
@@ -75,6 +78,7 @@ role_defs = st.one_of(
 INVALID_ROLE_MAPS = (
     (("mod", (ANA,), 1), ("mod", (), 2)),  # a role ID twice
     (("admin", (ANA,), 3), ("mod", (), 3)),  # an order twice
+    (("admin", (ANA,), 3), ("mod", (CAT, DAN, CAT), 2)),  # a user twice in one role
 )
 
 
@@ -262,8 +266,10 @@ class HubPolicyMachine(RuleBasedStateMachine):
         wanted = {
             Participation.INVITE: (None, Participation.LEAVE, Participation.KNOCK),
             Participation.LEAVE: (Participation.JOIN, Participation.INVITE, Participation.KNOCK, Participation.BAN),
-            Participation.BAN: (Participation.JOIN, Participation.INVITE, Participation.KNOCK, None),
+            Participation.BAN: tuple(Participation) + (None,),  # a ban may target anyone
         }[participation]
+        if participation == Participation.BAN and data.draw(st.sampled_from([False] * 5 + [True]), label="self-ban"):
+            return self._user(sender, sender, participation)
         return self._user(sender, self._candidate(data, wanted), participation)
 
     def draw_join(self, data) -> Submission:
@@ -305,7 +311,14 @@ class HubPolicyMachine(RuleBasedStateMachine):
 
     def draw_role_map(self, data) -> Submission:
         configs = data.draw(st.one_of(role_maps(), role_maps(admin_creator=True)), label="configs")
-        invalid = data.draw(st.sampled_from([None] * 8 + [0, 1]), label="invalid")
+        if self.model.role_map and data.draw(st.sampled_from([False] * 4 + [True]), label="reshuffle"):
+            # the current map with its configs and each role's users in another order: it
+            # changes no role's config (PROFILE.md section 6), so no roles permission is needed
+            configs = tuple(
+                (rid, tuple(data.draw(st.permutations(users), label="users")), order)
+                for rid, users, order in data.draw(st.permutations(self.model.role_map), label="configs order")
+            )
+        invalid = data.draw(st.sampled_from([None] * 12 + list(range(len(INVALID_ROLE_MAPS)))), label="invalid")
         if invalid is not None:  # now and then a map that breaks the validity rule
             configs = INVALID_ROLE_MAPS[invalid]
         return Submission(self._sender(data), M_ROOM_ROLE_MAP, "", raw_role_map_content(configs), configs)
@@ -417,17 +430,31 @@ class HubPolicyMachine(RuleBasedStateMachine):
                 assert state.last_event_id == last
                 assert state.state_ids() == hub_state.state_ids(), f"{name}'s state differs from the hub's"
                 assert follower.store.count(self.room_id) == self.store.count(self.room_id)
-        # history visibility of every event, per follower, against the model
+        # Who may read, and history visibility of every event, per reading server, against
+        # the model: served by the hub and, by the same rules, by every follower that holds
+        # the room (PROFILE.md section 6).
+        readers = (HUB, *FOLLOWERS, STRANGER)
         for position, (index, raw) in enumerate(self.store.iter_events(self.room_id)):
             assert index == position
             event = m.Event.decode(raw)
-            for name in FOLLOWERS:
-                served = self.hub.get_event(self.room_id, event.event_id, for_server=name)
-                expected = event if self.model.server_sees(position, name) else event.redacted()
-                assert served.encode() == expected.encode(), (
-                    f"event #{position} ({event.type}) served to {name} "
-                    f"{'redacted' if served.is_redacted() else 'whole'}, the model says otherwise"
-                )
+            for reader in readers:
+                sees = self.model.server_sees(position, reader)
+                for node in (self.hub, *self.net.followers.values()):
+                    if reader == node.server_name or (node is not self.hub and not node.follows(self.room_id)):
+                        continue  # a server's own reads are whole; a follower serves what it holds
+                    # A follower holds the event whole, or redacted when its own users could
+                    # not see it (the hub served it so): it cannot serve more than it holds.
+                    held = m.Event.decode(bytes(node.store.get_event(self.room_id, event.event_id)))
+                    expected = held if sees else event.redacted()
+                    what = f"event #{position} ({event.type}) served by {node.server_name} to {reader}"
+                    if not self.model.may_read(reader):
+                        with pytest.raises(m.PolicyRejectedError):
+                            node.get_event(self.room_id, event.event_id, for_server=reader)
+                        continue
+                    served = node.get_event(self.room_id, event.event_id, for_server=reader)
+                    assert served.encode() == expected.encode(), (
+                        f"{what} {'redacted' if served.is_redacted() else 'whole'}, the model says otherwise"
+                    )
 
     def teardown(self) -> None:
         try:

@@ -66,7 +66,8 @@ def _ban(room: HubRoom) -> None:
 SCENARIOS: Dict[str, tuple] = {
     "joined_before": (_message_between(_add, _nothing), {W: True, S: True, J: True, I: True}),
     "joined_after": (_message_between(_nothing, _add), {W: True, S: True, J: False, I: False}),
-    "never": (_message_between(_nothing, _nothing), {W: True, S: False, J: False, I: False}),
+    # None: f1 has no user in the room, so it may not read it at all unless it is world-readable
+    "never": (_message_between(_nothing, _nothing), {W: True, S: None, J: None, I: None}),
     "invited_at_the_time": (_message_between(_invite, _nothing), {W: True, S: False, J: False, I: True}),
     "invited_then_joined": (_message_between(_invite, _join), {W: True, S: True, J: False, I: True}),
     "left_before": (_message_between(_add_leave, _nothing), {W: True, S: False, J: False, I: False}),
@@ -110,14 +111,37 @@ def test_visibility_table(room: HubRoom, scenario: str, visibility: Visibility) 
     name = room.name(ANA)  # a state event sent while f1 has no joined user
     message = place(room)
     room.message(ANA)  # a trailer, so that backfill(before=last) covers the message
-    _served(room, message, F1, visible=table[visibility])
-    # f2 never had a user in the room; the hub always sees everything.
-    _served(room, message, F2, visible=visibility == W)
+    readers = []
+    if table[visibility] is None:
+        _refused_to_read(room, message, F1)
+    else:
+        _served(room, message, F1, visible=table[visibility])
+        readers.append(F1)
+    # f2 never had a user in the room: it may read only world-readable rooms (PROFILE.md
+    # section 6, "Who may read a room"), and then sees everything.
+    if visibility == W:
+        _served(room, message, F2, visible=True)
+        readers.append(F2)
+    else:
+        _refused_to_read(room, message, F2)
     _served(room, message, HUB, visible=True)
     assert room.hub.get_event(room.room_id, message.event_id).encode() == message.encode()
-    for server in (F1, F2):
+    for server in readers:
         _served(room, name, server, visible=True)
         _check_backfill_state_whole(room, server)
+
+
+def _refused_to_read(room: HubRoom, event: m.Event, server: str) -> None:
+    """PROFILE.md section 6: "another server gets policy_rejected" -- for every read."""
+    reads = {
+        "get_event": lambda: room.hub.get_event(room.room_id, event.event_id, for_server=server),
+        "backfill": lambda: room.hub.backfill(room.room_id, room.state.last_event_id, 1000, for_server=server),
+        "get_state": lambda: room.hub.get_state(room.room_id, "m.room.create", "", for_server=server),
+        "snapshot": lambda: room.hub.snapshot(room.room_id, for_server=server),
+    }
+    for what, read in reads.items():
+        with pytest.raises(m.PolicyRejectedError, match=f"{server} may not read"):
+            read()
 
 
 def test_the_default_visibility_is_shared(room: HubRoom) -> None:
@@ -149,6 +173,7 @@ def test_a_server_sees_what_any_of_its_users_sees(room: HubRoom) -> None:
 
 
 def test_visibility_changes_are_not_retroactive(room: HubRoom) -> None:
+    room.user(ANA, DAN, BAN)  # f1 may read the room (a banned user), and sees no message
     room.visibility(Visibility.JOINED)
     under_joined = room.message(ANA)
     room.visibility(Visibility.WORLD)

@@ -211,13 +211,32 @@ def test_ban_refused_without_permission(modroom) -> None:
     modroom.reject_user(CY, DEE, BAN, "m.0 ban: @cy:other.test lacks the ban permission")
 
 
-def test_ban_needs_a_higher_power_level(modroom) -> None:
-    modroom.reject_user(BEN, EVE, BAN, "m.0 ban: .*power level for ban \\(50\\) is not above")
-    modroom.reject_user(BEN, ANA, BAN, "is not above @ana:hub.test's \\(100\\)")
+def test_ban_has_no_power_check_draft_ban_conditions(modroom) -> None:
+    """Policy draft, "Ban Conditions": "The sender for a ban MUST: Already be in the joined
+    state. Have permission to ban users. Otherwise, reject." -- nothing about the target, so
+    no power check (PROFILE.md section 6): a mod (50) bans an equal mod and the admin (100)."""
+    modroom.user(BEN, EVE, BAN)  # equal level
+    modroom.user(BEN, ANA, BAN)  # higher level: the admin
+    assert modroom.state.participation(EVE) == BAN and modroom.state.participation(ANA) == BAN
 
 
-def test_ban_self_refused(modroom) -> None:
-    modroom.reject_user(ANA, ANA, BAN, "cannot ban themselves")
+def test_ban_of_oneself_draft_ban_conditions(modroom) -> None:
+    """Policy draft, "Ban Conditions" lists only the sender's joined state and ban permission:
+    a sender may ban themself (PROFILE.md section 6: "a ban may target any user")."""
+    modroom.user(ANA, ANA, BAN)
+    assert modroom.state.participation(ANA) == BAN
+    modroom.user(BEN, BEN, BAN)
+    modroom.reject_user(BEN, CY, BAN, "m.0 ban: sender @ben:follower.test is not joined \\(ban\\)")
+
+
+def test_ban_of_a_banned_or_left_user_draft_ban_conditions(modroom) -> None:
+    """"a ban may target any user, whatever their level or participation" (PROFILE.md
+    section 6): banning again, and banning a user who left."""
+    modroom.user(BEN, CY, BAN)
+    modroom.user(EVE, CY, BAN)
+    modroom.user(DEE, DEE, LEAVE)
+    modroom.user(EVE, DEE, BAN)
+    assert modroom.state.participation(DEE) == BAN
 
 
 def test_ban_refused_when_sender_not_joined(modroom) -> None:

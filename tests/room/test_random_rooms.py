@@ -65,7 +65,14 @@ def _random_attempt(rng: random.Random):
         return M_ROOM_ENCRYPTED, None, sender, b"msg"
     if kind < 0.65:
         target = rng.choice(USERS) if rng.random() < 0.6 else sender
-        return M_ROOM_USER, target, sender, user_content(rng.choice(list(Participation)))
+        choices = list(Participation)
+        if target in ROOT[1]:
+            # The root holders stay in the room, so the walk keeps going: a ban may target
+            # anyone (the draft's ban conditions do not look at the target), and a root holder
+            # that left or was banned by the other one would leave nobody to govern the room.
+            choices.remove(Participation.BAN)
+            choices.remove(Participation.LEAVE)
+        return M_ROOM_USER, target, sender, user_content(rng.choice(choices))
     if kind < 0.72:
         return M_ROOM_NAME, "", sender, text_content(b"n")
     if kind < 0.79:

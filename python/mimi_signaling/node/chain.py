@@ -4,13 +4,16 @@ Hub, follower and ``mimi verify`` all advance a room through ``RoomChain.append`
 link, the shape (type registry, state key, content), then the policy against the state before
 the event, then the state moves on.  Signatures and hashes are checked before (by the Rust
 core, one event or a batch at a time).
+
+Hub and follower also serve a room through it, by the same rules (PROFILE.md section 6):
+``require_reader`` (who may read the room) and ``served`` (whole or redacted).
 """
 
 from __future__ import annotations
 
 from typing import Any, Optional, Set
 
-from .._core import Event, MalformedError
+from .._core import Event, MalformedError, PolicyRejectedError
 from ..room.registry import EventTypeRegistry, PolicyRegistry
 from ..room.state import RoomState
 
@@ -68,3 +71,27 @@ class RoomChain:
     def fanout(self, event: Event, own_server: str) -> Set[str]:
         """Servers that receive ``event`` (already applied), without this server."""
         return set(self.state.policy.fanout(self.state, event)) - {own_server}
+
+    # --- serving --------------------------------------------------------------------------------
+
+    def require_reader(self, server_name: Optional[str]) -> None:
+        """PROFILE.md section 6, "Who may read a room": ``PolicyRejectedError`` unless
+        ``server_name`` may read it now (None: this server itself, always)."""
+        if server_name is not None and not self.state.policy.may_read(self.state, server_name):
+            raise PolicyRejectedError(
+                f"{server_name} may not read {self.room_id}: it has no user in the room and its "
+                f"history visibility is not world"
+            )
+
+    def served(self, position: int, event: Event, server_name: Optional[str]) -> Event:
+        """``event`` (the one at ``position``) in the form ``server_name`` may receive
+        (PROFILE.md section 6): state events whole; a non-state event whole when one of the
+        server's users sees it, else redacted.  None: this server itself (whole).  A state
+        kept without its visibility history cannot decide, so it serves non-state events
+        redacted."""
+        if server_name is None or event.is_state:
+            return event
+        history = self.state.history
+        if history is not None and self.state.policy.visible_to_server(history, position, server_name):
+            return event
+        return event.redacted()

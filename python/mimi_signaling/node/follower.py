@@ -259,8 +259,17 @@ class Follower:
 
     # --- reading --------------------------------------------------------------------------------
 
-    def get_event(self, room_id: str, event_id: str) -> Event:
-        raw = self.store.get_event(room_id, event_id)
-        if raw is None:
+    def get_event(self, room_id: str, event_id: str, *, for_server: Optional[str] = None) -> Event:
+        """An event we hold, in the form ``for_server`` may receive: the hub's rules (who may
+        read, whole or redacted; PROFILE.md section 6) on the history this follower holds.
+        None (or this server): whole, with no check."""
+        chain = None
+        if for_server is not None and for_server != self.server_name:
+            chain = self.chain(room_id)
+            chain.require_reader(for_server)
+        index = self.store.index_of(room_id, event_id)
+        raw = self.store.get_event(room_id, event_id) if index is not None else None
+        if raw is None or index is None:
             raise NotFoundError(f"no event {event_id} in {room_id}")
-        return Event.decode(raw)
+        event = Event.decode(raw)
+        return event if chain is None else chain.served(index, event, for_server)

@@ -441,24 +441,25 @@ class Hub:
 
     # --- reading ------------------------------------------------------------------------------
 
-    def _visible(self, room: _HubRoom, index: int, event: Event, for_server: Optional[str]) -> Event:
-        if for_server is None or for_server == self.server_name or event.is_state:
-            return event
-        state = room.chain.state
-        if state.history is not None and state.policy.visible_to_server(state.history, index, for_server):
-            return event
-        return event.redacted()
+    def _reader(self, room: _HubRoom, for_server: Optional[str]) -> Optional[str]:
+        """The server a read speaks for, once it may read the room (PROFILE.md section 6;
+        ``PolicyRejectedError`` otherwise); None for this server itself."""
+        reader = None if for_server == self.server_name else for_server
+        room.chain.require_reader(reader)
+        return reader
 
     def get_event(self, room_id: str, event_id: str, *, for_server: Optional[str] = None) -> Event:
         room = self._room(room_id)
+        reader = self._reader(room, for_server)
         index = self.store.index_of(room_id, event_id)
         raw = self.store.get_event(room_id, event_id) if index is not None else None
         if raw is None or index is None:
             raise NotFoundError(f"no event {event_id} in {room_id}")
-        return self._visible(room, index, Event.decode(raw), for_server)
+        return room.chain.served(index, Event.decode(raw), reader)
 
-    def get_state(self, room_id: str, type: str, state_key: str) -> Event:
+    def get_state(self, room_id: str, type: str, state_key: str, *, for_server: Optional[str] = None) -> Event:
         room = self._room(room_id)
+        self._reader(room, for_server)
         event = room.chain.state.get(type, state_key)
         if event is None:
             raise NotFoundError(f"no state event ({type}, {state_key!r}) in {room_id}")
@@ -467,20 +468,22 @@ class Hub:
     def backfill(self, room_id: str, before: str, limit: int, *, for_server: Optional[str] = None) -> List[Event]:
         """Up to ``limit`` events preceding ``before``, newest first."""
         room = self._room(room_id)
+        reader = self._reader(room, for_server)
         index = self.store.index_of(room_id, before)
         if index is None:
             raise NotFoundError(f"no event {before} in {room_id}")
         start = max(0, index - limit)
         rows = list(self.store.iter_events(room_id, start=start, end=index))
         events = decode_events([raw for _, raw in rows])
-        out = [self._visible(room, i, e, for_server) for (i, _), e in zip(rows, events)]
+        out = [room.chain.served(i, e, reader) for (i, _), e in zip(rows, events)]
         out.reverse()
         return out
 
-    def snapshot(self, room_id: str) -> Tuple[List[Event], List[Event], str]:
+    def snapshot(self, room_id: str, *, for_server: Optional[str] = None) -> Tuple[List[Event], List[Event], str]:
         """Current state events, their auth chain (every event reachable through auth_events,
         oldest first) and the latest event ID."""
         room = self._room(room_id)
+        self._reader(room, for_server)
         with room.lock:
             state = room.chain.state
             events = state.events()

@@ -23,8 +23,6 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, Optional, Type,
 from .._core import (
     MalformedError,
     PolicyRejectedError,
-    RoleContent,
-    RoleMapContent,
     parse_room_id,
     parse_user_id,
     validate_event_type,
@@ -97,40 +95,14 @@ def role_id_state_key(state_key: Optional[str], event: Any) -> None:
     _checked(validate_role_id, state_key, f"{event.type}: the state key is not a valid role ID")
 
 
-# --- content checks beyond the core decoders ------------------------------------------------
-
-
-def _check_create_content(content: Any) -> None:
-    # Both names are namespaced identifiers (section 3); the policy ID's *support* is decided
-    # by the PolicyRegistry when the room is opened.
-    for what, value in (
-        ("policy_id", content.policy_id),
-        ("encryption_algorithm", content.encryption_algorithm),
-    ):
-        _checked(validate_event_type, value, f"m.room.create: bad {what} {value!r}")
-
-
-def _check_role_content(content: RoleContent) -> None:
-    for permission in content.permissions:
-        for event_type, _granted in permission.event_types or ():
-            _checked(validate_event_type, event_type, f"m.room.role: bad event type {event_type!r}")
-        for role_id in permission.role_ids or ():
-            _checked(validate_role_id, role_id, f"m.room.role: bad role ID {role_id!r}")
-
-
-def _check_role_map_content(content: RoleMapContent) -> None:
-    # The core rejects duplicate role IDs and orders; here: the IDs' grammar, and one user
-    # listed twice in one role (meaningless, and it would make "changed config" ambiguous).
-    for config in content.roles:
-        _checked(validate_role_id, config.role_id, f"m.room.role_map: bad role ID {config.role_id!r}")
-        seen = set()
-        for user_id in config.user_ids:
-            _checked(parse_user_id, user_id, f"m.room.role_map: role {config.role_id!r} lists a bad user ID {user_id!r}")
-            if user_id in seen:
-                raise MalformedError(
-                    f"m.room.role_map: role {config.role_id!r} lists {user_id} twice"
-                )
-            seen.add(user_id)
+# --- content rules --------------------------------------------------------------------------
+#
+# The core's decoders own the identifier rules inside content (PROFILE.md sections 3, 5, 6):
+# ``CreateContent.decode`` checks the policy ID and encryption algorithm, ``RoleContent.decode``
+# the event types and role IDs of a role's permissions, ``RoleMapContent.decode`` the role IDs
+# and user IDs of a role map, unique role IDs and orders, and no user twice in one role.  Hub,
+# follower and ``mimi verify`` all decode through ``check_shape``, so they give the same
+# ``MalformedError``; ``EventTypeSpec.content_check`` is for what an application registers.
 
 
 # --- event types ----------------------------------------------------------------------------
@@ -163,14 +135,9 @@ def _builtin_specs() -> Iterator[EventTypeSpec]:
         M_ROOM_HISTORY_VISIBILITY,
         M_ROOM_ROLE_MAP,
     ):
-        check = {M_ROOM_CREATE: _check_create_content, M_ROOM_ROLE_MAP: _check_role_map_content}
-        yield EventTypeSpec(
-            event_type, True, empty_state_key, CONTENT_CLASSES[event_type], check.get(event_type)
-        )
+        yield EventTypeSpec(event_type, True, empty_state_key, CONTENT_CLASSES[event_type])
     yield EventTypeSpec(M_ROOM_USER, True, user_id_state_key, CONTENT_CLASSES[M_ROOM_USER])
-    yield EventTypeSpec(
-        M_ROOM_ROLE, True, role_id_state_key, CONTENT_CLASSES[M_ROOM_ROLE], _check_role_content
-    )
+    yield EventTypeSpec(M_ROOM_ROLE, True, role_id_state_key, CONTENT_CLASSES[M_ROOM_ROLE])
     yield EventTypeSpec(M_ROOM_ENCRYPTED, False, None, None)
 
 

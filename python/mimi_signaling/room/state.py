@@ -89,6 +89,7 @@ class RoomState:
         self._joined: Set[str] = set()
         self._joined_servers: Dict[str, int] = {}
         self._servers: Dict[str, str] = {}  # user ID -> server name
+        self._user_servers: Set[str] = set()  # servers with a user in any participation state
         #: The policy's memo of verdicts; the policy invalidates it in ``on_apply``.
         self.policy_cache: Dict[Any, Any] = {}
         #: Values derived from immutable events (keyed by event ID), shared by copies.
@@ -196,6 +197,7 @@ class RoomState:
             server_name = self._servers.get(state_key)
             if server_name is None:
                 server_name = self._servers[state_key] = server_of(state_key)
+                self._user_servers.add(server_name)
             self._set_participation(state_key, server_name, participation)
 
         old_id = self._ids.get(key)
@@ -315,6 +317,11 @@ class RoomState:
         """Every user with an ``m.room.user`` event, by current participation."""
         return dict(self._participation)
 
+    def has_user_of(self, server_name: str) -> bool:
+        """Whether ``server_name`` has a user with any participation state (invite, join,
+        knock, leave, ban) in the room."""
+        return server_name in self._user_servers
+
     def users_with(self, participation: Participation) -> Set[str]:
         return {user for user, value in self._participation.items() if value == participation}
 
@@ -369,6 +376,7 @@ class RoomState:
         other._joined = set(self._joined)
         other._joined_servers = dict(self._joined_servers)
         other._servers = dict(self._servers)
+        other._user_servers = set(self._user_servers)
         other.policy_cache = {}
         other.derived = self.derived  # immutable values keyed by event ID
         other.history = self.history.copy() if (with_history and self.history is not None) else None

@@ -149,12 +149,13 @@ impl RoleContent {
             match p {
                 PermissionValue::Events(ev) => {
                     for r in ev.event_types.iter() {
-                        ids::validate_event_type(text_ref("event type", &r.event_type)?)?;
+                        ids::validate_event_type(text_ref("event type", &r.event_type)?)
+                            .map_err(|e| e.context("m.room.role events permission"))?;
                     }
                 }
                 PermissionValue::Roles(rp) => {
                     for r in rp.affect_role_ids.iter() {
-                        ids::validate_role_id(text_ref("role ID", r)?)?;
+                        ids::validate_role_id(text_ref("role ID", r)?).map_err(|e| e.context("m.room.role roles permission"))?;
                     }
                 }
                 _ => {}
@@ -165,22 +166,29 @@ impl RoleContent {
 }
 
 impl RoleMapContent {
-    /// Decode and check: role IDs unique, orders distinct, IDs well formed.
+    /// Decode and check: role IDs unique and orders distinct (policy draft), the IDs well
+    /// formed and no user listed twice in one role (PROFILE.md section 6: "a role map that
+    /// lists one user twice in one role is malformed").
     pub fn decode(data: &[u8]) -> Result<Self> {
         let c: Self = decode_exact(data)?;
         let mut role_ids = HashSet::new();
         let mut orders = HashSet::new();
         for r in c.roles.iter() {
             let role_id = text_ref("role ID", &r.role_id)?;
-            ids::validate_role_id(role_id)?;
+            ids::validate_role_id(role_id).map_err(|e| e.context("m.room.role_map"))?;
             if !role_ids.insert(role_id) {
                 return Err(MimiError::malformed(format!("m.room.role_map lists role {role_id:?} twice")));
             }
             if !orders.insert(r.order) {
                 return Err(MimiError::malformed(format!("m.room.role_map uses order {} twice", r.order)));
             }
+            let mut users = HashSet::new();
             for u in r.user_ids.iter() {
-                ids::parse_user_id(text_ref("user ID", u)?)?;
+                let user_id = text_ref("user ID", u)?;
+                ids::parse_user_id(user_id).map_err(|e| e.context(&format!("m.room.role_map role {role_id:?}")))?;
+                if !users.insert(user_id) {
+                    return Err(MimiError::malformed(format!("m.room.role_map role {role_id:?} lists {user_id} twice")));
+                }
             }
         }
         Ok(c)
@@ -264,6 +272,22 @@ mod tests {
         assert!(RoleMapContent::decode(&dup_order).is_err());
         let ok = RoleMapContent { roles: VarVec(vec![rc("a", 1), rc("b", 2)]) }.tls_serialize_detached().unwrap();
         assert!(RoleMapContent::decode(&ok).is_ok());
+        let with_users = |users: &[&str]| {
+            let config = RoleConfig { role_id: "a".into(), user_ids: VarVec(users.iter().map(|&u| u.into()).collect()), order: 1 };
+            RoleMapContent { roles: VarVec(vec![config]) }.tls_serialize_detached().unwrap()
+        };
+        let err = RoleMapContent::decode(&with_users(&["@ana:hub.test", "@bo:hub.test", "@ana:hub.test"])).unwrap_err();
+        assert!(err.to_string().contains("lists @ana:hub.test twice"), "{err}");
+        // one user once per role is fine, in two roles too
+        assert!(RoleMapContent::decode(&with_users(&["@ana:hub.test", "@bo:hub.test"])).is_ok());
+        let two_roles = RoleMapContent {
+            roles: VarVec(vec![
+                RoleConfig { role_id: "a".into(), user_ids: VarVec(vec!["@ana:hub.test".into()]), order: 1 },
+                RoleConfig { role_id: "b".into(), user_ids: VarVec(vec!["@ana:hub.test".into()]), order: 2 },
+            ]),
+        };
+        assert!(RoleMapContent::decode(&two_roles.tls_serialize_detached().unwrap()).is_ok());
+        assert!(RoleMapContent::decode(&with_users(&["@Ana:hub.test"])).is_err());
     }
 
     #[test]

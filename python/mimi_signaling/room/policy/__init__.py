@@ -52,5 +52,9 @@ class Policy(Protocol):
     def visible_to_server(self, history: RoomStateHistory, position: int, server_name: str) -> bool:
         """Whether ``server_name`` may see the event at ``position`` unredacted."""
 
+    def may_read(self, state: RoomState, server_name: str) -> bool:
+        """Whether ``server_name`` may read the room now (``snapshot``, ``get_state``,
+        ``get_event``, ``backfill``); refused readers get ``PolicyRejectedError``."""
+
     def on_apply(self, state: RoomState, event: Event) -> None:
         """Called by ``RoomState.apply`` after a state event changed the state."""

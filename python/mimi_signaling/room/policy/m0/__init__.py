@@ -18,8 +18,8 @@ Decisions where the drafts and PROFILE.md are silent (each also noted at its rul
   order) for every permission and the creator may affect every role; other users have none.
   The phase ends with the first accepted ``m.room.role_map``, even one that gives the creator
   nothing (a careful creator lists herself first).
-* Ban: the sender's effective power level for ``ban`` must be strictly above the target's, as
-  for kicks (the draft only asks for the permission); so nobody bans themselves.
+* Ban: exactly the draft's two conditions (sender joined, ``ban`` permission); no power check
+  and any target, the sender included (PROFILE.md section 6).
 * Kick and unban apply the power check whatever the target's state (invited, knocking too).
 * Role map "changes the config of R": R is added, removed, or its order or *set* of users
   differs.  Reordering the list, or the user IDs inside one config, changes nothing (but the
@@ -59,7 +59,7 @@ from .participation import check_user_event
 from .permissions import effective_power_level, resolve_permissions, user_permissions
 from .roles import check_role_event, check_role_map_event, in_creator_phase
 from .sending import send_verdict
-from .visibility import served_redacted, serve_event, user_sees, visible_to_server
+from .visibility import may_read, served_redacted, serve_event, user_sees, visible_to_server
 
 if TYPE_CHECKING:
     from ...._core import Event
@@ -81,6 +81,7 @@ __all__ = [
     "in_creator_phase",
     "fanout",
     "visible_to_server",
+    "may_read",
     "served_redacted",
     "serve_event",
     "user_sees",
@@ -158,6 +159,9 @@ class M0Policy:
 
     def visible_to_server(self, history: RoomStateHistory, position: int, server_name: str) -> bool:
         return visible_to_server(history, position, server_name)
+
+    def may_read(self, state: RoomState, server_name: str) -> bool:
+        return may_read(state, server_name)
 
     def on_apply(self, state: RoomState, event: Event) -> None:
         invalidate(state, event)

@@ -5,9 +5,10 @@ rule.  Decisions where the draft is silent or open:
 
 * kick: the target may be joined, invited (revoking the invite) or knocking (declining the
   knock); kicking a banned user is an unban, which needs ``ban`` and the power check on ``ban``.
-* ban: besides the draft's "joined + ban permission", the sender's effective power level for
-  ``ban`` must be strictly above the target's (as for kicks): otherwise any moderator could ban
-  a higher one, and a ban implies a kick.  So nobody can ban themselves.
+* ban: exactly the draft's conditions ("The sender for a ban MUST: Already be in the joined
+  state. Have permission to ban users."), as PROFILE.md section 6 pins: no power check and no
+  refusal of any target, whatever its level or participation (the sender included).  A
+  follower that added a condition would refuse what a conformant hub accepted.
 * invite/ban/kick carry no permission in the creator phase except for the creator.
 * No power check on invites (the draft has none; an invite gives the target nothing but the
   choice to join).
@@ -143,11 +144,10 @@ def check_unban(state: RoomState, sender: str, target: str) -> None:
 
 
 def check_ban(state: RoomState, sender: str, target: str) -> None:
+    """Policy draft "Ban Conditions": the sender is joined and has the ban permission; the
+    target is not looked at (``target`` is kept for the dispatch signature)."""
     _require_joined(state, "ban", sender)
-    if sender == target:
-        raise _reject("ban", f"{sender} cannot ban themselves")
     _require_permission(state, "ban", sender, PermissionKind.BAN)
-    _require_power(state, "ban", sender, target, PermissionKind.BAN)
 
 
 _CHECKS = {

@@ -9,7 +9,11 @@ user sees it when:
 * the visibility is ``invited`` and the user was invited at p.
 
 State events are always visible.  A server sees an event when any of its users does; otherwise
-the event is served to it redacted.  "At p" means the state the event at p was checked against.
+the event is served to it redacted, by the hub and by followers alike (PROFILE.md section 6).
+"At p" means the state the event at p was checked against.
+
+Who may read the room at all (``may_read``, PROFILE.md section 6): a server with a user in any
+participation state, or every server while the current visibility is ``world``.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ if TYPE_CHECKING:
     from ...history import RoomStateHistory
     from ...state import RoomState
 
-__all__ = ["user_sees", "visible_to_server", "served_redacted", "serve_event"]
+__all__ = ["user_sees", "visible_to_server", "served_redacted", "serve_event", "may_read"]
 
 HistorySource = Union["RoomStateHistory", "RoomState"]
 
@@ -73,9 +77,11 @@ def user_sees(room_history: HistorySource, position: int, user_id: str) -> bool:
 def visible_to_server(room_history: HistorySource, position: int, server_name: str) -> bool:
     """Whether ``server_name`` may receive the event at ``position`` unredacted."""
     history, visibility = _restricted(room_history, position)
+    # tuple(): taken at once, so an event applied by another thread meanwhile (the room
+    # keeps accepting while it serves) cannot change the set under the loop.
     return visibility is None or any(
         _user_sees(history, position, user_id, visibility)
-        for user_id in history.iter_users_of_server(server_name)
+        for user_id in tuple(history.iter_users_of_server(server_name))
     )
 
 
@@ -88,3 +94,11 @@ def serve_event(room_history: HistorySource, position: int, event: Event, server
     if visible_to_server(room_history, position, server_name):
         return event
     return event.redacted()
+
+
+def may_read(state: RoomState, server_name: str) -> bool:
+    """PROFILE.md section 6, "Who may read a room": ``snapshot``, ``get_state``, ``get_event``
+    and ``backfill`` are answered to a server that has a user with any participation state in
+    the room (invite, join, knock, leave, ban), and to every server when the current history
+    visibility is ``world``."""
+    return state.has_user_of(server_name) or state.history_visibility() == Visibility.WORLD
