@@ -139,7 +139,7 @@ def _refused_to_read(room: HubRoom, event: m.Event, server: str) -> None:
         "get_state": lambda: room.hub.get_state(room.room_id, "m.room.create", "", for_server=server),
         "snapshot": lambda: room.hub.snapshot(room.room_id, for_server=server),
     }
-    for what, read in reads.items():
+    for read in reads.values():
         with pytest.raises(m.PolicyRejectedError, match=f"{server} may not read"):
             read()
 
