@@ -171,3 +171,135 @@ impl<R: Read> RoomFileReader<R> {
         Ok(out)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The framing of PROFILE.md section 9, read back from bytes written here.
+    use super::*;
+    use super::super::vector::Opaque;
+    use crate::error::ErrorCode;
+    use tls_codec::Serialize;
+
+    /// RFC 8032 test 1's public key: a canonical point of large order.
+    const PUBLIC_KEY: &str = "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a";
+
+    fn server_keys(name: &str) -> Vec<u8> {
+        let key = super::super::keys::VerifyKey {
+            key_id: Opaque::from("ed25519:k1"),
+            public_key: Opaque::new(hex::decode(PUBLIC_KEY).unwrap()),
+            expired_ts: 0,
+        };
+        let keys = ServerKeys { server_name: Opaque::from(name), keys: vec![key].into() };
+        keys.tls_serialize_detached().unwrap()
+    }
+
+    fn file(records: &[(u8, &[u8])]) -> Vec<u8> {
+        let mut out = header();
+        for (kind, body) in records {
+            out.extend(record(*kind, body).unwrap());
+        }
+        out
+    }
+
+    fn open(bytes: &[u8]) -> Result<RoomFileReader<&[u8]>> {
+        RoomFileReader::open(bytes)
+    }
+
+    #[test]
+    fn header_is_magic_then_version_one() {
+        assert_eq!(header(), b"MIMIROOM\x00\x01");
+    }
+
+    #[test]
+    fn record_is_kind_then_minimal_length_prefix() {
+        assert_eq!(record(KIND_EVENT, b"abc").unwrap(), b"\x02\x03abc");
+        let long = vec![7u8; 300];
+        let framed = record(KIND_EVENT, &long).unwrap();
+        assert_eq!(&framed[..3], &[2, 0x41, 0x2c]); // 300 = 0x012c, two-byte prefix 01...
+        assert_eq!(framed.len(), 303);
+    }
+
+    #[test]
+    fn keys_then_events_are_read_back_in_chunks() {
+        let keys = server_keys("hub.example");
+        let events: Vec<Vec<u8>> = (0..5u8).map(|i| vec![i; 10 + i as usize]).collect();
+        let mut records: Vec<(u8, &[u8])> = vec![(KIND_SERVER_KEYS, &keys)];
+        records.extend(events.iter().map(|e| (KIND_EVENT, e.as_slice())));
+        let bytes = file(&records);
+        let mut reader = open(&bytes).unwrap();
+        assert_eq!(reader.server_keys.len(), 1);
+        assert_eq!(reader.server_keys[0].server_name_str(), "hub.example");
+        assert_eq!(reader.read_events(2).unwrap(), events[..2].to_vec());
+        assert_eq!(reader.read_events(10).unwrap(), events[2..].to_vec());
+        assert!(reader.read_events(10).unwrap().is_empty());
+        assert_eq!(reader.events_read, 5);
+    }
+
+    #[test]
+    fn a_file_without_the_magic_is_malformed() {
+        let err = open(b"MIMIRUM\x00\x00\x01").err().unwrap();
+        assert_eq!(err.code, ErrorCode::Malformed);
+        assert_eq!(open(b"MIMI").err().unwrap().code, ErrorCode::Malformed);
+        assert_eq!(open(b"").err().unwrap().code, ErrorCode::Malformed);
+    }
+
+    #[test]
+    fn another_version_is_unsupported() {
+        let err = open(b"MIMIROOM\x00\x02").err().unwrap();
+        assert_eq!(err.code, ErrorCode::UnsupportedVersion);
+    }
+
+    #[test]
+    fn an_unknown_record_kind_is_malformed() {
+        let bytes = file(&[(3, b"x")]);
+        assert_eq!(open(&bytes).err().unwrap().code, ErrorCode::Malformed);
+    }
+
+    #[test]
+    fn a_truncated_record_is_malformed_after_the_events_before_it() {
+        let mut bytes = file(&[(KIND_EVENT, b"first"), (KIND_EVENT, b"second")]);
+        bytes.truncate(bytes.len() - 2);
+        let mut reader = open(&bytes).unwrap();
+        assert_eq!(reader.read_events(10).unwrap(), vec![b"first".to_vec()]);
+        assert_eq!(reader.read_events(10).err().unwrap().code, ErrorCode::Malformed);
+        assert!(reader.read_events(10).unwrap().is_empty(), "nothing is framed after a bad record");
+    }
+
+    #[test]
+    fn the_reserved_length_prefix_is_malformed() {
+        let mut bytes = file(&[(KIND_EVENT, b"ok")]);
+        bytes.extend_from_slice(&[KIND_EVENT, 0xc0, 0, 0, 0, 0, 0, 0, 1]);
+        let mut reader = open(&bytes).unwrap();
+        assert_eq!(reader.read_events(10).unwrap(), vec![b"ok".to_vec()]);
+        assert_eq!(reader.read_events(10).err().unwrap().code, ErrorCode::Malformed);
+    }
+
+    #[test]
+    fn an_event_record_past_the_event_limit_is_too_large_before_it_is_read() {
+        let mut bytes = file(&[(KIND_EVENT, b"ok")]);
+        bytes.push(KIND_EVENT);
+        super::super::vector::write_len(&mut bytes, MAX_EVENT_SIZE + 1).unwrap();
+        // No body follows: the length alone refuses it, so nothing of it is allocated or read.
+        let mut reader = open(&bytes).unwrap();
+        assert_eq!(reader.read_events(10).unwrap(), vec![b"ok".to_vec()]);
+        assert_eq!(reader.read_events(10).err().unwrap().code, ErrorCode::TooLarge);
+    }
+
+    #[test]
+    fn server_keys_after_the_first_event_are_malformed() {
+        let keys = server_keys("hub.example");
+        let bytes = file(&[(KIND_EVENT, b"e0"), (KIND_SERVER_KEYS, &keys), (KIND_EVENT, b"e1")]);
+        let mut reader = open(&bytes).unwrap();
+        assert!(reader.server_keys.is_empty());
+        assert_eq!(reader.read_events(10).unwrap(), vec![b"e0".to_vec()]);
+        let err = reader.read_events(10).err().unwrap();
+        assert_eq!(err.code, ErrorCode::Malformed);
+        assert!(err.to_string().contains("after event 1"), "{err}");
+    }
+
+    #[test]
+    fn a_bad_server_keys_record_fails_the_open() {
+        let bytes = file(&[(KIND_SERVER_KEYS, b"\x01")]);
+        assert_eq!(open(&bytes).err().unwrap().code, ErrorCode::Malformed);
+    }
+}
