@@ -42,9 +42,10 @@ from roomfile.roomfile_helpers import run_mimi
 
 
 def followers_agree(room: HubRoom) -> None:
-    """Followers with a joined user follow the room; every queued event is delivered (each one
-    re-checked: signatures, link, shape, policy); then every follower that follows the room is
-    caught up to the hub's last event and holds exactly the hub's state."""
+    """Followers with a joined user follow the room (call it after users join: a follower
+    refuses deliveries into a room it does not follow); every queued event is delivered (each
+    one re-checked: signatures, link, shape, policy); then every follower that follows the room
+    is caught up to the hub's last event and holds exactly the hub's state."""
     net = room.net
     latest = room.hub.get_event(room.room_id, room.state.last_event_id)
     for name, follower in net.followers.items():
@@ -97,6 +98,7 @@ def banroom(room: HubRoom) -> HubRoom:
     room.role("low", ban=True)
     room.role("member", events=[("m.room.encrypted", True)])
     room.role_map([("admin", [ANA], 100), ("mod", [CAT], 50), ("low", [EVE], 5), ("member", [BOB, DAN], 1)])
+    followers_agree(room)  # f1 and f2 follow from here on, as after their users' joins
     return room
 
 
@@ -162,6 +164,7 @@ def maproom(room: HubRoom) -> HubRoom:
     room.role("mapper", events=[(M_ROOM_ROLE_MAP, True)])
     room.role("helper", invite=True)
     room.role_map([("admin", [ANA], 100), ("mapper", [DAN], 20), ("helper", [CAT, EVE, BOB], 10)])
+    followers_agree(room)
     return room
 
 
@@ -253,6 +256,7 @@ def test_identifiers_inside_content_are_malformed_on_every_path(
 def test_one_user_in_two_roles_is_fine(room: HubRoom, tmp_path: Path) -> None:
     """The "twice" rule is per role: one user in two roles is the draft's normal case."""
     room.add(CAT)
+    followers_agree(room)
     room.role("a", invite=True)
     room.role("b", kick=True)
     room.submit(ANA, M_ROOM_ROLE_MAP, "", raw_role_map_content([("admin", [ANA], 100), ("a", [CAT], 2), ("b", [CAT, ANA], 1)]))
