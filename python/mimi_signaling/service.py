@@ -21,13 +21,14 @@ import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 from . import (
     Event,
     InternalError,
     LimitedEvent,
     MalformedError,
+    MimiError,
     NotHubError,
     ServerKeys,
     SigningKey,
@@ -258,6 +259,62 @@ class ServerNode:
             return self.keys.own_keys().encode()
         raise MalformedError(f"unknown transaction type {transaction_type!r}")
 
+    async def handle_batch(self, entries: Sequence[Tuple[str, bytes]], peer: str) -> List[Union[bytes, MimiError]]:
+        """The entries of a ``mimi.signaling.batch``, in order, each judged as if it had arrived
+        alone (PROFILE.md section 7), but worked on together: a run of submits joins the hub's
+        group commit as one chunk (one batch signature check, one transaction, answered after
+        the commit), a run of deliveries is applied by the follower in one call; every other
+        entry goes through ``handle``.  Per entry: the 200 body or the error."""
+        if peer != self.server_name and self.delivery is not None:
+            self.delivery.peer_alive(peer)
+        out: List[Union[bytes, MimiError, None]] = [None] * len(entries)
+        start = 0
+        while start < len(entries):
+            kind = entries[start][0]
+            end = start + 1
+            while end < len(entries) and entries[end][0] == kind:
+                end += 1
+            if kind == SUBMIT:
+                await self._submit_run(entries, range(start, end), peer, out)
+            elif kind == DELIVER:
+                await self._deliver_run(entries, range(start, end), peer, out)
+            else:
+                for i in range(start, end):
+                    out[i] = await self._handle_alone(kind, entries[i][1], peer)
+            start = end
+        return out  # type: ignore[return-value]
+
+    async def _handle_alone(self, transaction_type: str, payload: bytes, peer: str) -> Union[bytes, MimiError]:
+        try:
+            return await self.handle(transaction_type, payload, peer)
+        except MimiError as exc:
+            return exc
+        except Exception as exc:  # one entry's bug answers that entry only
+            log.exception("internal error in a batch entry %s from %s", transaction_type, peer)
+            return InternalError(f"internal error: {exc}")
+
+    async def _submit_run(self, entries: Sequence[Tuple[str, bytes]], run: range, peer: str, out: list) -> None:
+        assert self.batcher is not None
+        decoded: List[Tuple[int, LimitedEvent]] = []
+        for i in run:
+            try:
+                decoded.append((i, LimitedEvent.decode(entries[i][1])))
+            except MimiError as exc:
+                out[i] = exc
+        if not decoded:
+            return
+        results = await self.batcher.submit_many([lim for _, lim in decoded], peer)
+        for (i, _), result in zip(decoded, results):
+            out[i] = result if isinstance(result, MimiError) else result.encode()
+
+    async def _deliver_run(self, entries: Sequence[Tuple[str, bytes]], run: range, peer: str, out: list) -> None:
+        try:
+            errors = await self._run(self.follower.receive_many, [entries[i][1] for i in run], peer=peer)
+        except MimiError as exc:
+            errors = [exc] * len(run)
+        for i, error in zip(run, errors):
+            out[i] = b"" if error is None else error
+
     def _require_hub(self, room_id: str) -> None:
         if not self.hub.is_hub_for(room_id):
             raise NotHubError(f"{self.server_name} is not the hub of {room_id}")
@@ -462,12 +519,14 @@ def _replace_key_file(path: Path, key: SigningKey) -> None:
 
 class SubmitBatcher:
     """Group commit for submits: those that arrive while the hub is busy are accepted together
-    (``Hub.accept_many``: one transaction, one fsync), each answered only after the commit."""
+    (``Hub.accept_many``: one batch signature check, one transaction, one fsync), each answered
+    only after the commit.  A batch's submits come as one chunk; chunks from several requests
+    and peers join one group, up to ``max_batch`` events (a chunk is never split)."""
 
-    def __init__(self, node: ServerNode, *, max_batch: int = 256) -> None:
+    def __init__(self, node: ServerNode, *, max_batch: int = 1024) -> None:
         self.node = node
         self.max_batch = max_batch
-        self.queue: "asyncio.Queue[Tuple[LimitedEvent, Optional[str], asyncio.Future]]" = asyncio.Queue()
+        self.queue: "asyncio.Queue[Tuple[List[Tuple[LimitedEvent, Optional[str]]], asyncio.Future]]" = asyncio.Queue()
         self.task: Optional["asyncio.Task[None]"] = None
         self.batches = 0
         self.events = 0
@@ -480,35 +539,45 @@ class SubmitBatcher:
             self.task.cancel()
             await asyncio.gather(self.task, return_exceptions=True)
         while not self.queue.empty():
-            _, _, fut = self.queue.get_nowait()
+            _, fut = self.queue.get_nowait()
             if not fut.done():
                 fut.set_exception(InternalError("the server is stopping"))
 
     async def submit(self, limited: LimitedEvent, peer: Optional[str]) -> Event:
+        result = (await self.submit_many([limited], peer))[0]
+        if isinstance(result, BaseException):
+            raise result
+        return result
+
+    async def submit_many(self, limited: Sequence[LimitedEvent], peer: Optional[str]) -> List[Union[Event, MimiError]]:
+        """Accept ``limited`` in order within one group; per event the accepted event or the
+        error that refused it."""
         fut = asyncio.get_running_loop().create_future()
-        await self.queue.put((limited, peer, fut))
+        self.queue.put_nowait(([(lim, peer) for lim in limited], fut))
         return await fut
 
     async def _run(self) -> None:
         while True:
-            batch = [await self.queue.get()]
-            while len(batch) < self.max_batch and not self.queue.empty():
-                batch.append(self.queue.get_nowait())
+            chunks = [await self.queue.get()]
+            size = len(chunks[0][0])
+            while size < self.max_batch and not self.queue.empty():
+                chunk = self.queue.get_nowait()
+                chunks.append(chunk)
+                size += len(chunk[0])
+            items = [item for chunk, _ in chunks for item in chunk]
             try:
-                results = await self.node._run(self.node.hub.accept_many, [(lim, peer) for lim, peer, _ in batch])
+                results = await self.node._run(self.node.hub.accept_many, items)
             except Exception as exc:  # a bug must not hang the waiting submits
-                log.exception("group commit of %d submits failed", len(batch))
-                results = [InternalError(f"accepting failed: {exc}")] * len(batch)
+                log.exception("group commit of %d submits failed", len(items))
+                results = [InternalError(f"accepting failed: {exc}") for _ in items]
             self.batches += 1
-            self.events += len(batch)
-            self.node.metrics.group_size.observe(len(batch))
-            for (_, _, fut), result in zip(batch, results):
-                if fut.done():
-                    continue
-                if isinstance(result, BaseException):
-                    fut.set_exception(result)
-                else:
-                    fut.set_result(result)
+            self.events += len(items)
+            self.node.metrics.group_size.observe(len(items))
+            pos = 0
+            for chunk, fut in chunks:
+                if not fut.done():
+                    fut.set_result(results[pos:pos + len(chunk)])
+                pos += len(chunk)
             if self.node.delivery is not None:
                 self.node.delivery.wake()
 

@@ -335,8 +335,9 @@ def test_owed_acks_are_written_after_ack_delay_when_the_queue_runs_dry(pki):
 
 
 def test_a_long_batch_is_acked_as_it_goes(pki):
-    """One read of 40 entries that takes at least 0.4 s to deliver (the follower answers
-    after 10 ms) is acked every ack_delay (0.1 s) on the way, not only at its end."""
+    """One read of 40 entries, sent as batches of 4, that takes at least 0.4 s to deliver (the
+    follower answers each entry after 10 ms) is acked every ack_delay (0.1 s) on the way, not
+    only at its end."""
 
     async def main():
         store = FakeStore()
@@ -347,7 +348,8 @@ def test_a_long_batch_is_acked_as_it_goes(pki):
                 return await super().handle(transaction_type, payload, peer)
 
         handler = SlowHandler(lambda t, p, peer: b"")
-        async with one_follower(pki, handler, store, poll_interval=60, ack_every=1000, ack_delay=0.1) as worker:
+        async with one_follower(pki, handler, store, poll_interval=60, ack_every=1000, ack_delay=0.1,
+                                max_batch_events=4) as worker:
             sent = events("one", 40)
             for event in sent:
                 store.append(F1, event)

@@ -253,10 +253,12 @@ def test_oversized_body_with_honest_content_length_is_refused_unread(pki):
         handler = RecordingHandler()
         async with hub_server(pki, handler, max_body_size=4096) as server:
             reader, writer = await open_raw(server.port, pki.client_context(FOLLOWER), HUB)
-            # Headers only: the 413 must come without the server waiting for 10 MB.
+            # Headers and the envelope's first bytes (a submit, not a batch, whose bound is
+            # larger): the 413 must come without the server waiting for 10 MB.
             writer.write(
                 b"POST /signaling HTTP/1.1\r\nHost: hub.test\r\n"
                 b"Content-Type: application/octet-stream\r\nContent-Length: 10000000\r\n\r\n"
+                + envelope(SUBMIT, b"")[:-1]
             )
             await writer.drain()
             resp = await read_response(reader)

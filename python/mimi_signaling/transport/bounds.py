@@ -12,7 +12,7 @@ around the payload.  ``docs/SECURITY.md`` lists the table.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, Optional
+from typing import Dict, Optional, Sequence
 
 import mimi_signaling as ms
 
@@ -25,6 +25,7 @@ __all__ = [
     "SNAPSHOT_RESPONSE",
     "BACKFILL_PAGE",
     "backfill_response",
+    "batch_response",
     "request_bound",
     "response_bound",
 ]
@@ -65,12 +66,23 @@ BOUNDS: Dict[str, Bound] = {
     "mimi.signaling.backfill": Bound(request=SMALL_REQUEST, response=BACKFILL_PAGE * ONE_EVENT + 16),
     "mimi.signaling.snapshot": Bound(request=SMALL_REQUEST, response=SNAPSHOT_RESPONSE),
     "mimi.signaling.keys": Bound(request=ENVELOPE_OVERHEAD, response=KEYS_RESPONSE),
+    # PROFILE.md section 7: "the body at most 16 MiB"; the answer depends on the entries
+    # (batch_response), this figure only bounds a batch of 1,024 single events.
+    ms.BATCH_TRANSACTION: Bound(request=ms.MAX_BATCH_BODY + ENVELOPE_OVERHEAD,
+                                response=ms.MAX_BATCH_ENTRIES * (ONE_EVENT + 8) + 8),
 }
 
 
 def backfill_response(limit: int) -> int:
     """The largest honest answer to a backfill asking for ``limit`` events."""
     return min(max(limit, 0), BACKFILL_PAGE) * ONE_EVENT + 16
+
+
+def batch_response(transaction_types: "Sequence[str]", default: int) -> int:
+    """The largest honest answer to a batch of these transactions: per entry its own answer's
+    bound (``default`` for a type without a row) or an Error body (messages are capped at
+    1 KiB), with the status and length prefix."""
+    return 8 + sum(max(response_bound(t) or default, 1024 + 8) + 8 for t in transaction_types)
 
 
 def request_bound(transaction_type: str) -> Optional[int]:

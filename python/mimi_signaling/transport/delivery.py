@@ -8,12 +8,19 @@ list[QueuedEvent]`` (oldest first; ``queue_id`` and ``event_bytes`` are used) an
 run on a worker thread, and the calls the worker makes in one turn of the event loop (say a
 read for each of two destinations) share one hand-off to that thread.
 
-Per destination, events go out strictly in queue order, one at a time; each destination
-has its own task, so one that is down never holds up the others.  A failed delivery is
-retried (same event, so order holds) after a bounded exponential backoff with jitter.
-A *verdict* from the destination (a MimiError other than rate_limited/internal) will not
-change on retry: the event is dropped from that queue with a warning (and ``on_rejected``
-is called) so the queue does not stall forever behind it.
+Per destination, events go out strictly in queue order, as batches of consecutive
+deliveries (``mimi.signaling.batch``, PROFILE.md section 7: up to ``max_batch_events``
+events or ``max_batch_bytes`` bytes per request), one request in flight; each destination
+has its own task, so one that is down never holds up the others, and one that is behind
+catches up a batch at a time.  Each entry is acknowledged on its own: a failed delivery
+(the request, or an entry answered rate_limited/internal) is retried from that entry on
+(so order holds; entries after it that were applied are simply known to the follower) after
+a bounded exponential backoff with jitter.  A *verdict* on an entry (a MimiError other than
+rate_limited/internal) will not change on retry: the event is dropped from that queue with
+a warning (and ``on_rejected`` is called) so the queue does not stall forever behind it.
+A destination that refuses the batch itself with a verdict (a server that does not know
+the batch type answers ``malformed``) gets single ``mimi.signaling.deliver`` requests for
+``batch_retry_after`` seconds, then batches are tried again (docs/DECISIONS.md).
 
 Acknowledgements are batched: entries delivered (or refused with a verdict) are acked by
 their IDs, once ``ack_every`` of them are owed or the oldest has waited ``ack_delay``
@@ -148,19 +155,24 @@ class DeliveryWorker:
         client: Any,
         *,
         transaction_type: str = DELIVER,
-        batch_size: int = 100,
+        batch_size: int = 1024,
+        max_batch_events: int = 256,
+        max_batch_bytes: int = 4 * 1024 * 1024,
+        batch_retry_after: float = 600.0,
         backoff_base: float = 0.5,
         backoff_max: float = 60.0,
         poll_interval: float = 30.0,
         max_concurrency: int = 32,
         retry_verdicts: Tuple[Type[BaseException], ...] = (),
         on_rejected: Optional[RejectedCallback] = None,
-        ack_every: int = 64,
+        ack_every: int = 256,
         ack_delay: float = 0.05,
         discovery_interval: float = 0.1,
     ) -> None:
-        if batch_size < 1 or max_concurrency < 1 or ack_every < 1:
-            raise ValueError("batch_size, max_concurrency and ack_every must be >= 1")
+        if batch_size < 1 or max_concurrency < 1 or ack_every < 1 or max_batch_events < 1:
+            raise ValueError("batch_size, max_batch_events, max_concurrency and ack_every must be >= 1")
+        if not 1 <= max_batch_events <= ms.MAX_BATCH_ENTRIES or max_batch_bytes < 1:
+            raise ValueError(f"max_batch_events must be 1-{ms.MAX_BATCH_ENTRIES} and max_batch_bytes >= 1")
         if backoff_base <= 0 or backoff_max < backoff_base or poll_interval <= 0:
             raise ValueError("need 0 < backoff_base <= backoff_max and poll_interval > 0")
         if ack_delay < 0 or discovery_interval < 0:
@@ -169,6 +181,12 @@ class DeliveryWorker:
         self.client = client
         self.transaction_type = transaction_type
         self.batch_size = batch_size
+        self.max_batch_events = max_batch_events
+        self.max_batch_bytes = max_batch_bytes
+        self.batch_retry_after = batch_retry_after
+        # Destinations that refused a batch, until when they get single deliveries.
+        self.singles_until: Dict[str, float] = {}
+        self.batches = 0  # batch requests answered
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
         self.poll_interval = poll_interval
@@ -375,16 +393,19 @@ class DeliveryWorker:
                     if len(items) >= limit:
                         state.woken = True  # the read was cut short: more is queued
                     skip = set(state.owed)
-                    for item in items:
-                        queue_id, event = _unpack(item)
-                        if queue_id in skip:
-                            continue  # delivered already, its ack still to come
-                        if self._ack_due(state):  # a long batch: ack as it goes
+                    todo = [pair for pair in map(_unpack, items) if pair[0] not in skip]
+                    while todo:
+                        if self._ack_due(state):  # a long read: ack as it goes
                             await self._ack_now(destination, state)
-                        await self._deliver_one(destination, queue_id, event)
-                        if not state.owed:
+                        if self._batching(destination):
+                            done = await self._deliver_batch(destination, self._next_batch(todo))
+                        else:
+                            await self._deliver_one(destination, *todo[0])
+                            done = 1
+                        if done and not state.owed:
                             state.first_owed_at = self._loop.time()
-                        state.owed.append(queue_id)
+                        state.owed.extend(queue_id for queue_id, _ in todo[:done])
+                        todo = todo[done:]
                     continue
                 # Nothing to read (no wake-up since the last read, which was not cut short).
                 if state.owed:
@@ -408,6 +429,76 @@ class DeliveryWorker:
         state.owed = state.owed[len(acking):]
         state.first_owed_at = self._loop.time()
 
+    def _batching(self, destination: str) -> bool:
+        if not hasattr(self.client, "request_batch"):
+            return False
+        until = self.singles_until.get(destination)
+        if until is None:
+            return True
+        assert self._loop is not None
+        if self._loop.time() < until:
+            return False
+        del self.singles_until[destination]
+        return True
+
+    def _next_batch(self, todo: List[Tuple[Any, bytes]]) -> List[Tuple[Any, bytes]]:
+        """The leading entries of ``todo`` that fit one batch (at least one)."""
+        size = 0
+        for count, (_, event) in enumerate(todo[: self.max_batch_events]):
+            size += len(event)
+            if count and size > self.max_batch_bytes:
+                return todo[:count]
+        return todo[: self.max_batch_events]
+
+    async def _deliver_batch(self, destination: str, batch: List[Tuple[Any, bytes]]) -> int:
+        """Deliver ``batch`` as one request; how many of its leading entries are settled
+        (delivered or refused with a verdict).  0 when the destination refused the batch
+        itself: it gets single deliveries from now on (for ``batch_retry_after`` seconds)."""
+        assert self._sem is not None and self._loop is not None
+        while True:
+            try:
+                async with self._sem:
+                    answers = await self.client.request_batch(
+                        destination, [(self.transaction_type, event) for _, event in batch]
+                    )
+            except self.retry_verdicts as exc:
+                await self._failed(destination, exc)
+                continue
+            except ms.MimiError as exc:
+                log.warning("%s refused a batch of %d deliveries (%s: %s): single deliveries for %.0f s",
+                            destination, len(batch), type(exc).__name__, exc, self.batch_retry_after)
+                self.singles_until[destination] = self._loop.time() + self.batch_retry_after
+                return 0
+            except Exception as exc:  # TransportError, or anything unexpected: try again later
+                await self._failed(destination, exc)
+                continue
+            self.batches += 1
+            settled = 0
+            for (queue_id, event), answer in zip(batch, answers):
+                if isinstance(answer, self.retry_verdicts):
+                    break
+                if isinstance(answer, ms.MimiError):
+                    self._rejected(destination, queue_id, event, answer)
+                else:
+                    self.delivered += 1
+                settled += 1
+            if settled == len(batch):
+                self.failures.pop(destination, None)
+                return settled
+            # An entry to retry: back off, then go on from it (the ones before are settled).
+            await self._failed(destination, answers[settled])
+            if settled:
+                return settled
+
+    def _rejected(self, destination: str, queue_id: Any, event: bytes, exc: ms.MimiError) -> None:
+        self.rejected += 1
+        log.warning("%s rejected queued event %r: %s: %s", destination, queue_id, type(exc).__name__, exc)
+        if self.on_rejected is not None:
+            try:
+                self.on_rejected(destination, queue_id, event, exc)
+            except Exception:
+                log.exception("on_rejected callback failed")
+
     async def _deliver_one(self, destination: str, queue_id: Any, event: bytes) -> None:
         assert self._sem is not None
         while True:
@@ -418,13 +509,7 @@ class DeliveryWorker:
                 await self._failed(destination, exc)
             except ms.MimiError as exc:
                 self.failures.pop(destination, None)
-                self.rejected += 1
-                log.warning("%s rejected queued event %r: %s: %s", destination, queue_id, type(exc).__name__, exc)
-                if self.on_rejected is not None:
-                    try:
-                        self.on_rejected(destination, queue_id, event, exc)
-                    except Exception:
-                        log.exception("on_rejected callback failed")
+                self._rejected(destination, queue_id, event, exc)
                 return
             except Exception as exc:  # noqa: BLE001 - TransportError, or anything unexpected: try again later
                 await self._failed(destination, exc)

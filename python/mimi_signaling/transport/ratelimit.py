@@ -11,7 +11,7 @@ __all__ = ["TokenBucket", "PeerRateLimiter"]
 
 @dataclass
 class TokenBucket:
-    """``rate`` tokens per second up to ``burst``; each request takes one token."""
+    """``rate`` tokens per second up to ``burst``; each transaction takes one token."""
 
     rate: float
     burst: float
@@ -30,6 +30,13 @@ class TokenBucket:
             return True
         return False
 
+    def take_up_to(self, now: float, count: int) -> int:
+        """Take up to ``count`` whole tokens; how many were taken."""
+        self.refill(now)
+        taken = max(0, min(count, int(self.tokens)))
+        self.tokens -= taken
+        return taken
+
     def retry_after(self) -> float:
         """Seconds until the next token (inf when the rate is zero)."""
         missing = max(0.0, 1.0 - self.tokens)
@@ -39,9 +46,9 @@ class TokenBucket:
 class PeerRateLimiter:
     """Token bucket per peer server name.
 
-    ``rate`` requests per second sustained, ``burst`` at once.  Peers are authenticated by
-    mutual TLS, so the number of buckets is bounded by the number of certificate holders;
-    still, past ``max_peers`` buckets the idle (full) ones are dropped so memory stays bounded.
+    ``rate`` transactions per second sustained (each entry of a batch counts), ``burst`` at
+    once.  Peers are authenticated by mutual TLS, so the number of buckets is bounded by the
+    number of certificate holders; still, past ``max_peers`` buckets the idle (full) ones are dropped so memory stays bounded.
     """
 
     def __init__(
@@ -61,20 +68,31 @@ class PeerRateLimiter:
         self.max_peers = max_peers
         self._clock = clock
         self._buckets: Dict[str, TokenBucket] = {}
-        self.refused = 0  # requests refused since start (a metric)
+        self.refused = 0  # transactions refused since start (a metric)
 
-    def allow(self, peer: str) -> bool:
-        """Take a token for ``peer``; False when it is over its limit."""
-        now = self._clock()
+    def _bucket(self, peer: str, now: float) -> TokenBucket:
         bucket = self._buckets.get(peer)
         if bucket is None:
             if len(self._buckets) >= self.max_peers:
                 self._evict_idle(now)
             bucket = TokenBucket(self.rate, self.burst, self.burst, now)
             self._buckets[peer] = bucket
-        allowed = bucket.take(now)
+        return bucket
+
+    def allow(self, peer: str) -> bool:
+        """Take a token for ``peer``; False when it is over its limit."""
+        now = self._clock()
+        allowed = self._bucket(peer, now).take(now)
         self.refused += not allowed
         return allowed
+
+    def allow_many(self, peer: str, count: int) -> int:
+        """Take up to ``count`` tokens for ``peer`` (the further entries of a batch: the limit
+        counts transactions, not requests); how many it may send now."""
+        now = self._clock()
+        taken = self._bucket(peer, now).take_up_to(now, count)
+        self.refused += count - taken
+        return taken
 
     def retry_after(self, peer: str) -> float:
         bucket = self._buckets.get(peer)

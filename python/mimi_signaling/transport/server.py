@@ -52,6 +52,10 @@ TRANSACTION_TYPES = frozenset(ms.TRANSACTION_TYPES)
 # The largest request is a submit or deliver carrying one event (at most 65,536 bytes);
 # the envelope adds the version, the type and two length prefixes.
 DEFAULT_MAX_BODY_SIZE = 65_536 + 4_096
+# mimi.signaling.batch (PROFILE.md section 7): "the body at most 16 MiB", plus its envelope.
+DEFAULT_MAX_BATCH_BODY_SIZE = ms.MAX_BATCH_BODY + 64
+# The envelope around an entry's payload: version, type and payload length prefix.
+ENTRY_ENVELOPE_OVERHEAD = 2 + 2 + 4
 DEFAULT_BODY_TIMEOUT = 10.0
 DEFAULT_KEEPALIVE_TIMEOUT = 75.0
 DEFAULT_LINGERING_TIME = 2.0
@@ -76,16 +80,20 @@ class SignalingHandler(Protocol):
     async def handle(self, transaction_type: str, payload: bytes, peer: str) -> bytes: ...
 
 
+def _error_body(error: ms.MimiError) -> bytes:
+    message = str(error)
+    if len(message) > MAX_ERROR_MESSAGE:
+        message = message[: MAX_ERROR_MESSAGE - 3] + "..."
+    return ms.encode_error_body(type(error).code, message)
+
+
 def error_response(
     error: ms.MimiError, *, status: Optional[int] = None, close: bool = False
 ) -> web.Response:
     """An HTTP response carrying ``struct { uint16 code; opaque message<V>; } Error``."""
-    message = str(error)
-    if len(message) > MAX_ERROR_MESSAGE:
-        message = message[: MAX_ERROR_MESSAGE - 3] + "..."
     resp = web.Response(
         status=status if status is not None else http_status_for(error),
-        body=ms.encode_error_body(type(error).code, message),
+        body=_error_body(error),
         content_type=CONTENT_TYPE,
     )
     if close:
@@ -107,6 +115,13 @@ def envelope_transaction_type(prefix: "bytes | bytearray") -> Optional[str]:
     if len(prefix) < end:
         return None
     return bytes(prefix[2 + used:end]).decode("utf-8", "replace")
+
+
+def _batch_result(result: Any) -> "tuple[int, bytes]":
+    """One entry's ``BatchResult``: what ``error_response`` or the 200 answer would carry."""
+    if isinstance(result, ms.MimiError):
+        return http_status_for(result), _error_body(result)
+    return 200, b"" if result is None else bytes(result)
 
 
 class _BodyTimeout(Exception):
@@ -213,6 +228,7 @@ class SignalingServer:
         ds_domain: str,
         rate_limiter: Optional[PeerRateLimiter] = None,
         max_body_size: int = DEFAULT_MAX_BODY_SIZE,
+        max_batch_body_size: int = DEFAULT_MAX_BATCH_BODY_SIZE,
         body_timeout: float = DEFAULT_BODY_TIMEOUT,
         keepalive_timeout: float = DEFAULT_KEEPALIVE_TIMEOUT,
         lingering_time: float = DEFAULT_LINGERING_TIME,
@@ -227,6 +243,7 @@ class SignalingServer:
         self.ds_domain = ds_domain
         self.rate_limiter = rate_limiter
         self.max_body_size = max_body_size
+        self.max_batch_body_size = max_batch_body_size
         self.body_timeout = body_timeout
         self.keepalive_timeout = keepalive_timeout
         self.lingering_time = lingering_time
@@ -378,7 +395,10 @@ class SignalingServer:
                 raise ms.MalformedError(
                     f"unknown transaction type {envelope.transaction_type[:100]!r}"
                 )
-            result = await self.handler.handle(envelope.transaction_type, envelope.payload, peer)
+            if envelope.transaction_type == ms.BATCH_TRANSACTION:
+                result = await self._handle_batch(envelope.payload, peer)
+            else:
+                result = await self.handler.handle(envelope.transaction_type, envelope.payload, peer)
         except ms.MimiError as exc:
             log.debug("%s from %s: %s", type(exc).__name__, peer, exc)
             return error_response(exc)
@@ -389,6 +409,48 @@ class SignalingServer:
         return web.Response(
             status=200, body=b"" if result is None else bytes(result), content_type=CONTENT_TYPE
         )
+
+    async def _handle_batch(self, payload: bytes, peer: str) -> bytes:
+        """``mimi.signaling.batch``: the batch is refused whole when it is malformed, too large
+        or nested (raised); otherwise every entry gets the status and body it would have had
+        alone: the same type and size checks, the rate limit counting each entry, then the
+        handler (its ``handle_batch`` when it has one, to work on the entries together)."""
+        entries = ms.decode_batch_request(payload)
+        allowed = len(entries)
+        if self.rate_limiter is not None:  # the request took the first entry's token
+            allowed = 1 + self.rate_limiter.allow_many(peer, len(entries) - 1)
+        results: List[Any] = [None] * len(entries)
+        todo: List[int] = []
+        for i, (transaction_type, body) in enumerate(entries):
+            if i >= allowed:
+                results[i] = ms.RateLimitedError(f"too many transactions from {peer}")
+            elif transaction_type not in self.transaction_types:
+                results[i] = ms.MalformedError(f"unknown transaction type {transaction_type[:100]!r}")
+            elif len(body) + len(transaction_type) + ENTRY_ENVELOPE_OVERHEAD > self._request_bound(transaction_type):
+                # "each entry keeps the single-event limits": what it would be refused alone
+                results[i] = ms.TooLargeError(
+                    f"batch entry {i} exceeds {self._request_bound(transaction_type)} bytes"
+                )
+            else:
+                todo.append(i)
+        if todo:
+            handle_batch = getattr(self.handler, "handle_batch", None)
+            if handle_batch is not None:
+                answers = await handle_batch([entries[i] for i in todo], peer)
+            else:
+                answers = [await self._handle_entry(*entries[i], peer) for i in todo]
+            for i, answer in zip(todo, answers):
+                results[i] = answer
+        return ms.encode_batch_response([_batch_result(r) for r in results])
+
+    async def _handle_entry(self, transaction_type: str, payload: bytes, peer: str) -> Any:
+        try:
+            return await self.handler.handle(transaction_type, payload, peer)
+        except ms.MimiError as exc:
+            return exc
+        except Exception:
+            log.exception("internal error in a batch entry from %s", peer)
+            return ms.InternalError("internal error")
 
     # --- helpers --------------------------------------------------------------------------
 
@@ -403,15 +465,22 @@ class SignalingServer:
         der = ssl_object.getpeercert(binary_form=True)
         return list(_cached_names(der)) if der else []
 
+    def _request_bound(self, transaction_type: str) -> int:
+        """Bytes a request of this type may have, its envelope included."""
+        ceiling = self.max_batch_body_size if transaction_type == ms.BATCH_TRANSACTION else self.max_body_size
+        bound = request_bound(transaction_type)
+        return ceiling if bound is None else min(ceiling, bound)
+
     async def _read_body(self, request: web.Request) -> bytes:
         """The body, refused (TooLargeError) past its bound before reading it when
         Content-Length announces that, else as soon as the stream passes it; and cut off
         (_BodyTimeout) when it is not complete within ``body_timeout`` seconds in total.
 
-        The bound is ``max_body_size`` until the envelope's first bytes name the transaction
-        type, then the smaller of that and the type's row in ``bounds.BOUNDS``: a peer cannot
-        send a submit the size of the largest transaction."""
-        limit = self.max_body_size
+        The bound is ``max_body_size`` (``max_batch_body_size`` for a batch) until the
+        envelope's first bytes name the transaction type, then the smaller of that and the
+        type's row in ``bounds.BOUNDS``: a peer cannot send a submit the size of the largest
+        transaction."""
+        limit = max(self.max_body_size, self.max_batch_body_size)
         typed = False
         length = request.content_length
         if length is not None and length > limit:
@@ -441,12 +510,10 @@ class SignalingServer:
                 transaction_type = envelope_transaction_type(body)
                 if transaction_type is not None:
                     typed = True
-                    bound = request_bound(transaction_type)
-                    if bound is not None and bound < limit:
-                        limit = bound
-                        if length is not None and length > limit:
-                            raise ms.TooLargeError(
-                                f"{transaction_type[:100]} request of {length} bytes exceeds {limit} bytes"
-                            )
+                    limit = self._request_bound(transaction_type)
+                    if length is not None and length > limit:
+                        raise ms.TooLargeError(
+                            f"{transaction_type[:100]} request of {length} bytes exceeds {limit} bytes"
+                        )
             if len(body) > limit:
                 raise ms.TooLargeError(f"request body exceeds {limit} bytes")
