@@ -561,10 +561,9 @@ class SubmitBatcher:
             chunks = [await self.queue.get()]
             size = len(chunks[0][0])
             while size < self.max_batch and not self.queue.empty():
-                chunk = self.queue.get_nowait()
-                chunks.append(chunk)
-                size += len(chunk[0])
-            items = [item for chunk, _ in chunks for item in chunk]
+                chunks.append(self.queue.get_nowait())
+                size += len(chunks[-1][0])
+            items = [item for entries, _ in chunks for item in entries]
             try:
                 results = await self.node._run(self.node.hub.accept_many, items)
             except Exception as exc:  # a bug must not hang the waiting submits
@@ -574,10 +573,10 @@ class SubmitBatcher:
             self.events += len(items)
             self.node.metrics.group_size.observe(len(items))
             pos = 0
-            for chunk, fut in chunks:
+            for entries, fut in chunks:
                 if not fut.done():
-                    fut.set_result(results[pos:pos + len(chunk)])
-                pos += len(chunk)
+                    fut.set_result(results[pos:pos + len(entries)])
+                pos += len(entries)
             if self.node.delivery is not None:
                 self.node.delivery.wake()
 

@@ -469,7 +469,7 @@ class DeliveryWorker:
                             destination, len(batch), type(exc).__name__, exc, self.batch_retry_after)
                 self.singles_until[destination] = self._loop.time() + self.batch_retry_after
                 return 0
-            except Exception as exc:  # TransportError, or anything unexpected: try again later
+            except Exception as exc:  # noqa: BLE001 - TransportError, or anything unexpected: try again later
                 await self._failed(destination, exc)
                 continue
             self.batches += 1
