@@ -188,9 +188,12 @@ class VerifyKey:
     key_id: str
     public_key: bytes
     expired_ts: int  # 0 = current
-    def __new__(cls, key_id: str, public_key: bytes, expired_ts: int = 0) -> VerifyKey: ...
+    def __new__(cls, key_id: str, public_key: bytes, expired_ts: int = 0) -> VerifyKey:
+        """MalformedError unless ``public_key`` is the canonical encoding of a point not of
+        small order (PROFILE.md section 8)."""
     def verify(self, message: bytes, signature: bytes) -> None:
-        """Raise BadSignatureError unless ``signature`` is valid over ``message``."""
+        """Raise BadSignatureError unless ``signature`` is valid over ``message`` under ZIP 215
+        (PROFILE.md section 2: canonical S, the cofactored equation)."""
     def verify_with_label(self, label: bytes, content: bytes, signature: bytes) -> None: ...
     def encode(self) -> bytes: ...
     @staticmethod
@@ -520,4 +523,7 @@ def sign_events(events: Sequence[Event], hub_key: SigningKey) -> list[Event]:
 def verify_signatures_batch(
     messages: Sequence[bytes], signatures: Sequence[bytes], public_keys: Sequence[bytes]
 ) -> list[int]:
-    """Indices of the signatures that fail (empty when all verify); batch Ed25519 with fallback."""
+    """Indices of the signatures that fail (empty when all verify), exactly those single
+    verification refuses: ZIP 215 batches (cofactored, coalesced per key), each failed batch
+    re-checked one signature at a time. The keys are raw bytes decoded as ZIP 215 says (the
+    publication rule of section 8 is ``VerifyKey``'s); one that does not decode fails."""

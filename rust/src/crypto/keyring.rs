@@ -3,17 +3,16 @@
 //! verifies, and no entry with a published key ID fails. Entries under unknown key IDs are
 //! ignored. Expired keys still verify old events (events carry no timestamp to compare).
 
-use super::sign::{parse_public_key, sign_content, verify};
+use super::sign::{parse_public_key, sign_content, verify, PublicKey};
 use crate::error::{MimiError, Result};
 use crate::wire::event::Signature;
 use crate::wire::keys::{ServerKeys, VerifyKey};
-use ed25519_dalek::VerifyingKey;
 use std::collections::HashMap;
 
 #[derive(Debug, Clone)]
 pub struct PublishedKey {
     pub key_id: String,
-    pub key: VerifyingKey,
+    pub key: PublicKey,
     pub expired_ts: u64,
 }
 
@@ -24,7 +23,7 @@ pub struct KeyRing {
 
 /// One signature check to run: which key, over which SignContent bytes.
 pub struct SignatureTask<'a> {
-    pub key: &'a VerifyingKey,
+    pub key: &'a PublicKey,
     pub signature: &'a [u8],
 }
 
@@ -67,7 +66,7 @@ impl KeyRing {
         self.servers.get(server).map(Vec::as_slice).unwrap_or(&[])
     }
 
-    pub fn lookup(&self, server: &str, key_id: &str) -> Option<&VerifyingKey> {
+    pub fn lookup(&self, server: &str, key_id: &str) -> Option<&PublicKey> {
         self.keys_of(server).iter().find(|k| k.key_id == key_id).map(|k| &k.key)
     }
 

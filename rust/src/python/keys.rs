@@ -174,7 +174,7 @@ impl PyKeyRing {
             .keys_of(server_name)
             .iter()
             .map(|k| PyVerifyKey {
-                inner: VerifyKey { key_id: vl(&k.key_id), public_key: Opaque::new(k.key.to_bytes().to_vec()), expired_ts: k.expired_ts },
+                inner: VerifyKey { key_id: vl(&k.key_id), public_key: Opaque::new(k.key.as_ref().to_vec()), expired_ts: k.expired_ts },
             })
             .collect()
     }
