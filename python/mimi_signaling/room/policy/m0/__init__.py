@@ -9,7 +9,7 @@ One module per rule area, every check a function of the state passed in (the mod
 * ``sending``        -- the events permission for everything but ``m.room.user``;
 * ``participation``  -- invite, join, knock, leave, kick, ban, unban;
 * ``create``         -- the first two events of a room;
-* ``visibility``     -- history visibility per user and per server;
+* ``visibility``     -- history visibility per user and per server, and who may read the room;
 * ``fanout``         -- who receives an accepted event.
 
 Decisions where the drafts and PROFILE.md are silent (each also noted at its rule):
@@ -24,7 +24,8 @@ Decisions where the drafts and PROFILE.md are silent (each also noted at its rul
 * Role map "changes the config of R": R is added, removed, or its order or *set* of users
   differs.  Reordering the list, or the user IDs inside one config, changes nothing (but the
   auth selection follows the new list order).  A user listed twice in one role, a user ID or
-  role ID that breaks the grammar is malformed (``registry.check_shape``).
+  role ID that breaks the grammar is malformed (PROFILE.md section 6; the core's
+  ``RoleMapContent.decode``, which ``registry.check_shape`` calls on every path).
 * A role named by the role map that has no ``m.room.role`` event defines nothing; its holders'
   auth events skip it.
 * ``redact`` is resolved like the other booleans but gates nothing: the profile defines no
