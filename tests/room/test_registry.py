@@ -24,6 +24,7 @@ from mimi_signaling.room import (
     RoomState,
     check_shape,
 )
+from mimi_signaling.node.chain import RoomChain
 from mimi_signaling.room.policy.m0 import M0_POLICY
 from mimi_signaling.room.registry import empty_state_key
 from roomkit import RoomBuilder, role_content
@@ -186,9 +187,15 @@ def test_unknown_policy_in_create_is_rejected(room) -> None:
 
 
 def test_create_rules(room) -> None:
-    with pytest.raises(ms.PolicyRejectedError, match="no auth events"):
+    """PROFILE.md section 4 rule 1: a create event with auth events or a prev event does not
+    have event 0's shape: MalformedError, the same verdict as through RoomChain."""
+    with pytest.raises(ms.MalformedError, match="no auth events"):
         RoomState.from_create(_create(room, auth=[room.events[0].event_id]))
-    with pytest.raises(ms.PolicyRejectedError, match="prev_event must be empty"):
+    with pytest.raises(ms.MalformedError, match="no auth events"):
+        RoomChain.open(_create(room, auth=[room.events[0].event_id]))
+    with pytest.raises(ms.MalformedError, match="prev_event must be empty"):
+        RoomChain.open(_create(room, prev=room.events[0].event_id))
+    with pytest.raises(ms.MalformedError, match="prev_event must be empty"):
         RoomState.from_create(_create(room, prev=room.events[0].event_id))
     with pytest.raises(ms.PolicyRejectedError, match="not on the room's server"):
         RoomState.from_create(_create(room, sender=BEN))

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any, Optional, Set
 
-from .._core import Event, MalformedError, PolicyRejectedError
+from .._core import Event, PolicyRejectedError
 from ..room.registry import EventTypeRegistry, PolicyRegistry
 from ..room.state import RoomState
 
@@ -33,8 +33,6 @@ class RoomChain:
         policies: Optional[PolicyRegistry] = None,
     ) -> RoomChain:
         """Start a chain with event 0 (checked: create rules, known policy)."""
-        if create_event.prev_event or create_event.auth_events:
-            raise MalformedError("m.room.create must have no auth events and an empty prev_event")
         state = RoomState.from_create(
             create_event, policies=policies, registry=registry, track_history=track_history, event_id=event_id
         )

@@ -38,6 +38,7 @@ from ..content import (
     Visibility,
 )
 from .history import RoomStateHistory, StateKey
+from .create import check_create
 from .registry import DEFAULT_EVENT_TYPES, DEFAULT_POLICIES, EventTypeRegistry, PolicyRegistry
 
 __all__ = ["RoomState", "StateKey", "server_of"]
@@ -114,13 +115,11 @@ class RoomState:
         Raises ``MalformedError`` for a bad shape and ``PolicyRejectedError`` for an unsupported
         policy ID or a broken create rule.
         """
-        from .policy.m0.create import check_create
-
         registry = registry or DEFAULT_EVENT_TYPES
         content = registry.check_shape(create_event, None)
         if create_event.type != M_ROOM_CREATE:
             raise MalformedError(f"event 0 must be m.room.create, got {create_event.type}")
-        check_create(create_event, content)  # type: ignore[arg-type]
+        check_create(create_event, content)  # type: ignore[arg-type]  # narrowed by the type check above
         policy = (policies or DEFAULT_POLICIES).get(content.policy_id)  # type: ignore[union-attr]
         return cls(
             create_event,

@@ -54,7 +54,8 @@ from .auth_selection import (
     select_auth_events,
 )
 from .cache import invalidate, user_cache
-from .create import check_create, check_creator_join
+from ...create import check_create
+from .create import check_creator_join
 from .fanout import fanout
 from .participation import check_user_event
 from .permissions import effective_power_level, resolve_permissions, user_permissions
