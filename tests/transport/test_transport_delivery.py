@@ -389,7 +389,7 @@ def test_crash_before_the_ack_redelivers_and_the_follower_keeps_one_chain(pki, t
     """A hub whose worker dies after delivering but before acking (nothing acked) delivers
     everything again after the restart; the real follower ignores the repeats: its stored
     chain is the hub's, each event once, in order, and the hub's queue ends empty."""
-    from mimi_signaling.content import JoinRule, Participation
+    from mimi_signaling.content import JoinRule
     from node.nodekit import Network
 
     net = Network(tmp_path, HUB, [F1])
@@ -398,7 +398,7 @@ def test_crash_before_the_ack_redelivers_and_the_follower_keeps_one_chain(pki, t
     public = [("m.room.join_rules", "", ms.JoinRulesContent(JoinRule.PUBLIC).encode())]
     room = net.hub.create_room(f"@ana:{HUB}", initial_state=public)[0].room_id
     bob = f"@bob:{F1}"
-    net.submit(room, bob, "m.room.user", bob, ms.UserContent(Participation.JOIN).encode())
+    net.join(room, bob)  # the follower follows the room (it refuses deliveries into others)
     sent = [net.submit(room, f"@ana:{HUB}", "m.room.encrypted", None, f"m{i}".encode()) for i in range(30)]
     queued = len(hub_store.pending(F1, 10_000))
     assert queued >= len(sent)
