@@ -21,6 +21,11 @@ Example::
     rate = 50.0                            # requests per second, sustained
     burst = 200
 
+    [follower]                             # rooms this server follows (hubbed elsewhere)
+    history = "full"                       # "full": replay from the create event; "recent":
+                                           # join from the hub's snapshot (docs/PARTIAL_HISTORY.md)
+    keep_recent = 1000                     # "recent": events kept besides the state
+
     [http]
     max_body_size = 69632                  # bytes of one request body
     body_timeout = 10.0                    # seconds to receive a request body
@@ -73,6 +78,7 @@ __all__ = [
     "HTTPConfig",
     "OpsConfig",
     "SECRET_FILE_VARIABLES",
+    "FollowerConfig",
     "ConfigError",
     "load_signing_key",
     "save_signing_key",
@@ -125,6 +131,14 @@ SECRET_FILE_VARIABLES = {
 
 
 @dataclass
+class FollowerConfig:
+    """How rooms hubbed elsewhere are followed (``node/partial.py``)."""
+
+    history: str = "full"
+    keep_recent: int = 1000
+
+
+@dataclass
 class Config:
     server_name: str
     listen: str
@@ -138,6 +152,7 @@ class Config:
     http: HTTPConfig = field(default_factory=HTTPConfig)
     ops: OpsConfig = field(default_factory=OpsConfig)
     storage_password_file: Optional[Path] = None
+    follower: FollowerConfig = field(default_factory=FollowerConfig)
 
     def __post_init__(self) -> None:
         if not self.storage:
@@ -198,6 +213,12 @@ class Config:
                 raise ConfigError(f"ops.listen: {exc}") from None
         if self.storage_password_file is not None and not self.storage.startswith(("postgresql://", "postgres://")):
             raise ConfigError("storage_password_file: only a postgresql:// store takes a password")
+        from .node.partial import HISTORY_MODES
+
+        if self.follower.history not in HISTORY_MODES:
+            raise ConfigError(f"follower.history: must be one of {', '.join(map(repr, HISTORY_MODES))}")
+        if not 1 <= self.follower.keep_recent <= 10_000_000:
+            raise ConfigError("follower.keep_recent: must be between 1 and 10000000 events")
         return self
 
     def storage_url(self) -> str:
@@ -254,6 +275,7 @@ class Config:
             ops=_read_ops(r.table("ops")),
             storage_password_file=(secret_files.get("storage_password_file")
                                    or r.optional_path("storage_password_file")),
+            follower=_read_follower(r.table("follower")),
         )
         r.finish()
         return config.validate()
@@ -276,6 +298,7 @@ class Config:
                 "request_timeout": float(self.http.request_timeout),
                 "max_retries": int(self.http.max_retries),
             },
+            "follower": {"history": self.follower.history, "keep_recent": int(self.follower.keep_recent)},
         }
         if self.storage_password_file is not None:
             out["storage_password_file"] = str(self.storage_password_file)
@@ -452,6 +475,13 @@ def _read_http(r: _Reader) -> HTTPConfig:
     )
     r.finish()
     return h
+
+
+def _read_follower(r: _Reader) -> FollowerConfig:
+    d = FollowerConfig()
+    f = FollowerConfig(history=r.text("history", d.history), keep_recent=r.integer("keep_recent", d.keep_recent))
+    r.finish()
+    return f
 
 
 def _check_server_name(key: str, value: str) -> None:

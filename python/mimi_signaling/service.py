@@ -119,7 +119,11 @@ class ServerNode:
             fetch=self._fetch_keys_blocking,
         )
         self.hub = Hub(self.server_name, self.keys, self.store)
-        self.follower = Follower(self.server_name, self.keys, self.store, backfill=self._backfill_blocking)
+        self.follower = Follower(
+            self.server_name, self.keys, self.store, backfill=self._backfill_blocking,
+            snapshot=self._snapshot_blocking, fetch_event=self._fetch_event_blocking,
+            history=config.follower.history, keep_recent=config.follower.keep_recent,
+        )
         self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"mimi-{self.server_name}")
         self.client: Optional[SignalingClient] = None
         self.server: Optional[SignalingServer] = None
@@ -173,6 +177,7 @@ class ServerNode:
         if self.client is not None:
             await self.client.close()
         self.executor.shutdown(wait=True)
+        self.follower.close()
         self.store.close()
 
     async def _run(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -199,6 +204,10 @@ class ServerNode:
         hub = parse_room_id(room_id)[1]
         body = self._blocking(self.request(hub, BACKFILL, encode_backfill_request(room_id, before, limit)))
         return decode_backfill_response(body)
+
+    def _snapshot_blocking(self, room_id: str) -> Tuple[List[Event], List[Event], str]:
+        hub = parse_room_id(room_id)[1]
+        return decode_snapshot_response(self._blocking(self.request(hub, SNAPSHOT, encode_snapshot_request(room_id))))
 
     def _fetch_event_blocking(self, room_id: str, event_id: str) -> Event:
         hub = parse_room_id(room_id)[1]
@@ -354,12 +363,13 @@ class ServerNode:
 
     def join_flow(self, room_id: str, accepted: Event) -> None:
         """After our user's join (or any first event of ours) was accepted by a remote hub:
-        take the state and auth chain with ``snapshot``, the history with ``backfill``, check
-        all of it, and follow the room from then on."""
-        hub = parse_room_id(room_id)[1]
-        state, auth_chain, latest = decode_snapshot_response(
-            self._blocking(self.request(hub, SNAPSHOT, encode_snapshot_request(room_id)))
-        )
+        take the state and auth chain with ``snapshot``, check them, and follow the room
+        from then on: with ``history = "recent"`` from the snapshot (``node/partial.py``),
+        with ``"full"`` after fetching the history with ``backfill`` and replaying it."""
+        if self.follower.history == "recent":
+            self.follower.join_recent(room_id, accepted)
+            return
+        state, auth_chain, latest = self._snapshot_blocking(room_id)
         self._verify_from_hub(state + auth_chain)
         newest = accepted if latest == accepted.event_id else self._fetch_event_blocking(room_id, latest)
         self.follower.sync(room_id, newest)
@@ -376,10 +386,7 @@ class ServerNode:
 
     def sync_room(self, room_id: str) -> int:
         """Fetch what we missed in a followed room (e.g. after a restart); returns the count."""
-        hub = parse_room_id(room_id)[1]
-        _, _, latest = decode_snapshot_response(
-            self._blocking(self.request(hub, SNAPSHOT, encode_snapshot_request(room_id)))
-        )
+        _, _, latest = self._snapshot_blocking(room_id)
         if self.store.index_of(room_id, latest) is not None:
             return 0
         return len(self.follower.sync(room_id, self._fetch_event_blocking(room_id, latest)))
@@ -433,7 +440,17 @@ class ServerNode:
         state = self.room_state(room_id)
         return [event_summary(e) for e in state.events()]
 
-    def _local_history(self, room_id: str, limit: int = 50) -> List[Dict[str, Any]]:
+    def _local_history(self, room_id: str, limit: int = 50, before: Optional[str] = None) -> List[Dict[str, Any]]:
+        """The latest ``limit`` events held, or the ``limit`` events preceding ``before``
+        (a follower with a partial history fetches from the hub what it no longer holds).
+        Indices of a partial history are local positions (``node/partial.py``)."""
+        if before is not None:
+            if self.hub.is_hub_for(room_id):
+                events = self.hub.backfill(room_id, before, limit)
+                first = self.store.index_of(room_id, before)
+                assert first is not None
+                return [event_summary(e, first - 1 - i) for i, e in enumerate(events)][::-1]
+            return [event_summary(e, i) for i, e in self.follower.history_before(room_id, before, limit)]
         latest = self.store.latest(room_id)
         if latest is None:
             return []
@@ -443,15 +460,24 @@ class ServerNode:
     def _local_rooms(self) -> List[Dict[str, Any]]:
         out = []
         for room_id in self.store.rooms():
+            role = self.store.room_role(room_id)
+            if role == "follower" and self.follower.is_partial(room_id):
+                # A partial history's indices are local positions: count what is held.
+                out.append({"room_id": room_id, "role": role, "events": self.store.count(room_id),
+                            "history": "recent", "kept": len(self.store.kept_events(room_id))})
+                continue
             latest = self.store.latest(room_id)
-            out.append({"room_id": room_id, "role": self.store.room_role(room_id), "events": (latest[0] + 1) if latest else 0})
+            out.append({"room_id": room_id, "role": role, "events": (latest[0] + 1) if latest else 0})
         return out
 
     def _local_status(self) -> Dict[str, Any]:
         queues = {d: self.store.queue_length(d) for d in self.store.destinations_with_pending()}
+        partial = self.follower.partial
         return {"server_name": self.server_name, "port": self.port, "rooms": self._local_rooms(), "queues": queues,
                 "key_id": self.keys.signing_key.key_id, "delivery": self._delivery_stats(),
-                "pending_invites": len(self.follower.invites)}
+                "pending_invites": len(self.follower.invites),
+                "follower": {"history": self.follower.history, "keep_recent": partial.keep_recent,
+                             "pruned": partial.pruned, "fetched_on_demand": partial.fetched}}
 
     def _delivery_stats(self) -> Dict[str, Any]:
         """Fan-out counters since this process started: events delivered, events a destination

@@ -17,7 +17,7 @@ from mimi_signaling.storage import open_store
 class Network:
     """One hub server and some follower servers, all knowing each other's keys."""
 
-    def __init__(self, tmp: Path, hub: str, followers: List[str]) -> None:
+    def __init__(self, tmp: Path, hub: str, followers: List[str], *, history: str = "full", keep_recent: int = 1000) -> None:
         self.keys = {name: m.SigningKey.generate() for name in [hub, *followers]}
         self.stores = {name: open_store(f"sqlite:///{tmp}/{name}.db") for name in self.keys}
         self.keystores = {name: KeyStore(name, self.keys[name], self.stores[name]) for name in self.keys}
@@ -26,9 +26,18 @@ class Network:
                 if other != name:
                     ks.add_server_keys(m.ServerKeys(other, [key.verify_key()]))
         self.hub = Hub(hub, self.keystores[hub], self.stores[hub])
-        self.followers: Dict[str, Follower] = {
-            f: Follower(f, self.keystores[f], self.stores[f], backfill=self._backfill_for(f)) for f in followers
-        }
+        self.history, self.keep_recent = history, keep_recent
+        self.followers: Dict[str, Follower] = {f: self.make_follower(f) for f in followers}
+
+    def make_follower(self, name: str, **overrides) -> Follower:
+        """A follower reading the hub in process (backfill, snapshot, get_event as the hub
+        answers ``name``); pruning runs inline so tests see its result at once."""
+        args = dict(backfill=self._backfill_for(name), history=self.history, keep_recent=self.keep_recent,
+                    snapshot=self.hub.snapshot,
+                    fetch_event=lambda room_id, event_id: self.hub.get_event(room_id, event_id, for_server=name),
+                    background_prune=False)
+        args.update(overrides)
+        return Follower(name, self.keystores[name], self.stores[name], **args)
 
     def _backfill_for(self, follower: str):
         return lambda room_id, before, limit: self.hub.backfill(room_id, before, limit, for_server=follower)
@@ -60,6 +69,9 @@ class Network:
         follower = self.followers[user.split(":", 1)[1]]
         follower.sync(room_id, event)
         return event
+
+    def message(self, room_id: str, sender: str, text: str) -> m.Event:
+        return self.submit(room_id, sender, "m.room.encrypted", None, text.encode())
 
     def close(self) -> None:
         for s in self.stores.values():

@@ -83,11 +83,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     st.add_argument("--room", required=True)
     st.set_defaults(handler=lambda a: _print(_client(a).call("state", room_id=a.room), a))
 
-    h = sub.add_parser("history", help="the room's latest events")
+    h = sub.add_parser("history", help="the room's latest events (or those before an event)")
     _common(h)
     h.add_argument("--room", required=True)
     h.add_argument("--limit", type=int, default=50)
-    h.set_defaults(handler=lambda a: _print(_client(a).call("history", room_id=a.room, limit=a.limit), a))
+    h.add_argument("--before", metavar="EVENT_ID",
+                   help="the events preceding this one (a partial history fetches them from the hub)")
+    h.set_defaults(handler=lambda a: _print(_client(a).call("history", room_id=a.room, limit=a.limit,
+                                                            **({"before": a.before} if a.before else {})), a))
 
     r = sub.add_parser("rooms", help="rooms on this server")
     _common(r)

@@ -7,9 +7,10 @@ applied: the follower backfills the gap from the hub through ``prev_event`` poin
 the missing events in order, then applies the one it received.  Events that are already
 known are ignored, so duplicate and out-of-order deliveries are harmless.
 
-This profile puts no index on the wire, so a follower that starts following a room fetches the
-chain back to the create event and replays it with every check; after that it needs only the
-events that follow.
+How a follower starts following a room is its ``history`` setting: ``"full"`` fetches the
+chain back to the create event and replays it with every check; ``"recent"`` starts from the
+hub's snapshot and keeps a partial history (``node/partial.py``, PROFILE.md section 4 rule 6).
+Either way every event after that gets every check.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Set, Tuple
 
 from .._core import (
     Event,
@@ -39,6 +40,7 @@ from ..room.state import RoomState
 from .chain import RoomChain
 from .invites import PendingInvites
 from .keys import KeyStore
+from .partial import DEFAULT_KEEP_RECENT, HISTORY_MODES, FetchEvent, PartialHistory, Snapshot
 from .store import EventRow, EventStore
 
 log = logging.getLogger(__name__)
@@ -74,15 +76,30 @@ class Follower:
         backfill: Optional[Backfill] = None,
         registry: Optional[EventTypeRegistry] = None,
         policies: Optional[PolicyRegistry] = None,
+        snapshot: Optional[Snapshot] = None,
+        fetch_event: Optional[FetchEvent] = None,
+        history: str = "full",
+        keep_recent: int = DEFAULT_KEEP_RECENT,
+        background_prune: bool = True,
     ) -> None:
+        if history not in HISTORY_MODES:
+            raise ValueError(f"history must be one of {HISTORY_MODES}, not {history!r}")
         self.server_name = server_name
         self.keys = keys
         self.store = store
         self.backfill = backfill
         self.registry = registry
         self.policies = policies
+        #: How rooms are joined from now on; rooms already followed keep what they have.
+        self.history = history
+        self.partial = PartialHistory(
+            store, self._check_signatures, keep_recent=keep_recent, backfill=backfill, snapshot=snapshot,
+            fetch_event=fetch_event, registry=registry, policies=policies, background=background_prune,
+        )
+        self._partial_rooms: Set[str] = set()
         self._chains: Dict[str, RoomChain] = {}
-        self._locks: Dict[str, threading.Lock] = {}
+        # Re-entrant: a delivery for a room we do not follow yet may start following it.
+        self._locks: Dict[str, threading.RLock] = {}
         self._lock = threading.Lock()
         #: Invites of our users into rooms we do not follow yet (bounded records).
         self.invites = PendingInvites()
@@ -95,9 +112,27 @@ class Follower:
     def follows(self, room_id: str) -> bool:
         return room_id in self._chains or self.store.room_role(room_id) == "follower"
 
-    def _room_lock(self, room_id: str) -> threading.Lock:
+    def _room_lock(self, room_id: str) -> threading.RLock:
         with self._lock:
-            return self._locks.setdefault(room_id, threading.Lock())
+            return self._locks.setdefault(room_id, threading.RLock())
+
+    def is_partial(self, room_id: str) -> bool:
+        if room_id in self._partial_rooms:
+            return True
+        if self.store.is_partial(room_id):
+            self._partial_rooms.add(room_id)
+            return True
+        return False
+
+    def _held(self, room_id: str, event_id: str) -> bool:
+        """Stored: a chain row, or in a partial history also a kept (snapshot) event."""
+        if self.store.index_of(room_id, event_id) is not None:
+            return True
+        return self.is_partial(room_id) and self.store.holds(room_id, event_id)
+
+    def close(self) -> None:
+        """Wait for background pruning to finish."""
+        self.partial.close()
 
     def chain(self, room_id: str) -> RoomChain:
         chain = self._chains.get(room_id)
@@ -114,6 +149,8 @@ class Follower:
     def _load(self, room_id: str) -> Optional[RoomChain]:
         if self.store.room_role(room_id) != "follower":
             return None
+        if self.is_partial(room_id):
+            return self.partial.load(room_id)
         chain: Optional[RoomChain] = None
         rows = [raw for _, raw in self.store.iter_events(room_id)]
         for event in decode_events(rows):
@@ -136,7 +173,7 @@ class Follower:
         self._check_signatures([event])
         with self._room_lock(room_id):
             chain = self.chain(room_id)
-            if self.store.index_of(room_id, event.event_id) is not None:
+            if self._held(room_id, event.event_id):
                 return []  # duplicate delivery
             if event.prev_event == chain.last_event_id:
                 self._append(chain, [event])
@@ -277,15 +314,17 @@ class Follower:
 
     def sync(self, room_id: str, newest: Event) -> List[Event]:
         """Follow ``room_id`` from scratch up to ``newest`` (e.g. our user's accepted join):
-        fetch the chain back to the create event and replay it with every check."""
-        lock = self._room_lock(room_id)
-        acquired = lock.acquire(blocking=False)  # re-entrant use from receive() holds it already
-        try:
+        with ``history = "full"`` fetch the chain back to the create event and replay it with
+        every check, with ``"recent"`` join from the snapshot (``join_recent``)."""
+        with self._room_lock(room_id):
             if self.follows(room_id):
                 chain = self.chain(room_id)
-                if self.store.index_of(room_id, newest.event_id) is not None:
+                if self._held(room_id, newest.event_id):
                     return []
                 return self._catch_up(chain, newest)
+            if self.history == "recent" and self.partial.snapshot is not None:
+                self.join_recent(room_id, newest)
+                return [newest]
             events = self._fetch_back(room_id, newest, known=lambda _id: False)
             chain = RoomChain.open(events[0], registry=self.registry, policies=self.policies)
             self._check_signatures(events)
@@ -297,14 +336,26 @@ class Follower:
             self.invites.pop_room(room_id)
             log.info("following %s from %d events", room_id, len(events))
             return events
-        finally:
-            if acquired:
-                lock.release()
+
+    def join_recent(self, room_id: str, accepted: Optional[Event] = None) -> RoomChain:
+        """Follow ``room_id`` from the hub's snapshot (``history = "recent"``); ``accepted`` is
+        our user's accepted join when known.  Nothing is stored unless every check passes."""
+        with self._room_lock(room_id):
+            if self.follows(room_id):
+                chain = self.chain(room_id)
+                if accepted is not None and not self.store.holds(room_id, accepted.event_id):
+                    self._catch_up(chain, accepted)
+                return chain
+            chain = self.partial.join(room_id, accepted)
+            self._partial_rooms.add(room_id)
+            self._chains[room_id] = chain
+            self.invites.pop_room(room_id)
+            return chain
 
     def _catch_up(self, chain: RoomChain, newest: Event) -> List[Event]:
         if self.backfill is None:
             raise GapError(chain.room_id, chain.last_event_id, newest.event_id)
-        known = lambda event_id: self.store.index_of(chain.room_id, event_id) is not None  # noqa: E731
+        known = lambda event_id: self._held(chain.room_id, event_id)  # noqa: E731
         events = self._fetch_back(chain.room_id, newest, known=known)
         if events[0].prev_event != chain.last_event_id:
             raise MalformedError(f"backfill of {chain.room_id} does not link to our last event {chain.last_event_id}")
@@ -348,6 +399,8 @@ class Follower:
             # Nothing of this batch is stored; the in-memory state may be ahead: reload it.
             self._chains.pop(chain.room_id, None)
             raise
+        if chain.room_id in self._partial_rooms:
+            self.partial.appended(chain.room_id, chain.count)
 
     @staticmethod
     def _row(room_id: str, index: int, event: Event) -> EventRow:
@@ -358,14 +411,32 @@ class Follower:
     def get_event(self, room_id: str, event_id: str, *, for_server: Optional[str] = None) -> Event:
         """An event we hold, in the form ``for_server`` may receive: the hub's rules (who may
         read, whole or redacted; PROFILE.md section 6) on the history this follower holds.
-        None (or this server): whole, with no check."""
+        None (or this server): whole, with no check.  A partial history fetches an older
+        event from the hub, checked and linked down from what it holds
+        (``PartialHistory.get_event``)."""
         chain = None
         if for_server is not None and for_server != self.server_name:
             chain = self.chain(room_id)
             chain.require_reader(for_server)
+        if self.follows(room_id) and self.is_partial(room_id):
+            event = self.partial.get_event(room_id, event_id)
+            index = self.store.index_of(room_id, event_id)
+            # A partial history keeps no visibility history: served() redacts non-state events.
+            return event if chain is None else chain.served(index if index is not None else -1, event, for_server)
         index = self.store.index_of(room_id, event_id)
         raw = self.store.get_event(room_id, event_id) if index is not None else None
         if raw is None or index is None:
             raise NotFoundError(f"no event {event_id} in {room_id}")
         event = Event.decode(raw)
         return event if chain is None else chain.served(index, event, for_server)
+
+    def history_before(self, room_id: str, before: str, limit: int) -> List[Tuple[int, Event]]:
+        """Up to ``limit`` events preceding ``before`` as ``(position, event)``, oldest first;
+        a partial history fetches from the hub what it no longer holds."""
+        if self.is_partial(room_id):
+            return self.partial.history_before(room_id, before, limit)
+        index = self.store.index_of(room_id, before)
+        if index is None:
+            raise NotFoundError(f"no event {before} in {room_id}")
+        rows = self.store.iter_events(room_id, start=max(0, index - limit), end=index)
+        return [(i, Event.decode(raw)) for i, raw in rows]

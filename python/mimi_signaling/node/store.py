@@ -21,6 +21,14 @@ be contiguous with what is stored (the create event plus recent events, older on
 backfilled later).  Such an event is "detached" while its predecessor is missing; once the
 predecessor arrives its link is checked like any other.  ``gaps`` lists what is missing.
 
+A follower that joined from a ``snapshot`` (PROFILE.md section 4 rule 6) keeps a *partial
+history*: the *kept events* (the create event, the state and its auth chain: events whose
+position in the room it does not know) beside a contiguous *run* of chain rows at local
+positions (the wire carries no index).  The run's lowest row is detached; older events
+fetched on demand go below it with ``insert_known_many``, pruning drops its lowest rows with
+``prune_below``.  The create event of a partial history is a kept event, never the row at
+index 0, so that no gap between it and the run can ever be taken for a link.
+
 All methods are synchronous and thread-safe; a write has been committed durably when it
 returns.
 """
@@ -37,6 +45,7 @@ __all__ = [
     "EventRow",
     "EventStore",
     "Gap",
+    "KeptEvent",
     "QueuedEvent",
     "ROLES",
 ]
@@ -97,6 +106,20 @@ class Gap(NamedTuple):
     start: int
     end: int
     next_event_id: str
+
+
+class KeptEvent(NamedTuple):
+    """A state event a partial history keeps outside its run (``start_partial``).
+
+    ``in_state``: part of the *checkpoint*, the state that the run's state events, applied
+    in order over it, turn into the current state (one per ``(type, state_key)``); the
+    others are kept for the auth chain."""
+
+    event_id: str
+    type: str
+    state_key: str
+    in_state: bool
+    event_bytes: bytes
 
 
 class EventStore(abc.ABC):
@@ -197,7 +220,8 @@ class EventStore(abc.ABC):
     # --- reading events ---------------------------------------------------------------
 
     @abc.abstractmethod
-    def get_event(self, room_id: str, event_id: str) -> bytes | None: ...
+    def get_event(self, room_id: str, event_id: str) -> bytes | None:
+        """A stored event by ID: a row of the chain, else a kept event."""
 
     @abc.abstractmethod
     def get_by_index(self, room_id: str, index: int) -> bytes | None: ...
@@ -234,6 +258,39 @@ class EventStore(abc.ABC):
     @abc.abstractmethod
     def gaps(self, room_id: str) -> list[Gap]:
         """Missing index ranges below the latest stored event, lowest first."""
+
+    # --- partial histories (followers) -------------------------------------------------
+
+    @abc.abstractmethod
+    def start_partial(self, room_id: str, kept: Sequence[KeptEvent], rows: Sequence[EventRow]) -> None:
+        """Follow ``room_id`` from a snapshot, in one transaction: the room's role becomes
+        ``"follower"``, the kept events are stored and ``rows`` (the run, at local positions
+        above 0, contiguous) are stored with ``insert_known_many``.  The room must hold no
+        event yet.  Raises ``ChainConflictError`` (nothing stored)."""
+
+    @abc.abstractmethod
+    def is_partial(self, room_id: str) -> bool:
+        """True when the room was joined from a snapshot (it has kept events)."""
+
+    @abc.abstractmethod
+    def kept_events(self, room_id: str, *, checkpoint_only: bool = False) -> list[KeptEvent]:
+        """The room's kept events (create first), or only the checkpoint's."""
+
+    @abc.abstractmethod
+    def oldest(self, room_id: str) -> tuple[int, str] | None:
+        """``(index, event_id)`` of the lowest stored row, or None for an empty room."""
+
+    @abc.abstractmethod
+    def prune_below(self, room_id: str, index: int, checkpoint: Sequence[KeptEvent]) -> int:
+        """Drop the rows of a partial history below ``index`` in one transaction, after
+        storing ``checkpoint`` (the state events that leave the run: each replaces the
+        checkpoint event of its ``(type, state_key)``, which stays kept for the auth chain).
+        The row at ``index`` must be stored (it becomes the detached lowest row); returns the
+        number of rows dropped.  Raises ``ChainConflictError`` (nothing changed)."""
+
+    def holds(self, room_id: str, event_id: str) -> bool:
+        """The event is stored: a row of the chain or a kept event."""
+        return self.get_event(room_id, event_id) is not None
 
     # --- fan-out queue ----------------------------------------------------------------
 

@@ -14,6 +14,7 @@ from ..node.store import (
     EventRow,
     EventStore,
     Gap,
+    KeptEvent,
     QueuedEvent,
 )
 from .sqlite import SQLiteEventStore
@@ -25,6 +26,7 @@ __all__ = [
     "EventRow",
     "EventStore",
     "Gap",
+    "KeptEvent",
     "PostgresEventStore",
     "QueuedEvent",
     "SQLiteEventStore",

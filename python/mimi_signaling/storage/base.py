@@ -52,8 +52,11 @@ from ..node.store import (
     EventRow,
     EventStore,
     Gap,
+    KeptEvent,
     QueuedEvent,
 )
+
+M_ROOM_CREATE = "m.room.create"
 
 logger = logging.getLogger(__name__)
 
@@ -133,6 +136,19 @@ _SCHEMA = [
         FOREIGN KEY (room_id, idx, event_id) REFERENCES events (room_id, idx, event_id)
     )""",
     """CREATE INDEX IF NOT EXISTS outbox_by_destination ON outbox (destination, queue_id)""",
+    # Partial histories (node/store.py): state events at unknown positions, one checkpoint
+    # event per (type, state_key).
+    """CREATE TABLE IF NOT EXISTS kept_events (
+        room_id TEXT NOT NULL,
+        event_id TEXT NOT NULL CHECK (event_id <> ''),
+        type TEXT NOT NULL,
+        state_key TEXT NOT NULL,
+        in_state INTEGER NOT NULL CHECK (in_state IN (0, 1)),
+        event_bytes {blob} NOT NULL,
+        PRIMARY KEY (room_id, event_id)
+    )""",
+    """CREATE UNIQUE INDEX IF NOT EXISTS kept_checkpoint
+        ON kept_events (room_id, type, state_key) WHERE in_state = 1""",
     """CREATE TABLE IF NOT EXISTS server_keys (
         server_name TEXT PRIMARY KEY,
         keys_bytes {blob} NOT NULL
@@ -195,6 +211,21 @@ class _Sql:
     PUT_ROOM = """INSERT INTO rooms (room_id, role) VALUES (?, ?)
         ON CONFLICT (room_id) DO UPDATE SET role = excluded.role"""
     ROOM_ROLE = "SELECT role FROM rooms WHERE room_id = ?"
+    GET_KEPT = "SELECT event_bytes FROM kept_events WHERE room_id = ? AND event_id = ?"
+    IS_PARTIAL = "SELECT 1 FROM kept_events WHERE room_id = ? LIMIT 1"
+    # The create event first (the only kept event without prev), then by event ID.
+    KEPT = """SELECT event_id, type, state_key, in_state, event_bytes FROM kept_events
+        WHERE room_id = ? AND in_state >= ? ORDER BY (type = 'm.room.create') DESC, event_id"""
+    UNSET_CHECKPOINT = """UPDATE kept_events SET in_state = 0
+        WHERE room_id = ? AND type = ? AND state_key = ? AND in_state = 1"""
+    PUT_CHECKPOINT = """INSERT INTO kept_events (room_id, event_id, type, state_key, in_state, event_bytes)
+        VALUES (?, ?, ?, ?, 1, ?) ON CONFLICT (room_id, event_id) DO UPDATE SET in_state = 1"""
+    PUT_AUTH = """INSERT INTO kept_events (room_id, event_id, type, state_key, in_state, event_bytes)
+        VALUES (?, ?, ?, ?, 0, ?) ON CONFLICT (room_id, event_id) DO NOTHING"""
+    OLDEST = "SELECT idx, event_id FROM events WHERE room_id = ? ORDER BY idx LIMIT 1"
+    DETACH = "UPDATE events SET prev_idx = NULL WHERE room_id = ? AND idx = ?"
+    DELETE_BELOW = "DELETE FROM events WHERE room_id = ? AND idx < ?"
+    ROOM_HAS_EVENTS = "SELECT 1 FROM events WHERE room_id = ? LIMIT 1"
     GET_META = "SELECT value FROM meta WHERE name = ?"
     PUT_META = "INSERT INTO meta (name, value) VALUES (?, ?)"
 
@@ -410,22 +441,25 @@ class SqlEventStore(EventStore):
         rows = [EventRow(*row) for row in rows]
         if not rows:
             return
+        with self._write([row.room_id for row in rows]) as cursor:
+            self._insert_known(cursor, rows)
+
+    def _insert_known(self, cursor: Any, rows: list[EventRow]) -> None:
         # Lowest first, so a batch that fills a gap attaches as it goes.
         rows.sort(key=lambda row: (row.room_id, row.index))
-        with self._write([row.room_id for row in rows]) as cursor:
-            for row in rows:
-                stored = self._event_id_at(cursor, row.room_id, row.index)
-                if stored == row.event_id:
-                    continue  # already stored: overlapping backfill
-                if stored is not None:
-                    raise ChainConflictError(
-                        row.room_id, row.index, f"index already holds {stored}"
-                    )
-                self._check_known_links(cursor, row)
-                has_prev = row.index > 0 and (
-                    self._event_id_at(cursor, row.room_id, row.index - 1) is not None
+        for row in rows:
+            stored = self._event_id_at(cursor, row.room_id, row.index)
+            if stored == row.event_id:
+                continue  # already stored: overlapping backfill
+            if stored is not None:
+                raise ChainConflictError(
+                    row.room_id, row.index, f"index already holds {stored}"
                 )
-                self._insert(cursor, row, prev_idx=row.index - 1 if has_prev else None)
+            self._check_known_links(cursor, row)
+            has_prev = row.index > 0 and (
+                self._event_id_at(cursor, row.room_id, row.index - 1) is not None
+            )
+            self._insert(cursor, row, prev_idx=row.index - 1 if has_prev else None)
 
     def _check_known_links(self, cursor: Any, row: EventRow) -> None:
         """Links to stored events that are not direct neighbours, which the foreign key
@@ -466,6 +500,8 @@ class SqlEventStore(EventStore):
 
     def get_event(self, room_id: str, event_id: str) -> bytes | None:
         row = self._read_one(self._sql.GET_EVENT, (room_id, event_id))
+        if row is None:
+            row = self._read_one(self._sql.GET_KEPT, (room_id, event_id))
         return bytes(row[0]) if row else None
 
     def get_by_index(self, room_id: str, index: int) -> bytes | None:
@@ -512,6 +548,68 @@ class SqlEventStore(EventStore):
             Gap(0 if below is None else int(below) + 1, int(index) - 1, event_id)
             for index, event_id, below in self._read(self._sql.GAPS, (room_id,))
         ]
+
+    # --- partial histories -------------------------------------------------------------
+
+    def start_partial(self, room_id: str, kept: Sequence[KeptEvent], rows: Sequence[EventRow]) -> None:
+        rows = [EventRow(*row) for row in rows]
+        if not kept or not any(k.type == M_ROOM_CREATE for k in kept):
+            raise ChainConflictError(room_id, 0, "a partial history keeps the create event")
+        checkpoint = [(k.type, k.state_key) for k in kept if k.in_state]
+        if len(set(checkpoint)) != len(checkpoint):
+            raise ChainConflictError(room_id, 0, "two checkpoint events for one (type, state_key)")
+        rows.sort(key=lambda row: row.index)
+        for row, following in zip(rows, rows[1:] + [None]):
+            if row.room_id != room_id or row.index < 1:
+                raise ChainConflictError(row.room_id, row.index, "a partial history's run starts above index 0")
+            if following is not None and following.index != row.index + 1:
+                raise ChainConflictError(room_id, row.index + 1, "a partial history's run is contiguous")
+        with self._write([room_id]) as cursor:
+            cursor.execute(self._sql.ROOM_HAS_EVENTS, (room_id,))
+            if cursor.fetchone() is not None:
+                raise ChainConflictError(room_id, 0, "the room already holds events")
+            cursor.execute(self._sql.PUT_ROOM, (room_id, "follower"))
+            self._put_kept(cursor, room_id, kept)
+            self._insert_known(cursor, rows)
+
+    def _put_kept(self, cursor: Any, room_id: str, kept: Sequence[KeptEvent]) -> None:
+        try:
+            # Checkpoint events last: an event both in the checkpoint and in the auth chain
+            # ends up in the checkpoint.
+            for k in sorted(kept, key=lambda k: k.in_state):
+                if k.in_state:
+                    cursor.execute(self._sql.UNSET_CHECKPOINT, (room_id, k.type, k.state_key))
+                cursor.execute(
+                    self._sql.PUT_CHECKPOINT if k.in_state else self._sql.PUT_AUTH,
+                    (room_id, k.event_id, k.type, k.state_key, bytes(k.event_bytes)),
+                )
+        except Exception as exc:
+            if self._is_constraint_error(exc):
+                raise ChainConflictError(room_id, 0, f"kept events: {_first_line(exc)}") from exc
+            raise
+
+    def is_partial(self, room_id: str) -> bool:
+        return self._read_one(self._sql.IS_PARTIAL, (room_id,)) is not None
+
+    def kept_events(self, room_id: str, *, checkpoint_only: bool = False) -> list[KeptEvent]:
+        rows = self._read(self._sql.KEPT, (room_id, 1 if checkpoint_only else 0))
+        return [KeptEvent(e, t, k, bool(s), bytes(b)) for e, t, k, s, b in rows]
+
+    def oldest(self, room_id: str) -> tuple[int, str] | None:
+        row = self._read_one(self._sql.OLDEST, (room_id,))
+        return (int(row[0]), row[1]) if row else None
+
+    def prune_below(self, room_id: str, index: int, checkpoint: Sequence[KeptEvent]) -> int:
+        with self._write([room_id]) as cursor:
+            if self._event_id_at(cursor, room_id, index) is None:
+                raise ChainConflictError(room_id, index, "pruning keeps the row at the cut, which is not stored")
+            cursor.execute(self._sql.IS_PARTIAL, (room_id,))
+            if cursor.fetchone() is None:
+                raise ChainConflictError(room_id, index, "only a partial history is pruned")
+            self._put_kept(cursor, room_id, [k._replace(in_state=True) for k in checkpoint])
+            cursor.execute(self._sql.DETACH, (room_id, index))
+            cursor.execute(self._sql.DELETE_BELOW, (room_id, index))
+            return max(cursor.rowcount, 0)
 
     # --- fan-out queue ------------------------------------------------------------------
 
