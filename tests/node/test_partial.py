@@ -198,8 +198,9 @@ def test_hostile_snapshots_are_refused_and_store_nothing(net: Network) -> None:
     for what, snapshot, fetch, error in cases:
         f1 = net.make_follower("f1.test", snapshot=snapshot,
                                fetch_event=fetch or (lambda room_id, event_id: net.hub.get_event(room_id, event_id)))
-        with pytest.raises(error):
+        with pytest.raises(m.MimiError) as refused:
             f1.join_recent(room)  # not handing it our join: the follower fetches latest
+        assert refused.type is error, f"{what}: {refused.value!r}"
         assert_nothing_stored(net, room)
     # The genuine snapshot joins.
     net.followers["f1.test"].join_recent(room, join)

@@ -385,7 +385,7 @@ class Follower:
         chain.reverse()
         return chain
 
-    def _check_signatures(self, events: List[Event]) -> None:
+    def _check_signatures(self, events: Sequence[Event]) -> None:
         self.keys.verify_all(events, lambda e: (e.hub_server, e.origin_server))
 
     def _append(self, chain: RoomChain, events: List[Event]) -> None:

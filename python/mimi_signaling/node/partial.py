@@ -29,16 +29,13 @@ from __future__ import annotations
 import logging
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Sequence, Set, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Set, Tuple
 
 from .._core import Event, MalformedError, NotFoundError, decode_events
 from ..room.registry import DEFAULT_EVENT_TYPES, EventTypeRegistry, PolicyRegistry
 from ..room.state import RoomState
 from .chain import RoomChain
 from .store import EventRow, EventStore, KeptEvent
-
-if TYPE_CHECKING:
-    from .keys import KeyStore
 
 log = logging.getLogger(__name__)
 
@@ -207,7 +204,7 @@ class PartialHistory:
         self._pruner: Optional[ThreadPoolExecutor] = (
             ThreadPoolExecutor(max_workers=1, thread_name_prefix="mimi-prune") if background else None
         )
-        self._scheduled: Dict[str, Future] = {}
+        self._scheduled: Dict[str, Future[None]] = {}
         #: Counters for status: rows pruned, events fetched on demand.
         self.pruned = 0
         self.fetched = 0
@@ -307,7 +304,7 @@ class PartialHistory:
     def _prune_logged(self, room_id: str) -> None:
         try:
             self.prune(room_id)
-        except Exception:  # noqa: BLE001 - a failed prune is retried after the next delivery
+        except Exception:  # a failed prune is retried after the next delivery
             log.exception("pruning %s failed", room_id)
 
     def prune(self, room_id: str) -> int:

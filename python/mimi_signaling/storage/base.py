@@ -609,7 +609,7 @@ class SqlEventStore(EventStore):
             self._put_kept(cursor, room_id, [k._replace(in_state=True) for k in checkpoint])
             cursor.execute(self._sql.DETACH, (room_id, index))
             cursor.execute(self._sql.DELETE_BELOW, (room_id, index))
-            return max(cursor.rowcount, 0)
+            return max(int(cursor.rowcount), 0)
 
     # --- fan-out queue ------------------------------------------------------------------
 
