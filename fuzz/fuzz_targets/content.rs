@@ -42,6 +42,11 @@ fn typed_round_trip(t: &str, content: &[u8], valid: bool) {
                 for r in c.roles.iter() {
                     assert!(ids.insert(r.role_id.as_slice()), "m.room.role_map with a repeated role ID decoded");
                     assert!(orders.insert(r.order), "m.room.role_map with a repeated order decoded");
+                    let mut users = HashSet::new();
+                    assert!(
+                        r.user_ids.iter().all(|u| users.insert(u.as_slice())),
+                        "m.room.role_map listing a user twice in one role decoded"
+                    );
                 }
                 true
             }

@@ -175,10 +175,10 @@ def test_auth_selection_lists_roles_in_role_map_order(room) -> None:
     [
         ([("a", [ANA], 1), ("a", [BEN], 2)], "does not decode"),  # duplicate role IDs (core)
         ([("a", [ANA], 1), ("b", [BEN], 1)], "does not decode"),  # duplicate orders (core)
-        # the core may already refuse these while decoding; else the registry's content check
-        ([("a", ["not-a-user"], 1)], "does not decode|bad user ID"),
-        ([("a", [ANA, ANA], 1)], "does not decode|lists @ana:hub.test twice"),
-        ([("bad role!", [ANA], 1)], "does not decode|bad role ID"),
+        # identifiers inside content (PROFILE.md section 6), also the core's decoder
+        ([("a", ["not-a-user"], 1)], 'does not decode: m.room.role_map role "a": user ID "not-a-user"'),
+        ([("a", [ANA, ANA], 1)], 'does not decode: m.room.role_map role "a" lists @ana:hub.test twice'),
+        ([("bad role!", [ANA], 1)], 'does not decode: m.room.role_map: role ID "bad role!"'),
     ],
 )
 def test_invalid_role_maps_are_malformed(room, configs, match) -> None:

@@ -9,6 +9,7 @@ import pytest
 import mimi_signaling as ms
 from mimi_signaling.content import M_ROOM_NAME, JoinRule, Participation, Visibility, text_content
 from mimi_signaling.room.policy.m0.visibility import (
+    may_read,
     serve_event,
     served_redacted,
     user_sees,
@@ -132,3 +133,43 @@ def test_visibility_needs_history() -> None:
     room.message(ANA)
     with pytest.raises(ms.NotFoundError):
         visible_to_server(room.state, 2, "hub.test")
+
+
+# --- who may read the room (PROFILE.md section 6) -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "participation",
+    [Participation.INVITE, Participation.JOIN, Participation.KNOCK, Participation.LEAVE, Participation.BAN],
+)
+def test_may_read_with_a_user_in_any_participation_state(participation: Participation) -> None:
+    """PROFILE.md section 6: reads "are answered to a server that has a user with any
+    participation state in the room (invite, join, knock, leave, ban)"."""
+    room = RoomBuilder()
+    room.join_rules(JoinRule.PUBLIC if participation != Participation.KNOCK else JoinRule.KNOCK)
+    assert not may_read(room.state, "follower.test")
+    if participation == Participation.LEAVE:
+        room.user(BEN, BEN, Participation.JOIN)
+    if participation in (Participation.INVITE, Participation.BAN):
+        room.user(ANA, BEN, participation)
+    else:
+        room.user(BEN, BEN, participation)
+    assert room.state.participation(BEN) == participation
+    assert may_read(room.state, "follower.test")
+    assert room.state.policy.may_read(room.state, "follower.test")
+    assert not may_read(room.state, "other.test")  # another server: still no user
+    assert may_read(room.state, "hub.test")  # the creator's server
+
+
+def test_may_read_follows_the_current_visibility_for_servers_without_users() -> None:
+    """"... and to every server when the current history visibility is world"."""
+    room = RoomBuilder()
+    assert not may_read(room.state, "other.test")
+    room.visibility(W)
+    assert may_read(room.state, "other.test")
+    for visibility in (S, J, I):
+        room.visibility(visibility)
+        assert not may_read(room.state, "other.test")
+    copy = room.state.copy()
+    room.user(ANA, CY, Participation.BAN)
+    assert may_read(room.state, "other.test") and not may_read(copy, "other.test")  # copies are independent
