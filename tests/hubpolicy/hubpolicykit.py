@@ -104,6 +104,16 @@ def raw_role_map_content(configs: Sequence[Tuple[str, Sequence[str], int]]) -> b
     return _vec(body)
 
 
+def raw_role_content(event_types: Sequence[str] = (), role_ids: Optional[Sequence[str]] = None) -> bytes:
+    """``m.room.role`` content encoded by hand (the core's encoder refuses bad identifiers):
+    an ``events`` permission (tag 5) granting ``event_types``, and a ``roles`` permission (tag
+    6) when ``role_ids`` is given."""
+    permissions = b"\x05" + _vec(b"".join(_vec(t.encode()) + b"\x01" for t in event_types))
+    if role_ids is not None:
+        permissions += b"\x06" + _vec(b"".join(_vec(r.encode()) for r in role_ids))
+    return _vec(permissions)
+
+
 # --- a room on the hub ----------------------------------------------------------------------
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import List, Optional, Sequence, Tuple
+from typing import List, Tuple
 
 import pytest
 
@@ -30,6 +30,7 @@ from hubpolicykit import (
     HUB,
     LEAVE,
     HubRoom,
+    raw_role_content,
     raw_role_map_content,
     role_content,
     role_map_content,
@@ -187,20 +188,6 @@ def test_role_config_is_order_and_set_of_users(maproom: HubRoom, tmp_path: Path)
 
 
 # --- identifiers inside content (PROFILE.md section 3) ---------------------------------------
-
-
-def _vec(data: bytes) -> bytes:
-    return m.encode_varint(len(data)) + data
-
-
-def raw_role_content(event_types: Sequence[str] = (), role_ids: Optional[Sequence[str]] = None) -> bytes:
-    """``m.room.role`` content encoded by hand (the core's encoder refuses bad identifiers):
-    an ``events`` permission (tag 5) granting ``event_types``, and a ``roles`` permission (tag
-    6) when ``role_ids`` is given."""
-    permissions = b"\x05" + _vec(b"".join(_vec(t.encode()) + b"\x01" for t in event_types))
-    if role_ids is not None:
-        permissions += b"\x06" + _vec(b"".join(_vec(r.encode()) for r in role_ids))
-    return _vec(permissions)
 
 
 MAP = [("admin", [ANA], 100)]
