@@ -246,6 +246,9 @@ class Follower:
                 self._chains.pop(room_id, None)
                 for i, _ in staged:
                     results[i] = InternalError(f"storing the event failed: {exc}")
+            else:
+                if room_id in self._partial_rooms:
+                    self.partial.appended(room_id, rows[-1].index + 1)
             staged.clear()
 
         for i, event in items:
@@ -262,7 +265,7 @@ class Follower:
                     continue
                 flush()
                 chain = self.chain(room_id)
-                if self.store.index_of(room_id, event.event_id) is not None:
+                if self._held(room_id, event.event_id):
                     continue  # duplicate delivery
                 self._catch_up(chain, event)
             except MimiError as exc:
