@@ -96,11 +96,20 @@ class PostgresServer:
             try:
                 self._run("pg_ctl", "-D", str(self.datadir), "-l", str(self.root / "log"),
                           "-o", options, "-w", "-t", str(_START_TIMEOUT_S), "start")
+                self._options = options
                 return
             except subprocess.CalledProcessError:
                 if attempt == 2:
                     log = (self.root / "log").read_text(errors="replace")[-2000:]
                     raise RuntimeError(f"PostgreSQL did not start:\n{log}") from None
+
+    def pause(self) -> None:
+        """Stop the server, keeping its data (``resume`` starts it again on the same port)."""
+        self._run("pg_ctl", "-D", str(self.datadir), "-m", "fast", "-w", "stop")
+
+    def resume(self) -> None:
+        self._run("pg_ctl", "-D", str(self.datadir), "-l", str(self.root / "log"),
+                  "-o", self._options, "-w", "-t", str(_START_TIMEOUT_S), "start")
 
     def stop(self) -> None:
         if self.datadir.exists():
