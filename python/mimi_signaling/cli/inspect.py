@@ -36,6 +36,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--limit", type=int, metavar="N", help="list at most N events")
     p.add_argument("--start", type=int, default=0, metavar="I", help="skip the events before index I")
     p.add_argument("--json", action="store_true", help="one JSON document on stdout")
+    p.add_argument("--html", metavar="OUT", help="write one self-contained HTML page of the room to OUT "
+                   "(chain with auth edges, membership timeline, senders, policy changes)")
     p.set_defaults(handler=run)
 
 
@@ -178,6 +180,25 @@ def _print_entry(entry: Dict[str, Any]) -> None:
     print(f"{'':>10}{entry['content_text']}{note}")
 
 
+def _write_html(args: argparse.Namespace) -> int:
+    from .inspect_html import DEFAULT_CHART_EVENTS, read_picture, render_room_html
+
+    try:
+        picture = read_picture(args.file, args.limit if args.limit is not None else DEFAULT_CHART_EVENTS)
+    except MimiError as exc:
+        print(f"mimi inspect: {args.file}: {exc.name}: {exc}", file=sys.stderr)
+        return 1
+    page = render_room_html(picture)
+    try:
+        with open(args.html, "w", encoding="utf-8") as f:
+            f.write(page)
+    except OSError as exc:
+        print(f"mimi inspect: {args.html}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {args.html}: {picture.events} events, {len(picture.membership)} users")
+    return 1 if picture.undecodable or picture.read_error else 0
+
+
 def run(args: argparse.Namespace) -> int:
     if args.limit is not None and args.limit < 0 or args.start < 0:
         print("mimi inspect: --limit and --start must not be negative", file=sys.stderr)
@@ -191,6 +212,8 @@ def run(args: argparse.Namespace) -> int:
     if head != ROOM_FILE_MAGIC:
         print(f"mimi inspect: {args.file}: not a room file (no MIMIROOM header)", file=sys.stderr)
         return 2
+    if args.html:
+        return _write_html(args)
     try:
         reader = RoomFileReader(args.file)
     except MimiError as exc:
