@@ -7,7 +7,9 @@
 #
 # The manylinux tag is the oldest this machine's glibc allows (maturin's auditwheel checks
 # fail the build on anything newer; Debian 12 links GLIBC_2.34 symbols, hence 2_34).  The
-# release build reuses ./target, which `pip install .` filled in the test step.
+# wheel is built the way `pip install .` builds (maturin's PEP 517 backend, the tag passed in
+# MATURIN_PEP517_ARGS), so the release build in ./target from the test step is reused (a
+# direct `maturin build` fingerprints differently and compiles everything again).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MANYLINUX="${MIMI_MANYLINUX:-manylinux_2_34}"
@@ -17,7 +19,7 @@ log() { echo "wheel.sh: $*" >&2; }
 if [ ! -x .venv/bin/python ]; then python3 -m venv .venv; fi
 .venv/bin/pip install --quiet 'maturin>=1.5,<2' auditwheel
 rm -rf dist
-.venv/bin/maturin build --release --compatibility "$MANYLINUX" --out dist 2>&1 | grep -E "Built|Finished|error|warning: unused" >&2
+MATURIN_PEP517_ARGS="--compatibility $MANYLINUX" .venv/bin/pip wheel --quiet --no-deps -w dist .
 .venv/bin/maturin sdist --out dist 2>&1 | grep -E "Built|error" >&2
 wheel="$(ls dist/*.whl)"
 case "$wheel" in

@@ -9,6 +9,7 @@ performance issue (PASS/FAIL each), and writes ``results/compare.md`` and
     python benches/compare.py            # the full run (a 1,000,000-event room; ~5 minutes,
                                          # plus ~2 to generate the room the first time)
     python benches/compare.py --quick    # a smoke run with small sizes (< 60 s)
+    python benches/compare.py --quick --floor 0.4 --json benches/results/ci.json   # what CI runs
 
 Needs the ``bench`` extra (``pip install -e '.[bench]'``).  Each figure is the best of
 ``--repeats`` rounds taken in turn (other load only ever slows a run down, and comes and goes
@@ -637,6 +638,10 @@ def main(argv: Optional[List[str]] = None) -> int:
                         help="where compare.md, compare.png and compare.json go (default: benches/results; "
                              "with --quick: WORKDIR/results-quick, so a smoke run never overwrites the full results)")
     parser.add_argument("--profile", action="store_true", help="also write results/profile.md (cProfile of each path)")
+    parser.add_argument("--floor", type=float, metavar="FRACTION",
+                        help="fail (also with --quick) when a ratio target measured in this run falls below FRACTION "
+                             "of its target (CI: 0.4, far enough below the targets for a small, noisy run)")
+    parser.add_argument("--json", type=Path, metavar="FILE", help="also write the JSON results (and the floors) to FILE")
     parser.add_argument("--cores", type=int, default=min(TARGET_CORES, os.cpu_count() or 1),
                         help="cores of the multi-core figures (default: 2, or fewer if the machine has fewer)")
     args = parser.parse_args(argv)
@@ -682,11 +687,17 @@ def main(argv: Optional[List[str]] = None) -> int:
     png = args.out / "compare.png"
     write_markdown(md, comparison, targets, env, (load_start, load_end), command)
     write_chart(png, comparison)
-    (args.out / "compare.json").write_text(json.dumps({
+    floors = check_floors(targets, args.floor) if args.floor is not None else []
+    document = json.dumps({
         "environment": env, "load": [load_start, load_end], "sizes": sizes.__dict__, "facts": comparison.facts,
         "rows": {k: {**r.__dict__} for k, r in comparison.rows.items()}, "series": comparison.series,
-        "targets": [t.__dict__ for t in targets],
-    }, indent=2, default=str), encoding="utf-8")
+        "targets": [t.__dict__ for t in targets], "floors": floors,
+    }, indent=2, default=str)
+    (args.out / "compare.json").write_text(document, encoding="utf-8")
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(document, encoding="utf-8")
+        say(f"wrote {args.json}")
     if args.profile:
         say("profiling ...")
         (args.out / "profile.md").write_text(profiles(comparison) + "\n", encoding="utf-8")
@@ -695,7 +706,25 @@ def main(argv: Optional[List[str]] = None) -> int:
         f"{time.perf_counter() - started:.0f} s in all")
     say(f"wrote {md}, {png} and compare.json")
     failed = [t for t in targets if t.passed is False]
-    return 1 if failed and not args.quick else 0
+    below_floor = [f for f in floors if not f["passed"]]
+    return 1 if (failed and not args.quick) or below_floor else 0
+
+
+def check_floors(targets: Sequence[Target], fraction: float) -> List[Dict[str, Any]]:
+    """The ratio targets ("X >= N x Y", both measured in this run) against ``fraction`` of
+    their target: a regression shows as a ratio far below it, whatever the machine's speed
+    and load (both sides slow down alike).  Printed, and returned for the JSON."""
+    out = []
+    for t in targets:
+        if " >= " not in t.name:
+            continue  # not a ratio (the memory target is checked by the full run)
+        floor = t.required * fraction
+        passed = t.measured >= floor
+        out.append({"name": t.name, "measured": round(t.measured, 3), "target": t.required, "floor": round(floor, 3),
+                    "passed": passed})
+        say(f"{'ok   ' if passed else 'BELOW'} floor {floor:.2f}x ({fraction:g} of {t.required:g}x): "
+            f"{t.measured:.2f}x  {t.name}")
+    return out
 
 
 if __name__ == "__main__":
