@@ -66,6 +66,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SUBMIT = "mimi.signaling.submit"
+BATCH = "mimi.signaling.batch"
 DELIVER = "mimi.signaling.deliver"
 GET_EVENT = "mimi.signaling.get_event"
 GET_STATE = "mimi.signaling.get_state"
@@ -274,6 +275,8 @@ class ServerNode:
         group commit as one chunk (one batch signature check, one transaction, answered after
         the commit), a run of deliveries is applied by the follower in one call; every other
         entry goes through ``handle``.  Per entry: the 200 body or the error."""
+        self.metrics.transactions.labels(BATCH).inc()
+        log_context(peer=peer)
         if peer != self.server_name and self.delivery is not None:
             self.delivery.peer_alive(peer)
         out: List[Union[bytes, MimiError, None]] = [None] * len(entries)
@@ -304,19 +307,21 @@ class ServerNode:
 
     async def _submit_run(self, entries: Sequence[Tuple[str, bytes]], run: range, peer: str, out: list) -> None:
         assert self.batcher is not None
+        started = time.perf_counter()
         decoded: List[Tuple[int, LimitedEvent]] = []
         for i in run:
             try:
                 decoded.append((i, LimitedEvent.decode(entries[i][1])))
             except MimiError as exc:
                 out[i] = exc
-        if not decoded:
-            return
-        results = await self.batcher.submit_many([lim for _, lim in decoded], peer)
-        for (i, _), result in zip(decoded, results):
-            out[i] = result if isinstance(result, MimiError) else result.encode()
+        if decoded:
+            results = await self.batcher.submit_many([lim for _, lim in decoded], peer)
+            for (i, _), result in zip(decoded, results):
+                out[i] = result if isinstance(result, MimiError) else result.encode()
+        self.metrics.submitted([out[i] for i in run], time.perf_counter() - started)
 
     async def _deliver_run(self, entries: Sequence[Tuple[str, bytes]], run: range, peer: str, out: list) -> None:
+        self.metrics.transactions.labels(DELIVER).inc(len(run))
         try:
             errors = await self._run(self.follower.receive_many, [entries[i][1] for i in run], peer=peer)
         except MimiError as exc:

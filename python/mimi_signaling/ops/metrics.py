@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from typing import TYPE_CHECKING, Iterator, Optional
+from typing import TYPE_CHECKING, Iterator, Optional, Sequence
 
 from prometheus_client import (
     CollectorRegistry,
@@ -121,6 +121,18 @@ class NodeMetrics:
             self.submits_accepted.inc()
         finally:
             self.accept_latency.observe(time.perf_counter() - started)
+
+    def submitted(self, answers: Sequence[object], seconds: float) -> None:
+        """The submits of one batch transaction, answered together after ``seconds``: each an
+        error or the accepted event."""
+        self.transactions.labels("mimi.signaling.submit").inc(len(answers))
+        self.submits_received.inc(len(answers))
+        for answer in answers:
+            if isinstance(answer, MimiError):
+                self.submits_refused.labels(getattr(answer, "name", type(answer).__name__)).inc()
+            else:
+                self.submits_accepted.inc()
+            self.accept_latency.observe(seconds)
 
     def observe_verify(self, events: int, seconds: float) -> None:
         if events:

@@ -473,6 +473,7 @@ class DeliveryWorker:
                 await self._failed(destination, exc)
                 continue
             self.batches += 1
+            self.last_success[destination] = time.time()  # it answered (entries may still be refused)
             settled = 0
             for (queue_id, event), answer in zip(batch, answers):
                 if isinstance(answer, self.retry_verdicts):
