@@ -52,6 +52,7 @@ from .content import Participation, decode_content
 from .node.follower import Follower
 from .node.hub import Hub
 from .node.keys import FetchedKeys, KeyStore
+from .transport.keyfetch import PeerKeyFetcher
 from .node.store import EventStore
 from .ops.logs import log_context
 from .ops.metrics import NodeMetrics
@@ -81,6 +82,12 @@ LOCAL_TYPES = [
 ]
 #: How long a thread waits for a network call it handed to the event loop.
 NETWORK_TIMEOUT = 60.0
+#: Threads for work that may wait on a peer (deliveries that backfill, joins, the local API's
+#: sends to remote hubs), apart from the hub's accept groups and reads: a slow peer holds
+#: only these, and at most PEER_CONCURRENCY of them.
+NETWORK_WORKERS = 16
+#: Deliveries of one peer handled at once; more wait (on the event loop, holding no thread).
+PEER_CONCURRENCY = 4
 
 PARTICIPATION_NAMES = {p.name.lower(): p for p in Participation}
 
@@ -120,12 +127,18 @@ class ServerNode:
             fetch=self._fetch_keys_blocking,
         )
         self.hub = Hub(self.server_name, self.keys, self.store)
+        self.hub.fetch_keys = False  # SubmitBatcher resolves an origin's keys before the group
         self.follower = Follower(
             self.server_name, self.keys, self.store, backfill=self._backfill_blocking,
             snapshot=self._snapshot_blocking, fetch_event=self._fetch_event_blocking,
             history=config.follower.history, keep_recent=config.follower.keep_recent,
         )
         self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"mimi-{self.server_name}")
+        self.network_executor = ThreadPoolExecutor(
+            max_workers=NETWORK_WORKERS, thread_name_prefix=f"mimi-{self.server_name}-net"
+        )
+        self.peer_keys = PeerKeyFetcher(self.keys, self._fetch_keys_answer, self.network_executor)
+        self._peer_slots: Dict[str, asyncio.Semaphore] = {}
         self.client: Optional[SignalingClient] = None
         self.server: Optional[SignalingServer] = None
         self.delivery: Optional[DeliveryWorker] = None
@@ -177,6 +190,7 @@ class ServerNode:
             await self.server.stop()
         if self.client is not None:
             await self.client.close()
+        self.network_executor.shutdown(wait=True)
         self.executor.shutdown(wait=True)
         self.follower.close()
         self.store.close()
@@ -185,6 +199,18 @@ class ServerNode:
         assert self.loop is not None
         context = contextvars.copy_context()  # the log context (peer, room) follows the call
         return await self.loop.run_in_executor(self.executor, lambda: context.run(fn, *args, **kwargs))
+
+    async def _run_network(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """``_run`` on the threads for work that may wait on a peer."""
+        assert self.loop is not None
+        context = contextvars.copy_context()
+        return await self.loop.run_in_executor(self.network_executor, lambda: context.run(fn, *args, **kwargs))
+
+    def _peer_slot(self, peer: str) -> asyncio.Semaphore:
+        slot = self._peer_slots.get(peer)
+        if slot is None:
+            slot = self._peer_slots[peer] = asyncio.Semaphore(PEER_CONCURRENCY)
+        return slot
 
     def _blocking(self, coro: Any) -> Any:
         """Run a coroutine on the server's loop from a worker thread and wait for it."""
@@ -195,11 +221,16 @@ class ServerNode:
         assert self.client is not None
         return await self.client.request(server_name, transaction_type, payload)
 
-    def _fetch_keys_blocking(self, server_name: str) -> FetchedKeys:
+    async def _fetch_keys_answer(self, server_name: str) -> Tuple[bytes, Tuple[str, ...]]:
         assert self.client is not None
         with self.metrics.key_fetch():
-            answer = self._blocking(self.client.request_answer(server_name, KEYS, b""))
-        return FetchedKeys(ServerKeys.decode(answer.body), answer.peer_names)
+            answer = await self.client.request_answer(server_name, KEYS, b"", max_retries=1)
+        return answer.body, answer.peer_names
+
+    def _fetch_keys_blocking(self, server_name: str) -> FetchedKeys:
+        """The KeyStore's fetch (worker threads): shared, bounded and backed off per peer."""
+        assert self.loop is not None
+        return self.peer_keys.fetch_blocking(server_name, self.loop)
 
     def _backfill_blocking(self, room_id: str, before: str, limit: int) -> List[Event]:
         hub = parse_room_id(room_id)[1]
@@ -217,7 +248,7 @@ class ServerNode:
     async def _catch_up_followed_rooms(self) -> None:
         for room_id in await self._run(self.follower.rooms):
             try:
-                await self._run(self.sync_room, room_id)
+                await self._run_network(self.sync_room, room_id)
             except Exception as exc:  # noqa: BLE001 - a bug must not hang the waiting submits
                 log.info("catch-up of %s deferred: %s", room_id, exc)
 
@@ -242,7 +273,10 @@ class ServerNode:
         if transaction_type == DELIVER:
             event = Event.decode(payload)
             log_context(room=event.room_id, event_id=event.event_id)
-            await self._run(self.follower.receive, event, peer=peer)
+            async with self._peer_slot(peer):
+                if self.follower.loaded(event.room_id):  # else: refused, or an invite (checked in a thread)
+                    await self.peer_keys.resolve(_signers(event))
+                await self._run_network(self.follower.receive, event, peer=peer)
             return b""
         if transaction_type == GET_EVENT:
             room_id, event_id = decode_get_event_request(payload)
@@ -323,7 +357,8 @@ class ServerNode:
     async def _deliver_run(self, entries: Sequence[Tuple[str, bytes]], run: range, peer: str, out: list) -> None:
         self.metrics.transactions.labels(DELIVER).inc(len(run))
         try:
-            errors = await self._run(self.follower.receive_many, [entries[i][1] for i in run], peer=peer)
+            async with self._peer_slot(peer):  # a run may backfill or fetch keys: network threads
+                errors = await self._run_network(self.follower.receive_many, [entries[i][1] for i in run], peer=peer)
         except MimiError as exc:
             errors = [exc] * len(run)
         for i, error in zip(run, errors):
@@ -409,7 +444,7 @@ class ServerNode:
         handler = getattr(self, f"_local_{name}", None)
         if handler is None:
             raise MalformedError(f"unknown local request {name!r}")
-        result = await self._run(handler, **args)
+        result = await self._run_network(handler, **args)  # a send may go to a remote hub
         return json.dumps(result).encode()
 
     def _local_create_room(self, creator: str, room_id: Optional[str] = None, join_rule: Optional[str] = None,
@@ -582,10 +617,37 @@ class SubmitBatcher:
 
     async def submit_many(self, limited: Sequence[LimitedEvent], peer: Optional[str]) -> List[Union[Event, MimiError]]:
         """Accept ``limited`` in order within one group; per event the accepted event or the
-        error that refused it."""
-        fut = asyncio.get_running_loop().create_future()
-        self.queue.put_nowait(([(lim, peer) for lim in limited], fut))
-        return await fut
+        error that refused it.  The origins' keys are resolved first (``resolve_keys``)."""
+        refused = await self.resolve_keys(limited, peer)
+        todo = [lim for i, lim in enumerate(limited) if i not in refused]
+        accepted: List[Union[Event, MimiError]] = []
+        if todo:
+            fut = asyncio.get_running_loop().create_future()
+            self.queue.put_nowait(([(lim, peer) for lim in todo], fut))
+            accepted = await fut
+        if not refused:
+            return accepted
+        results = iter(accepted)
+        return [refused[i] if i in refused else next(results) for i in range(len(limited))]
+
+    async def resolve_keys(self, limited: Sequence[LimitedEvent], peer: Optional[str]) -> Dict[int, MimiError]:
+        """The origins' keys, before the submits join a group (the group never waits on the
+        network).  Only for submits the group could accept at all (this is the room's hub,
+        the TLS peer is the origin): no one makes the hub fetch keys of a third server.
+        Returns, by position, why an origin's keys could not be had, for the submits whose
+        origin has none in the ring (they are refused with it and never enter the group)."""
+        wanted: Dict[str, List[str]] = {}
+        for lim in limited:
+            origin = lim.origin_server
+            if (peer is None or peer == origin) and self.node.hub.is_hub_for(lim.room_id):
+                wanted.setdefault(origin, []).extend(s.key_id for s in lim.origin_signature)
+        if not wanted:
+            return {}
+        errors = await self.node.peer_keys.resolve(wanted)
+        ring = self.node.keys.ring
+        return {i: type(errors[lim.origin_server])(str(errors[lim.origin_server]))  # one exception each
+                for i, lim in enumerate(limited)
+                if lim.origin_server in errors and lim.origin_server in wanted and not ring.has_server(lim.origin_server)}
 
     async def _run(self) -> None:
         while True:
@@ -610,6 +672,14 @@ class SubmitBatcher:
                 pos += len(entries)
             if self.node.delivery is not None:
                 self.node.delivery.wake()
+
+
+def _signers(event: Event) -> Dict[str, List[str]]:
+    """``{server: key IDs}`` of the signatures an event carries (hub and origin)."""
+    wanted: Dict[str, List[str]] = {}
+    wanted.setdefault(event.hub_server, []).extend(s.key_id for s in event.hub_signature)
+    wanted.setdefault(event.origin_server, []).extend(s.key_id for s in event.origin_signature)
+    return wanted
 
 
 def _signaling_types() -> List[str]:

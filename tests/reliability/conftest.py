@@ -74,6 +74,7 @@ FAKE_PEERS = {
     "impostor": "trent.test",  # reached at its URL, but presents the certificate of eve.test
     "slow": "slow.test",  # holds its answers back
     "big": "bigmouth.test",  # answers with far more bytes than its transaction can be
+    "streamer": "streamer.test",  # the same, streamed without a Content-Length
     "pusher": "pusher.test",  # delivers events of rooms nobody asked for
 }
 

@@ -133,6 +133,10 @@ class Hub:
         self._rooms_lock = threading.Lock()
         #: Called with (events, seconds) after each batch verification of origin signatures.
         self.on_verified: Optional[Callable[[int, float], None]] = None
+        #: Whether ``accept`` may fetch an origin's keys over the network.  A server sets it
+        #: False and resolves the keys before a submit enters the group (``PeerKeyFetcher``):
+        #: a group waiting on one peer's keys answer would hold every other peer's submits.
+        self.fetch_keys = True
 
     # --- rooms ------------------------------------------------------------------------------
 
@@ -313,7 +317,7 @@ class Hub:
         missing: Dict[str, MimiError] = {}  # origin server -> why its keys are not available
         for origin in set(origins):
             try:
-                self.keys.ensure([origin])
+                self.keys.ensure([origin], fetch=self.fetch_keys)
             except MimiError as exc:
                 missing[origin] = exc
         todo: List[int] = []
@@ -327,7 +331,7 @@ class Hub:
         if self.on_verified is not None:
             self.on_verified(len(todo), time.perf_counter() - started)
         for i, verdict in zip(todo, verdicts):
-            if isinstance(verdict, BadSignatureError) and self.keys.refresh(events[i].origin_server):
+            if isinstance(verdict, BadSignatureError) and self.fetch_keys and self.keys.refresh(events[i].origin_server):
                 # A signature under a key ID we had not seen: the origin rotated its key.
                 try:
                     events[i].verify(self.keys.ring)

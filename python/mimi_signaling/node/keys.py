@@ -108,16 +108,27 @@ class KeyStore:
             self._install(keys)
             self.store.put_server_keys(keys.server_name, keys.encode())
 
-    def ensure(self, servers: Iterable[str]) -> KeyRing:
-        """The key ring, with every server in ``servers`` present (loaded or fetched)."""
+    def load_cached(self, server: str) -> bool:
+        """Install ``server``'s keys from the store if they are not in the ring; True when the
+        ring has them now."""
+        if self.ring.has_server(server):
+            return True
+        cached = self.store.get_server_keys(server)
+        if cached is None:
+            return False
+        with self._lock:
+            self._install(ServerKeys.decode(cached))
+        return True
+
+    def ensure(self, servers: Iterable[str], *, fetch: bool = True) -> KeyRing:
+        """The key ring, with every server in ``servers`` present (loaded or fetched).
+        ``fetch=False``: from the ring and the store only, never the network (a hub's accept
+        group, whose keys were resolved before it started)."""
         for server in set(servers):
-            if self.ring.has_server(server):
+            if self.load_cached(server):
                 continue
-            cached = self.store.get_server_keys(server)
-            if cached is not None:
-                with self._lock:
-                    self._install(ServerKeys.decode(cached))
-                continue
+            if not fetch:
+                raise InternalError(f"the keys of {server} are not available yet")
             if self.fetch is None:
                 raise BadSignatureError(f"no keys known for server {server}")
             try:
