@@ -40,15 +40,17 @@ def test_a_reader_that_closes_early_ends_the_command_quietly(room_file, command)
     assert producer.returncode == 141  # as a process stopped by SIGPIPE
 
 
-def test_a_reader_that_never_reads(room_file):
-    # `mimi verify FILE | true`: the reader may be gone before the one line is written.
+@pytest.mark.parametrize("command", [["verify", "ROOM"], ["--help"], ["destinations", "--help"]])
+def test_a_reader_that_never_reads(room_file, command):
+    # `mimi verify FILE | true`: the reader may be gone before the output is written.
+    command = [str(room_file) if arg == "ROOM" else arg for arg in command]
     for _ in range(3):
-        producer = subprocess.Popen([*MIMI, "verify", str(room_file)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        producer = subprocess.Popen([*MIMI, *command], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         subprocess.run(["true"], stdin=producer.stdout, timeout=60)
         producer.stdout.close()
         err = producer.stderr.read().decode()
         producer.wait(60)
-        assert "Traceback" not in err and "BrokenPipeError" not in err, err
+        assert err == ""
         assert producer.returncode in (0, 141)
 
 

@@ -38,6 +38,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    try:
+        try:
+            return _main(argv)
+        finally:
+            sys.stdout.flush()  # a reader that went away shows here at the latest (also after --help)
+    except BrokenPipeError:
+        return _reader_went_away()
+
+
+def _main(argv: Optional[List[str]]) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     level = logging.WARNING if args.verbose == 0 else logging.INFO if args.verbose == 1 else logging.DEBUG
@@ -48,11 +58,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         parser.print_help()
         return 2
     try:
-        code = int(args.handler(args) or 0)
-        sys.stdout.flush()  # a closed pipe shows here, inside the handler below
-        return code
-    except BrokenPipeError:
-        return _reader_went_away()
+        return int(args.handler(args) or 0)
     except MimiError as exc:
         print(f"mimi {args.command}: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
