@@ -264,7 +264,7 @@ class Config:
         config = cls(
             server_name=r.text("server_name"),
             listen=r.text("listen"),
-            signing_key=secret_files.get("signing_key") or r.path("signing_key", secret_files),
+            signing_key=_secret_setting(r, "signing_key", secret_files),
             data_dir=r.path("data_dir"),
             storage=r.text("storage", ""),
             ds_domain=r.text("ds_domain", ""),
@@ -273,8 +273,7 @@ class Config:
             rate_limit=_read_rate_limit(r.table("rate_limit")),
             http=_read_http(r.table("http")),
             ops=_read_ops(r.table("ops")),
-            storage_password_file=(secret_files.get("storage_password_file")
-                                   or r.optional_path("storage_password_file")),
+            storage_password_file=_secret_setting(r, "storage_password_file", secret_files, required=False),
             follower=_read_follower(r.table("follower")),
         )
         r.finish()
@@ -311,14 +310,18 @@ class Config:
         Path(path).write_text(_to_toml(self.to_dict()), encoding="utf-8")
 
     def check_files(self) -> None:
-        """Raise ConfigError unless the TLS files and the signing key file are readable
-        (``load`` does not require them: a configuration may be written before its keys)."""
-        for key, p in (
+        """Raise ConfigError unless the TLS files, the signing key file and the password file
+        (when named) are readable (``load`` does not require them: a configuration may be
+        written before its keys)."""
+        files = [
             ("tls.cert", self.tls.cert),
             ("tls.key", self.tls.key),
             ("tls.ca", self.tls.ca),
             ("signing_key", self.signing_key),
-        ):
+        ]
+        if self.storage_password_file is not None:
+            files.append(("storage_password_file", self.storage_password_file))
+        for key, p in files:
             if not p.is_file():
                 raise ConfigError(f"{key}: {p} is not a file")
             if not os.access(p, os.R_OK):
@@ -366,22 +369,12 @@ class _Reader:
             raise ConfigError(f"{self.prefix}{key}: must be a string")
         return value
 
-    def path(self, key: str, secret_files: Optional[Mapping[str, Path]] = None) -> Path:
-        if secret_files is not None and key not in self.data:
-            variable = next((v for v, k in SECRET_FILE_VARIABLES.items() if k == f"{self.prefix}{key}"), None)
-            if variable is not None:
-                raise ConfigError(f"{self.prefix}{key}: missing (or set {variable})")
+    def path(self, key: str) -> Path:
         value = self.text(key)
         if not value:
             raise ConfigError(f"{self.prefix}{key}: must not be empty")
         p = Path(value).expanduser()
         return p if p.is_absolute() else (self.base / p)
-
-    def optional_path(self, key: str) -> Optional[Path]:
-        if key not in self.data:
-            self.used.add(key)
-            return None
-        return self.path(key)
 
     def number(self, key: str, default: float) -> float:
         value = self._get(key, default, False)
@@ -408,11 +401,8 @@ class _Reader:
 
 
 def _read_tls(r: _Reader, secret_files: Mapping[str, Path]) -> TLSConfig:
-    key = secret_files.get("tls.key")
-    if key is None:
-        key = r.path("key", secret_files)
-    else:
-        r.used.add("key")
+    key = _secret_setting(r, "key", secret_files)
+    assert key is not None
     tls = TLSConfig(cert=r.path("cert"), key=key, ca=r.path("ca"))
     r.finish()
     return tls
@@ -422,6 +412,22 @@ def _read_ops(r: _Reader) -> OpsConfig:
     ops = OpsConfig(listen=r.text("listen", ""))
     r.finish()
     return ops
+
+
+def _secret_setting(r: _Reader, key: str, secret_files: Mapping[str, Path], *, required: bool = True) -> Optional[Path]:
+    """The path of a secret file: the one its ``MIMI_*_FILE`` variable names when set (the
+    file's setting, if any, is then overridden), else the setting."""
+    name = f"{r.prefix}{key}"
+    if name in secret_files:
+        r.used.add(key)
+        return secret_files[name]
+    if key not in r.data:
+        r.used.add(key)
+        if required:
+            variable = next(v for v, k in SECRET_FILE_VARIABLES.items() if k == name)
+            raise ConfigError(f"{name}: missing (or set {variable})")
+        return None
+    return r.path(key)
 
 
 def _secret_files_from_environment() -> Dict[str, Path]:

@@ -159,6 +159,12 @@ def test_secret_files_from_the_environment(tmp_path, monkeypatch):
     config.check_files()
     assert config.load_signing_key().key_id.startswith("ed25519:")
     assert config.tls.key == tmp_path / "s" / "tls" / f"{HUB}.key"
+    # With the settings in the file too, the environment wins.
+    data["signing_key"] = str(tmp_path / "elsewhere.key")
+    data["tls"]["key"] = str(tmp_path / "elsewhere-tls.key")
+    config = Config.from_dict(data)
+    assert config.signing_key == tmp_path / "s" / "signing.key"
+    assert config.tls.key == tmp_path / "s" / "tls" / f"{HUB}.key"
 
 
 def test_storage_password_from_a_file(tmp_path, monkeypatch):
@@ -170,6 +176,7 @@ def test_storage_password_from_a_file(tmp_path, monkeypatch):
     secret.write_text("p@ss:w/rd é\n")
     data["storage_password_file"] = str(secret)
     config = Config.from_dict(data)
+    assert config.storage_password_file == secret
     assert config.storage == "postgresql://mimi@db.internal:5432/mimi?sslmode=require"  # no password
     url = config.storage_url()
     assert url == "postgresql://mimi:p%40ss%3Aw%2Frd%20%C3%A9@db.internal:5432/mimi?sslmode=require"
@@ -179,6 +186,10 @@ def test_storage_password_from_a_file(tmp_path, monkeypatch):
     secret.write_text("")
     with pytest.raises(ConfigError, match="storage_password_file: .* is empty"):
         config.storage_url()
+    other = tmp_path / "from-environment"
+    other.write_text("from-env\n")
+    monkeypatch.setenv("MIMI_STORAGE_PASSWORD_FILE", str(other))
+    assert Config.from_dict(data).storage_url() == "postgresql://mimi:from-env@db.internal:5432/mimi?sslmode=require"
     data["storage"] = "sqlite:///tmp/x.db"
     with pytest.raises(ConfigError, match="only a postgresql:// store takes a password"):
         Config.from_dict(data)
