@@ -264,7 +264,7 @@ class Config:
         config = cls(
             server_name=r.text("server_name"),
             listen=r.text("listen"),
-            signing_key=_secret_setting(r, "signing_key", secret_files),
+            signing_key=_required_secret_setting(r, "signing_key", secret_files),
             data_dir=r.path("data_dir"),
             storage=r.text("storage", ""),
             ds_domain=r.text("ds_domain", ""),
@@ -401,9 +401,7 @@ class _Reader:
 
 
 def _read_tls(r: _Reader, secret_files: Mapping[str, Path]) -> TLSConfig:
-    key = _secret_setting(r, "key", secret_files)
-    assert key is not None
-    tls = TLSConfig(cert=r.path("cert"), key=key, ca=r.path("ca"))
+    tls = TLSConfig(cert=r.path("cert"), key=_required_secret_setting(r, "key", secret_files), ca=r.path("ca"))
     r.finish()
     return tls
 
@@ -428,6 +426,12 @@ def _secret_setting(r: _Reader, key: str, secret_files: Mapping[str, Path], *, r
             raise ConfigError(f"{name}: missing (or set {variable})")
         return None
     return r.path(key)
+
+
+def _required_secret_setting(r: _Reader, key: str, secret_files: Mapping[str, Path]) -> Path:
+    path = _secret_setting(r, key, secret_files, required=True)
+    assert path is not None  # required: missing raised ConfigError
+    return path
 
 
 def _secret_files_from_environment() -> Dict[str, Path]:
