@@ -334,8 +334,10 @@ class HttpsCluster:
             config.rate_limit = RateLimitConfig(rate=1e6, burst=1_000_000)
             config.dump(server.config_path)
         self.alpha_config = Config.load(self.cluster[CLUSTER_ALPHA].config_path)
+        self.beta_config = Config.load(self.cluster[CLUSTER_BETA].config_path)
         self.room_id = ""
         self.user = f"@bob:{CLUSTER_ALPHA}"
+        self.beta_user = f"@carol:{CLUSTER_BETA}"
 
     def start(self) -> None:
         try:
@@ -366,13 +368,97 @@ class HttpsCluster:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def limited_events(self, count: int, payload: int = PAYLOAD) -> List[bytes]:
-        key = self.alpha_config.load_signing_key()
+    def limited_events(self, count: int, payload: int = PAYLOAD, *, beta: bool = False) -> List[bytes]:
+        """Messages of alpha's user (``beta``: of beta's user), signed by that server."""
+        config, user = (self.beta_config, self.beta_user) if beta else (self.alpha_config, self.user)
+        key = config.load_signing_key()
         return [
-            m.LimitedEvent.create(self.room_id, "m.room.encrypted", None, self.user,
+            m.LimitedEvent.create(self.room_id, "m.room.encrypted", None, user,
                                   i.to_bytes(8, "big") + os.urandom(payload - 8), key).encode()
             for i in range(count)
         ]
+
+    def submit_batches(self, alpha_events: Sequence[bytes], beta_events: Sequence[bytes], *, batch: int,
+                       in_flight: int = 2, rate: Optional[float] = None, warmup: int = 1,
+                       converge: bool = True, converge_timeout: float = 300.0) -> SubmitStats:
+        """Submit as both followers' users at once, each over its own server's certificate,
+        as ``mimi.signaling.batch`` requests of ``batch`` submits, ``in_flight`` requests in
+        flight per sender; every event's latency is its batch's (sent -> answered).  With
+        ``rate`` (events/s, both senders together) the batches are paced at that rate
+        instead of sent as fast as they are answered.  The first ``warmup`` batches of each
+        sender open the connections and are not timed."""
+        from mimi_signaling.service import SUBMIT
+        from mimi_signaling.transport.client import SignalingClient
+
+        def chunks(events: Sequence[bytes]) -> List[List[bytes]]:
+            return [list(events[i:i + batch]) for i in range(0, len(events), batch)]
+
+        senders = [(self.alpha_config, chunks(alpha_events)), (self.beta_config, chunks(beta_events))]
+        timed_count = sum(len(c) for _, cs in senders for c in cs[warmup:])
+        stats = SubmitStats(submits=timed_count, concurrency=in_flight, elapsed=0.0)
+        cpu_before: Dict[str, Optional[float]] = {}
+        interval = (batch * len(senders) / rate) if rate else 0.0  # seconds between one sender's batches
+
+        async def send(client: Any, events: List[bytes], timed: bool) -> None:
+            t0 = time.perf_counter()
+            answers = await client.request_batch(CLUSTER_HUB, [(SUBMIT, raw) for raw in events])
+            latency = time.perf_counter() - t0
+            refused = [a for a in answers if isinstance(a, BaseException)]
+            if refused:
+                raise AssertionError(f"{len(refused)} submits refused, first: {refused[0]!r}")
+            if timed:
+                stats.latencies.extend([latency] * len(events))
+
+        async def sender(config: Any, batches: List[List[bytes]], ready: asyncio.Event, start: asyncio.Event) -> None:
+            client = SignalingClient.from_config(config, max_retries=0, limit_per_host=max(2, in_flight))
+            async with client:
+                for events in batches[:warmup]:
+                    await send(client, events, False)
+                ready.set()
+                await start.wait()
+                todo = iter(batches[warmup:])
+                if rate:
+                    tasks = []
+                    began = time.perf_counter()
+                    for k, events in enumerate(todo):
+                        delay = began + k * interval - time.perf_counter()
+                        if delay > 0:
+                            await asyncio.sleep(delay)
+                        tasks.append(asyncio.ensure_future(send(client, events, True)))
+                    await asyncio.gather(*tasks)
+                    return
+
+                async def lane() -> None:
+                    for events in todo:
+                        await send(client, events, True)
+
+                await asyncio.gather(*(lane() for _ in range(in_flight)))
+
+        async def run() -> None:
+            start = asyncio.Event()
+            ready = [asyncio.Event() for _ in senders]
+            tasks = [asyncio.ensure_future(sender(config, batches, r, start))
+                     for (config, batches), r in zip(senders, ready)]
+            # Both senders warmed up (connections open, nothing in flight): start the clock.
+            waiting = [asyncio.ensure_future(r.wait()) for r in ready]
+            await asyncio.wait([asyncio.gather(*waiting), *tasks], return_when=asyncio.FIRST_COMPLETED)
+            for task in tasks:
+                if task.done() and task.exception() is not None:
+                    raise task.exception()  # type: ignore[misc]
+            cpu_before.update(self._cpu_seconds())
+            started = time.perf_counter()
+            start.set()
+            await asyncio.gather(*tasks)
+            stats.elapsed = time.perf_counter() - started
+
+        asyncio.run(run())
+        if converge:
+            stats.converge_seconds = self.wait_followers(converge_timeout)
+            for name, after in self._cpu_seconds().items():
+                before = cpu_before.get(name)
+                if before is not None and after is not None and stats.submits:
+                    stats.cpu_ms_per_event[name] = (after - before) * 1000 / stats.submits
+        return stats
 
     def wait_followers(self, timeout: float = 120.0) -> float:
         """Seconds until both followers hold the hub's latest event (bounded by ``timeout``)."""

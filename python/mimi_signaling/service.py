@@ -522,13 +522,14 @@ class ServerNode:
     def _delivery_stats(self) -> Dict[str, Any]:
         """Fan-out counters since this process started: events delivered, events a destination
         refused with a verdict (dropped from its queue), acks written (one per batch of
-        delivered events), consecutive failed attempts by
-        destination (the destination down, or answering rate_limited/internal)."""
+        delivered events), batch requests answered, consecutive failed attempts by
+        destination (the destination down, or answering rate_limited/internal), and the
+        destinations that get single deliveries for now (they refused a batch)."""
         d = self.delivery
         if d is None:
-            return {"delivered": 0, "rejected": 0, "acks": 0, "failing": {}}
-        return {"delivered": d.delivered, "rejected": d.rejected, "acks": d.acks,
-                "failing": {k: v for k, v in d.failures.items() if v}}
+            return {"delivered": 0, "rejected": 0, "acks": 0, "batches": 0, "failing": {}, "singles": []}
+        return {"delivered": d.delivered, "rejected": d.rejected, "acks": d.acks, "batches": d.batches,
+                "failing": {k: v for k, v in d.failures.items() if v}, "singles": sorted(d.singles_until)}
 
     def _local_destinations(self) -> List[Dict[str, Any]]:
         from .ops.status import snapshot

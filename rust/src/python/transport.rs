@@ -8,6 +8,7 @@ use crate::wire::transport::*;
 use crate::wire::vector::{Opaque, VarVec};
 use crate::wire::{encode, text, vl};
 use pyo3::prelude::*;
+use pyo3::pybacked::PyBackedBytes;
 use pyo3::types::PyBytes;
 
 #[pyclass(frozen, name = "TransactionEnvelope", module = "mimi_signaling")]
@@ -19,9 +20,11 @@ pub struct PyTransactionEnvelope {
 impl PyTransactionEnvelope {
     #[new]
     #[pyo3(signature = (transaction_type, payload, version = PROTOCOL_VERSION))]
-    fn new(transaction_type: &str, payload: Vec<u8>, version: u16) -> Self {
+    fn new(transaction_type: &str, payload: &[u8], version: u16) -> Self {
+        // `&[u8]` borrows the bytes object (a `Vec<u8>` argument would be extracted element
+        // by element through the sequence protocol: milliseconds for a batch).
         PyTransactionEnvelope {
-            inner: TransactionEnvelope { version, transaction_type: vl(transaction_type), serialized_transaction: Opaque::new(payload) },
+            inner: TransactionEnvelope { version, transaction_type: vl(transaction_type), serialized_transaction: Opaque::new(payload.to_vec()) },
         }
     }
     #[getter]
@@ -158,7 +161,8 @@ fn decode_snapshot_response(data: &[u8]) -> PyResult<(Vec<PyEvent>, Vec<PyEvent>
 
 /// Encode the request of `mimi.signaling.batch` from (transaction type, payload) pairs.
 #[pyfunction]
-fn encode_batch_request<'py>(py: Python<'py>, entries: Vec<(String, Vec<u8>)>) -> PyResult<Bound<'py, PyBytes>> {
+fn encode_batch_request<'py>(py: Python<'py>, entries: Vec<(String, PyBackedBytes)>) -> PyResult<Bound<'py, PyBytes>> {
+    let entries: Vec<(String, Vec<u8>)> = entries.into_iter().map(|(t, p)| (t, p.to_vec())).collect();
     let data = py.allow_threads(|| BatchRequest::encode_checked(entries)).py()?;
     Ok(PyBytes::new(py, &data))
 }
@@ -170,7 +174,8 @@ fn decode_batch_request<'py>(py: Python<'py>, data: &[u8]) -> PyResult<Vec<(Stri
 }
 
 #[pyfunction]
-fn encode_batch_response<'py>(py: Python<'py>, results: Vec<(u16, Vec<u8>)>) -> PyResult<Bound<'py, PyBytes>> {
+fn encode_batch_response<'py>(py: Python<'py>, results: Vec<(u16, PyBackedBytes)>) -> PyResult<Bound<'py, PyBytes>> {
+    let results: Vec<(u16, Vec<u8>)> = results.into_iter().map(|(s, b)| (s, b.to_vec())).collect();
     let data = py.allow_threads(|| BatchResponse::encode_checked(results)).py()?;
     Ok(PyBytes::new(py, &data))
 }
