@@ -33,6 +33,7 @@ from . import (
     ServerKeys,
     SigningKey,
     UnauthorizedError,
+    UnknownRoomError,
     UserContent,
     decode_backfill_request,
     decode_backfill_response,
@@ -77,9 +78,11 @@ KEYS = "mimi.signaling.keys"
 LOCAL_PREFIX = "mimi.local."
 LOCAL_TYPES = [
     LOCAL_PREFIX + name
-    for name in ("create_room", "send", "membership", "state", "history", "rooms", "status", "rotate_key", "sync",
+    for name in ("create_room", "send", "send_many", "membership", "state", "history", "rooms", "status", "rotate_key", "sync",
                  "destinations", "destinations_reset")
 ]
+#: Submits per batch request when a local user sends many events (as the fan-out's batches).
+SUBMIT_BATCH = 256
 #: How long a thread waits for a network call it handed to the event loop.
 NETWORK_TIMEOUT = 60.0
 #: Threads for work that may wait on a peer (deliveries that backfill, joins, the local API's
@@ -393,6 +396,45 @@ class ServerNode:
                 self.join_flow(room_id, event)
         return event
 
+    def submit_local_many(self, room_id: str, sender: str, type_: str,
+                          contents: Sequence[bytes]) -> List[Union[Event, MimiError]]:
+        """Send many non-state events as one of our users, in order: one ``accept_many`` group
+        on our own hub, else ``mimi.signaling.batch`` requests to the room's hub (up to
+        ``SUBMIT_BATCH`` submits each) whose accepted events are applied here in one
+        ``receive_many``.  Per content the accepted event or the error that refused it.
+        The room must be one we follow or host (a first join goes through ``submit_local``)."""
+        if sender.split(":", 1)[1] != self.server_name:
+            raise UnauthorizedError(f"{sender} is not a user of {self.server_name}")
+        key = self.keys.signing_key
+        limited = [LimitedEvent.create(room_id, type_, None, sender, content, key) for content in contents]
+        if self.hub.is_hub_for(room_id):
+            results = self.hub.accept_many([(lim, None) for lim in limited])
+            if self.delivery is not None:
+                self.delivery.wake()
+            return results
+        if not self.follower.follows(room_id):
+            raise UnknownRoomError(f"{self.server_name} does not follow {room_id}: join it first")
+        assert self.client is not None
+        hub = parse_room_id(room_id)[1]
+        out: List[Union[Event, MimiError]] = []
+        for start in range(0, len(limited), SUBMIT_BATCH):
+            part = limited[start:start + SUBMIT_BATCH]
+            answers = self._blocking(self.client.request_batch(hub, [(SUBMIT, lim.encode()) for lim in part]))
+            accepted: List[bytes] = []
+            for lim, answer in zip(part, answers):
+                if isinstance(answer, MimiError):
+                    out.append(answer)
+                    continue
+                event = Event.decode(answer)
+                if event.limited() != lim:
+                    raise MalformedError(f"{hub} answered a submit with a different event")
+                out.append(event)
+                accepted.append(answer)
+            for error in self.follower.receive_many(accepted, peer=hub):
+                if error is not None:  # the hub accepted what we cannot check: stop here
+                    raise error
+        return out
+
     def _submit_remote(self, limited: LimitedEvent) -> Event:
         hub = parse_room_id(limited.room_id)[1]
         event = Event.decode(self._blocking(self.request(hub, SUBMIT, limited.encode())))
@@ -466,6 +508,20 @@ class ServerNode:
                     state_key: Optional[str] = None) -> Dict[str, Any]:
         content = text.encode() if text is not None else bytes.fromhex(content_hex)
         return event_summary(self.submit_local(room_id, sender, type, state_key, content))
+
+    def _local_send_many(self, room_id: str, sender: str, type: str = "m.room.encrypted",
+                         texts: Optional[List[str]] = None, contents_hex: Optional[List[str]] = None) -> Dict[str, Any]:
+        contents = [t.encode() for t in texts] if texts is not None else [bytes.fromhex(h) for h in contents_hex or []]
+        if not contents:
+            raise MalformedError("send_many needs texts or contents_hex")
+        accepted: List[str] = []
+        refused: List[Dict[str, Any]] = []
+        for i, result in enumerate(self.submit_local_many(room_id, sender, type, contents)):
+            if isinstance(result, MimiError):
+                refused.append({"index": i, "error": result.name, "message": str(result)})
+            else:
+                accepted.append(result.event_id)
+        return {"accepted": accepted, "refused": refused}
 
     def _local_membership(self, room_id: str, sender: str, target: str, participation: str,
                           reason: str = "") -> Dict[str, Any]:

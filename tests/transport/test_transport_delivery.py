@@ -442,3 +442,75 @@ def test_crash_before_the_ack_redelivers_and_the_follower_keeps_one_chain(pki, t
         assert hub_chain[-1] == sent[-1].event_id
     finally:
         net.close()
+
+
+def test_a_follower_without_batches_gets_single_deliveries_in_order(pki):
+    """A follower that does not know ``mimi.signaling.batch`` (it answers malformed, as to any
+    unknown type) gets every event as a single delivery, in order; after ``batch_retry_after``
+    batches are tried again."""
+
+    async def main():
+        store = FakeStore()
+        handler = RecordingHandler(lambda t, p, peer: b"")
+        f1 = SignalingServer(handler, pki.server_context(F1), ds_domain=F1,
+                             transaction_types=[t for t in ms.TRANSACTION_TYPES if t != ms.BATCH_TRANSACTION])
+        await f1.start("127.0.0.1", 0)
+        client = SignalingClient(pki.client_context(HUB), peers={F1: f1.url}, max_retries=0)
+        worker = DeliveryWorker(store, client, poll_interval=60, batch_retry_after=3600)
+        try:
+            sent = events("one", 30)
+            for event in sent:
+                store.append(F1, event)
+            await worker.start()
+            await wait_until(lambda: store.size(F1) == 0)
+            assert [c for c in handler.calls] == [(DELIVER, e, HUB) for e in sent]
+            assert worker.delivered == len(sent) and worker.batches == 0 and F1 in worker.singles_until
+        finally:
+            await worker.stop()
+            await client.close()
+            await f1.stop()
+
+    run(main())
+
+
+def test_batched_fan_out_retries_from_the_entry_that_asked_to_wait(pki):
+    """Entries are settled one by one: a verdict drops that event alone, rate_limited makes
+    the worker back off and resend from that entry on; the follower gets every event, in
+    order, in batches no larger than max_batch_events."""
+
+    async def main():
+        store = FakeStore()
+        busy = {"left": 1}
+        seen: list = []
+
+        class Follower:
+            async def handle_batch(self, entries, peer):
+                seen.append(len(entries))
+                out = []
+                for t, p in entries:
+                    if p.endswith(b"007") and busy["left"]:
+                        busy["left"] -= 1
+                        out.append(ms.RateLimitedError("later"))
+                    elif p.endswith(b"003"):
+                        out.append(ms.PolicyRejectedError("never"))
+                    else:
+                        handler.calls.append((t, p, peer))
+                        out.append(b"")
+                return out
+
+            async def handle(self, t, p, peer):
+                raise AssertionError("every delivery should come in a batch")
+
+        handler = RecordingHandler()
+        async with one_follower(pki, Follower(), store, poll_interval=60, backoff_base=0.05, backoff_max=0.1,
+                                max_batch_events=4) as worker:
+            sent = events("one", 12)
+            for event in sent:
+                store.append(F1, event)
+            await worker.start()
+            await wait_until(lambda: store.size(F1) == 0)
+        delivered = [p for _, p, _ in handler.calls]
+        assert delivered == [e for e in sent if not e.endswith(b"003")]
+        assert worker.rejected == 1 and max(seen) <= 4
+
+    run(main())

@@ -565,3 +565,62 @@ def test_peer_is_first_name_of_a_multi_name_certificate_and_none_is_unauthorized
         assert handler.calls == [(SUBMIT, b"x", "second.test")]
 
     run(main())
+
+
+# --- mimi.signaling.batch ----------------------------------------------------------------------
+
+
+def test_batch_entries_reach_a_plain_handler_in_order_with_their_own_answers(pki):
+    """A handler without ``handle_batch`` gets each entry through ``handle``, in order, with
+    the TLS peer; a verdict answers that entry alone."""
+
+    def answer(t, p, peer):
+        if p == b"refuse":
+            raise ms.PolicyRejectedError("not this one")
+        return b"ok:" + p
+
+    async def main():
+        handler = RecordingHandler(answer)
+        async with hub_server(pki, handler) as server:
+            async with client_for(pki, server) as client:
+                got = await client.request_batch(HUB, [(SUBMIT, b"a"), (SUBMIT, b"refuse"), (GET_EVENT, b"c")])
+        assert got[0] == b"ok:a" and got[2] == b"ok:c"
+        assert isinstance(got[1], ms.PolicyRejectedError) and "not this one" in str(got[1])
+        assert handler.calls == [(SUBMIT, b"a", FOLLOWER), (SUBMIT, b"refuse", FOLLOWER), (GET_EVENT, b"c", FOLLOWER)]
+
+    run(main())
+
+
+def test_rate_limit_counts_batch_entries_not_requests(pki):
+    async def main():
+        handler = RecordingHandler()
+        limiter = PeerRateLimiter(rate=0.001, burst=5)
+        async with hub_server(pki, handler, rate_limiter=limiter) as server:
+            async with client_for(pki, server) as client:
+                got = await client.request_batch(HUB, [(SUBMIT, bytes([i])) for i in range(8)])
+                assert [isinstance(g, bytes) for g in got] == [True] * 5 + [False] * 3
+                assert all(isinstance(g, ms.RateLimitedError) for g in got[5:])
+                with pytest.raises(ms.RateLimitedError):  # the bucket is empty now
+                    await client.request(HUB, SUBMIT, b"single")
+        assert [p for _, p, _ in handler.calls] == [bytes([i]) for i in range(5)]
+
+    run(main())
+
+
+def test_batch_request_over_16_mib_is_refused_before_it_is_read(pki):
+    async def main():
+        handler = RecordingHandler()
+        async with hub_server(pki, handler) as server:
+            reader, writer = await open_raw(server.port, pki.client_context(FOLLOWER), HUB)
+            head = envelope(ms.BATCH_TRANSACTION, b"")[:-1]  # version and type, then nothing
+            writer.write(
+                b"POST /signaling HTTP/1.1\r\nHost: hub.test\r\nContent-Type: application/octet-stream\r\n"
+                + f"Content-Length: {ms.MAX_BATCH_BODY + 4096 + 1_000}\r\n\r\n".encode() + head
+            )
+            await writer.drain()
+            resp = await read_response(reader)
+            writer.close()
+        assert resp.status == 413 and resp.error()[0] == ms.TooLargeError.code
+        assert handler.calls == []
+
+    run(main())

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import Any
+from pathlib import Path
+from typing import Any, Iterator, List
 
 from ..config import Config
 
@@ -29,6 +30,53 @@ def _print(result: Any, args: argparse.Namespace) -> None:
             print(f"{idx}{r['event_id']} {r['type']}{sk} from {r['sender']}: {r['content']}")
         else:
             print(json.dumps(r))
+
+
+#: Bytes of texts per local ``send_many`` call: each call stays far below the server's request
+#: body limit; the server sends each call's events to the room's hub as batches.
+LOCAL_CHUNK_BYTES = 32 * 1024
+
+
+def _chunks(texts: List[str]) -> Iterator[List[str]]:
+    chunk: List[str] = []
+    size = 0
+    for text in texts:
+        if chunk and size + len(text.encode()) + 8 > LOCAL_CHUNK_BYTES:
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(text)
+        size += len(text.encode()) + 8
+    if chunk:
+        yield chunk
+
+
+def _send(a: argparse.Namespace) -> int:
+    """``send TEXT``: one event.  ``send --count N TEXT`` / ``send --file PATH``: many messages,
+    sent by the server as batches; prints the counts and every refusal, exit 1 on any."""
+    client = _client(a)
+    if a.file is None and a.count == 1:
+        if a.text is None:
+            raise SystemExit("mimi send: TEXT is required (or --file)")
+        _print(client.call("send", room_id=a.room, sender=a.sender, type=a.type, state_key=a.state_key, text=a.text), a)
+        return 0
+    if a.state_key is not None:
+        raise SystemExit("mimi send: --count and --file send messages, not state events")
+    if a.file is not None:
+        if a.text is not None:
+            raise SystemExit("mimi send: give TEXT or --file, not both")
+        texts = a.file.read_text(encoding="utf-8").splitlines()
+    elif a.text is None or a.count < 1:
+        raise SystemExit("mimi send: --count needs a positive count and TEXT")
+    else:
+        texts = [f"{a.text} {i}" for i in range(1, a.count + 1)]
+    accepted: List[str] = []
+    refused: List[Any] = []
+    for chunk in _chunks(texts):
+        result = client.call("send_many", room_id=a.room, sender=a.sender, type=a.type, texts=chunk)
+        refused += [{**r, "index": r["index"] + len(accepted) + len(refused)} for r in result["refused"]]
+        accepted += result["accepted"]
+    _print({"sent": len(texts), "accepted": len(accepted), "refused": refused, "last_event_id": accepted[-1] if accepted else None}, a)
+    return 1 if refused else 0
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -54,9 +102,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--sender", required=True)
     s.add_argument("--type", default="m.room.encrypted")
     s.add_argument("--state-key")
-    s.add_argument("text", help="content (UTF-8 text, sent as the raw content bytes)")
-    s.set_defaults(handler=lambda a: _print(_client(a).call("send", room_id=a.room, sender=a.sender, type=a.type,
-                                                            state_key=a.state_key, text=a.text), a))
+    s.add_argument("--count", type=int, default=1,
+                   help="send TEXT this many times, numbered (\"TEXT 1\", ...): as batches, not one by one")
+    s.add_argument("--file", type=Path, help="send each line of this file as one event (as batches); no TEXT")
+    s.add_argument("text", nargs="?", help="content (UTF-8 text, sent as the raw content bytes)")
+    s.set_defaults(handler=_send)
 
     for name, participation, who in [
         ("invite", "invite", "target"),
