@@ -10,6 +10,7 @@ from __future__ import annotations
 from ._core import (
     BATCH_TRANSACTION,
     ERROR_CODES,
+    EVENT_TYPE_TABLE,
     HUB_LABEL,
     MAX_AUTH_EVENTS,
     MAX_BACKFILL_LIMIT,
@@ -68,6 +69,7 @@ from ._core import (
     decode_batch_response,
     decode_error_body,
     decode_events,
+    decode_registered_content,
     decode_get_event_request,
     decode_get_state_request,
     decode_snapshot_request,
@@ -106,6 +108,7 @@ from ._core import (
 __all__ = [
     "BATCH_TRANSACTION",
     "ERROR_CODES",
+    "EVENT_TYPE_TABLE",
     "HUB_LABEL",
     "MAX_AUTH_EVENTS",
     "MAX_BACKFILL_LIMIT",
@@ -164,6 +167,7 @@ __all__ = [
     "decode_batch_response",
     "decode_error_body",
     "decode_events",
+    "decode_registered_content",
     "decode_get_event_request",
     "decode_get_state_request",
     "decode_snapshot_request",

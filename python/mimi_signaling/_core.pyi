@@ -21,6 +21,7 @@ __all__ = [
     "ChainValidator",
     "CreateContent",
     "ERROR_CODES",
+    "EVENT_TYPE_TABLE",
     "Event",
     "HUB_LABEL",
     "HistoryVisibilityContent",
@@ -75,6 +76,7 @@ __all__ = [
     "decode_events",
     "decode_get_event_request",
     "decode_get_state_request",
+    "decode_registered_content",
     "decode_snapshot_request",
     "decode_snapshot_response",
     "decode_varint",
@@ -147,6 +149,9 @@ MAX_BACKFILL_LIMIT: int  # 1000: most events one backfill answer may carry
 PROTOCOL_VERSION: int  # 1: TransactionEnvelope.version ("mimi10")
 ERROR_CODES: list[tuple[int, str]]  # (wire code, wire name) of every error, in code order
 REGISTERED_TYPES: list[str]  # the event types of PROFILE.md section 5, in table order
+EVENT_TYPE_TABLE: list[tuple[str, str, str | None]]
+"""PROFILE.md section 5 as ``(type, state-key rule, content class name or None)``; the rule is
+one of ``"not_state"``, ``"empty"``, ``"user_id"``, ``"role_id"``."""
 TRANSACTION_TYPES: list[str]  # the transaction types of PROFILE.md section 7, batch included
 
 # --- identifiers (section 3) -------------------------------------------------------------
@@ -324,6 +329,12 @@ class LimitedEvent:
 
 def redact_content(event_type: str, content: bytes) -> bytes:
     """The redacted content of the registry table (MalformedError if it does not decode)."""
+
+def decode_registered_content(
+    event_type: str, state_key: str | None, content: bytes
+) -> CreateContent | UserContent | TextContent | JoinRulesContent | HistoryVisibilityContent | RoleContent | RoleMapContent | bytes:
+    """Section 4 rule 4 for an ``m.`` type in one call: registered, the state key per the type's
+    rule, the content decoded as its class (``bytes`` when opaque); else MalformedError."""
 
 def validate_content(event_type: str, content: bytes) -> None:
     """Content decodes as its registered type (non-``m.`` and ``m.room.encrypted``: any bytes)."""

@@ -9,17 +9,19 @@ from __future__ import annotations
 from enum import IntEnum
 from typing import Dict, Optional, Sequence, Tuple, Union
 
+from . import _core
 from ._core import (
+    EVENT_TYPE_TABLE,
     CreateContent,
     HistoryVisibilityContent,
     JoinRulesContent,
-    MalformedError,
     Permission,
     RoleConfig,
     RoleContent,
     RoleMapContent,
     TextContent,
     UserContent,
+    decode_registered_content,
 )
 
 __all__ = [
@@ -109,21 +111,13 @@ M_ROOM_ROLE = "m.room.role"
 M_ROOM_ROLE_MAP = "m.room.role_map"
 M_ROOM_ENCRYPTED = "m.room.encrypted"
 
-#: Registered types whose content has a codec in the core.
+#: Registered types whose content has a codec in the core (from the core's registry table).
 CONTENT_CLASSES: Dict[str, type] = {
-    M_ROOM_CREATE: CreateContent,
-    M_ROOM_USER: UserContent,
-    M_ROOM_NAME: TextContent,
-    M_ROOM_AVATAR: TextContent,
-    M_ROOM_TOPIC: TextContent,
-    M_ROOM_JOIN_RULES: JoinRulesContent,
-    M_ROOM_HISTORY_VISIBILITY: HistoryVisibilityContent,
-    M_ROOM_ROLE: RoleContent,
-    M_ROOM_ROLE_MAP: RoleMapContent,
+    event_type: getattr(_core, codec) for event_type, _rule, codec in EVENT_TYPE_TABLE if codec is not None
 }
 
 #: Registered types whose content is opaque (never parsed).
-OPAQUE_TYPES = frozenset({M_ROOM_ENCRYPTED})
+OPAQUE_TYPES = frozenset(event_type for event_type, _rule, codec in EVENT_TYPE_TABLE if codec is None)
 
 DecodedContent = Union[
     CreateContent,
@@ -148,7 +142,7 @@ def decode_content(event_type: str, content: bytes) -> DecodedContent:
         return cls.decode(content)  # type: ignore[attr-defined]
     if event_type in OPAQUE_TYPES or not event_type.startswith("m."):
         return bytes(content)
-    raise MalformedError(f"unknown event type {event_type!r} in the reserved m. namespace")
+    return decode_registered_content(event_type, None, content)  # the core's "unknown m. type"
 
 
 # --- small encoders, handy for servers, the CLI and tests -----------------------------------

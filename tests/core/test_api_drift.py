@@ -69,6 +69,19 @@ def test_event_type_registry_is_the_cores_registry():
         assert event_type.startswith("m."), event_type
 
 
+def test_event_type_table_is_the_one_registry():
+    """The core's table is section 5: every registered type once, in REGISTERED_TYPES' order;
+    the Python registry's state-ness and codecs are the table's."""
+    table = _core.EVENT_TYPE_TABLE
+    assert [row[0] for row in table] == list(_core.REGISTERED_TYPES)
+    for event_type, rule, codec in table:
+        assert rule in {"not_state", "empty", "user_id", "role_id"}
+        spec = DEFAULT_EVENT_TYPES.get(event_type)
+        assert spec is not None and spec.is_state == (rule != "not_state")
+        assert spec.content_codec is (getattr(_core, codec) if codec else None)
+        assert CONTENT_CLASSES.get(event_type) is spec.content_codec
+
+
 def test_transaction_names_are_the_cores():
     """PROFILE.md section 7: the server accepts exactly the core's transaction types."""
     assert set(SERVER_TRANSACTION_TYPES) == set(_core.TRANSACTION_TYPES)

@@ -3,6 +3,9 @@
 ``EventTypeRegistry`` knows, for each registered type, whether it is a state event, the rule
 its state key follows and its content codec.  ``check_shape`` applies those rules to one event
 (limited or fully formed) and raises ``MalformedError``; the hub calls it before the policy.
+The profile's ``m.`` types are the core's (``EVENT_TYPE_TABLE``, checked in one call by
+``decode_registered_content``); an application registers its own namespaced types here, with
+a state-key rule such as ``empty_state_key`` and a codec of its own.
 
 A non-``m.`` type that is not registered is state or not by its first accepted use *per room*;
 that per-room memory is ``RoomState.custom_type_kinds``, so ``check_shape`` takes the room state
@@ -20,8 +23,11 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, Optional, Type, cast
 
+from .. import _core
 from .._core import (
+    EVENT_TYPE_TABLE,
     MalformedError,
+    decode_registered_content,
     PolicyRejectedError,
     parse_room_id,
     parse_user_id,
@@ -29,17 +35,7 @@ from .._core import (
     validate_role_id,
 )
 from ..content import (
-    CONTENT_CLASSES,
-    M_ROOM_AVATAR,
     M_ROOM_CREATE,
-    M_ROOM_ENCRYPTED,
-    M_ROOM_HISTORY_VISIBILITY,
-    M_ROOM_JOIN_RULES,
-    M_ROOM_NAME,
-    M_ROOM_ROLE,
-    M_ROOM_ROLE_MAP,
-    M_ROOM_TOPIC,
-    M_ROOM_USER,
     DecodedContent,
 )
 
@@ -126,19 +122,11 @@ class EventTypeSpec:
 
 
 def _builtin_specs() -> Iterator[EventTypeSpec]:
-    for event_type in (
-        M_ROOM_CREATE,
-        M_ROOM_NAME,
-        M_ROOM_AVATAR,
-        M_ROOM_TOPIC,
-        M_ROOM_JOIN_RULES,
-        M_ROOM_HISTORY_VISIBILITY,
-        M_ROOM_ROLE_MAP,
-    ):
-        yield EventTypeSpec(event_type, True, empty_state_key, CONTENT_CLASSES[event_type])
-    yield EventTypeSpec(M_ROOM_USER, True, user_id_state_key, CONTENT_CLASSES[M_ROOM_USER])
-    yield EventTypeSpec(M_ROOM_ROLE, True, role_id_state_key, CONTENT_CLASSES[M_ROOM_ROLE])
-    yield EventTypeSpec(M_ROOM_ENCRYPTED, False, None, None)
+    """The registered ``m.`` types, from the core's table (PROFILE.md section 5): the core owns
+    their state-key rules and codecs and checks them in ``check_shape`` (one call per event)."""
+    for event_type, state_key_rule, codec in EVENT_TYPE_TABLE:
+        content_codec = getattr(_core, codec) if codec is not None else None
+        yield EventTypeSpec(event_type, state_key_rule != "not_state", None, content_codec)
 
 
 class EventTypeRegistry:
@@ -183,10 +171,9 @@ class EventTypeRegistry:
         """
         event_type = event.type
         state_key = event.state_key
-        spec = self._specs.get(event_type)
-        if spec is None:
-            if event_type.startswith("m."):
-                raise MalformedError(f"unknown event type {event_type!r} in the reserved m. namespace")
+        registered = event_type.startswith("m.")  # the profile's types: the core checks them
+        spec = None if registered else self._specs.get(event_type)
+        if spec is None and not registered:
             validate_event_type(event_type)
         if state is not None:
             if event.room_id != state.room_id:
@@ -203,6 +190,11 @@ class EventTypeRegistry:
             parse_room_id(event.room_id)
             _check_sender(event.sender)
 
+        if registered:
+            # Section 4 rule 4 for the profile's types (unknown m. type, state key rule, codec):
+            # the core's, in one call.
+            return decode_registered_content(event_type, state_key, event.content)
+
         is_state = state_key is not None
         expected = spec.is_state if spec is not None else None
         if expected is None and state is not None:
@@ -211,7 +203,6 @@ class EventTypeRegistry:
             if expected:
                 raise MalformedError(f"{event_type} is a state event type: a state key is required")
             raise MalformedError(f"{event_type} is not a state event type: it takes no state key")
-
         if spec is None:
             return bytes(event.content)
         if is_state and spec.state_key_rule is not None:

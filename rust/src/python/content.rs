@@ -4,7 +4,7 @@
 use super::errors::IntoPyResult;
 use crate::error::MimiError;
 use crate::wire::content::{
-    CreateContent, EventTypePermission, EventTypePermissionRecord, HistoryVisibilityContent, JoinRule, JoinRulesContent,
+    event_type_rule, CreateContent, EVENT_TYPES, EventTypePermission, EventTypePermissionRecord, HistoryVisibilityContent, JoinRule, JoinRulesContent,
     Participation, PermissionValue, RoleConfig, RoleContent, RoleMapContent, RolePermission, TextContent, UserContent,
     Visibility,
 };
@@ -352,7 +352,48 @@ pub fn validate_content(event_type: &str, content: &[u8]) -> PyResult<()> {
     crate::wire::content::validate_content(event_type, content).py()
 }
 
+/// Section 4 rule 4 for an `m.` type in one call: registered (else `MalformedError`), the
+/// state key following the type's rule, the content decoded as its struct (the content class;
+/// `bytes` for opaque content). The Python registry's shape check calls this once per event.
+#[pyfunction]
+#[pyo3(signature = (event_type, state_key, content))]
+pub fn decode_registered_content(py: Python<'_>, event_type: &str, state_key: Option<&str>, content: &[u8]) -> PyResult<PyObject> {
+    let rule = event_type_rule(event_type)
+        .ok_or_else(|| MimiError::malformed(format!("unknown event type {event_type:?} in the reserved m. namespace")))
+        .py()?;
+    rule.state_key.check(event_type, state_key).py()?;
+    decode_as(py, rule.codec, content).map_err(|err| {
+        if err.is_instance_of::<super::errors::MalformedError>(py) {
+            let message = err.value(py).to_string();
+            super::errors::located(py, &MimiError::malformed(format!("{event_type}: content does not decode: {message}")), None, None)
+        } else {
+            err
+        }
+    })
+}
+
+fn decode_as(py: Python<'_>, codec: Option<&str>, content: &[u8]) -> PyResult<PyObject> {
+    match codec {
+        None => Ok(PyBytes::new(py, content).into_any().unbind()),
+        Some("CreateContent") => Ok(Py::new(py, PyCreateContent::decode(content)?)?.into_any()),
+        Some("UserContent") => Ok(Py::new(py, PyUserContent::decode(py, content)?)?.into_any()),
+        Some("TextContent") => Ok(Py::new(py, PyTextContent::decode(py, content)?)?.into_any()),
+        Some("JoinRulesContent") => Ok(Py::new(py, PyJoinRulesContent::decode(content)?)?.into_any()),
+        Some("HistoryVisibilityContent") => Ok(Py::new(py, PyHistoryVisibilityContent::decode(content)?)?.into_any()),
+        Some("RoleContent") => Ok(Py::new(py, PyRoleContent::decode(content)?)?.into_any()),
+        Some("RoleMapContent") => Ok(Py::new(py, PyRoleMapContent::decode(content)?)?.into_any()),
+        Some(other) => Err(MimiError::new(crate::error::ErrorCode::Internal, format!("no content class {other}"))).py(),
+    }
+}
+
+/// `EVENT_TYPE_TABLE`: `(type, state-key rule, content class name or None)` per registered type.
+pub fn event_type_table() -> Vec<(&'static str, &'static str, Option<&'static str>)> {
+    EVENT_TYPES.iter().map(|r| (r.event_type, r.state_key.name(), r.codec)).collect()
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("EVENT_TYPE_TABLE", event_type_table())?;
+    m.add_function(wrap_pyfunction!(decode_registered_content, m)?)?;
     m.add_class::<PyCreateContent>()?;
     m.add_class::<PyUserContent>()?;
     m.add_class::<PyTextContent>()?;

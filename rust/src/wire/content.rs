@@ -195,19 +195,106 @@ impl RoleMapContent {
     }
 }
 
-/// The registered `m.` event types (PROFILE.md section 5).
-pub const REGISTERED_TYPES: [&str; 10] = [
-    "m.room.create",
-    "m.room.user",
-    "m.room.name",
-    "m.room.avatar",
-    "m.room.topic",
-    "m.room.join_rules",
-    "m.room.history_visibility",
-    "m.room.role",
-    "m.room.role_map",
-    "m.room.encrypted",
+/// The state-key column of PROFILE.md section 5: how a registered type's state key is formed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StateKeyRule {
+    /// Not a state event: no state key.
+    NotState,
+    /// State, with the state key `""`.
+    Empty,
+    /// State, keyed by the target's user ID (section 3).
+    UserId,
+    /// State, keyed by a role ID (1-255 of `A-Z a-z 0-9 - . ~ _`).
+    RoleId,
+}
+
+impl StateKeyRule {
+    /// The name the Python registry sees (`EVENT_TYPE_TABLE`).
+    pub const fn name(self) -> &'static str {
+        match self {
+            StateKeyRule::NotState => "not_state",
+            StateKeyRule::Empty => "empty",
+            StateKeyRule::UserId => "user_id",
+            StateKeyRule::RoleId => "role_id",
+        }
+    }
+
+    /// "A type is either always state or never state" and "the state key MUST follow the
+    /// type's rule" (sections 3 and 4 rule 4).
+    pub fn check(self, event_type: &str, state_key: Option<&str>) -> Result<()> {
+        match (self, state_key) {
+            (StateKeyRule::NotState, None) => Ok(()),
+            (StateKeyRule::NotState, Some(_)) => {
+                Err(MimiError::malformed(format!("{event_type} is not a state event type: it takes no state key")))
+            }
+            (_, None) => {
+                Err(MimiError::malformed(format!("{event_type} is a state event type: a state key is required")))
+            }
+            (StateKeyRule::Empty, Some("")) => Ok(()),
+            (StateKeyRule::Empty, Some(key)) => {
+                Err(MimiError::malformed(format!("{event_type}: the state key must be empty, got {key:?}")))
+            }
+            (StateKeyRule::UserId, Some(key)) => ids::parse_user_id(key)
+                .map(drop)
+                .map_err(|e| e.context(&format!("{event_type}: the state key is not a valid user ID"))),
+            (StateKeyRule::RoleId, Some(key)) => ids::validate_role_id(key)
+                .map_err(|e| e.context(&format!("{event_type}: the state key is not a valid role ID"))),
+        }
+    }
+}
+
+/// One row of the registry of PROFILE.md section 5.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventTypeRule {
+    pub event_type: &'static str,
+    pub state_key: StateKeyRule,
+    /// The content struct's name (the Python content class), or None for opaque content.
+    pub codec: Option<&'static str>,
+}
+
+const fn rule(event_type: &'static str, state_key: StateKeyRule, codec: Option<&'static str>) -> EventTypeRule {
+    EventTypeRule { event_type, state_key, codec }
+}
+
+/// The registered `m.` event types (PROFILE.md section 5), in the table's order: the one
+/// registry every layer uses (the Python registry is built from it).
+pub const EVENT_TYPES: [EventTypeRule; 10] = [
+    rule("m.room.create", StateKeyRule::Empty, Some("CreateContent")),
+    rule("m.room.user", StateKeyRule::UserId, Some("UserContent")),
+    rule("m.room.name", StateKeyRule::Empty, Some("TextContent")),
+    rule("m.room.avatar", StateKeyRule::Empty, Some("TextContent")),
+    rule("m.room.topic", StateKeyRule::Empty, Some("TextContent")),
+    rule("m.room.join_rules", StateKeyRule::Empty, Some("JoinRulesContent")),
+    rule("m.room.history_visibility", StateKeyRule::Empty, Some("HistoryVisibilityContent")),
+    rule("m.room.role", StateKeyRule::RoleId, Some("RoleContent")),
+    rule("m.room.role_map", StateKeyRule::Empty, Some("RoleMapContent")),
+    rule("m.room.encrypted", StateKeyRule::NotState, None),
 ];
+
+/// The names of `EVENT_TYPES`, in the same order.
+pub const REGISTERED_TYPES: [&str; EVENT_TYPES.len()] = {
+    let mut out = [""; EVENT_TYPES.len()];
+    let mut i = 0;
+    while i < EVENT_TYPES.len() {
+        out[i] = EVENT_TYPES[i].event_type;
+        i += 1;
+    }
+    out
+};
+
+/// The registry row of a registered type.
+pub fn event_type_rule(event_type: &str) -> Option<&'static EventTypeRule> {
+    EVENT_TYPES.iter().find(|r| r.event_type == event_type)
+}
+
+/// Section 4 rule 4 for an `m.` type: registered (else malformed), the state key following
+/// the type's rule, the content decoding as the type's struct.
+pub fn check_registered_shape(event_type: &str, state_key: Option<&str>, content: &[u8]) -> Result<()> {
+    let rule = event_type_rule(event_type)
+        .ok_or_else(|| MimiError::malformed(format!("unknown event type {event_type:?} in the reserved m. namespace")))?;
+    rule.state_key.check(event_type, state_key)?;
+    validate_content(event_type, content)
+}
 
 pub fn is_text_type(t: &str) -> bool {
     matches!(t, "m.room.name" | "m.room.avatar" | "m.room.topic")
@@ -241,6 +328,39 @@ pub fn validate_content(event_type: &str, content: &[u8]) -> Result<()> {
 mod tests {
     use super::*;
     use tls_codec::Serialize as _;
+
+    #[test]
+    fn registered_types_are_the_tables_names_in_order() {
+        let names: Vec<&str> = EVENT_TYPES.iter().map(|r| r.event_type).collect();
+        assert_eq!(names, REGISTERED_TYPES.to_vec());
+        assert!(EVENT_TYPES.iter().all(|r| r.event_type.starts_with("m.room.")));
+        // only m.room.encrypted is opaque and not state (section 5)
+        let opaque: Vec<&str> = EVENT_TYPES.iter().filter(|r| r.codec.is_none()).map(|r| r.event_type).collect();
+        assert_eq!(opaque, ["m.room.encrypted"]);
+        assert_eq!(event_type_rule("m.room.encrypted").unwrap().state_key, StateKeyRule::NotState);
+    }
+
+    #[test]
+    fn state_key_rules_of_section_5() {
+        use StateKeyRule::*;
+        assert!(Empty.check("m.room.name", Some("")).is_ok());
+        assert!(Empty.check("m.room.name", Some("x")).unwrap_err().to_string().contains("must be empty"));
+        assert!(Empty.check("m.room.name", None).unwrap_err().to_string().contains("a state key is required"));
+        assert!(UserId.check("m.room.user", Some("@ana:hub.example")).is_ok());
+        assert!(UserId.check("m.room.user", Some("ana")).is_err());
+        assert!(RoleId.check("m.room.role", Some("mod")).is_ok());
+        assert!(RoleId.check("m.room.role", Some("a b")).is_err());
+        assert!(NotState.check("m.room.encrypted", None).is_ok());
+        assert!(NotState.check("m.room.encrypted", Some("")).unwrap_err().to_string().contains("takes no state key"));
+    }
+
+    #[test]
+    fn registered_shape_refuses_unknown_m_types_and_bad_content() {
+        assert!(check_registered_shape("m.room.encrypted", None, b"anything").is_ok());
+        assert_eq!(check_registered_shape("m.room.unknown", None, b"").unwrap_err().code, crate::error::ErrorCode::Malformed);
+        assert!(check_registered_shape("m.room.join_rules", Some(""), &[9]).is_err());
+        assert!(check_registered_shape("m.room.join_rules", Some(""), &[2]).is_ok());
+    }
 
     #[test]
     fn permission_round_trip_and_strictness() {
