@@ -471,7 +471,10 @@ class ServerNode:
         _, _, latest = self._snapshot_blocking(room_id)
         if self.store.index_of(room_id, latest) is not None:
             return 0
-        return len(self.follower.sync(room_id, self._fetch_event_blocking(room_id, latest)))
+        before = self.store.latest(room_id)
+        self.follower.sync(room_id, self._fetch_event_blocking(room_id, latest))
+        after = self.store.latest(room_id)
+        return (after[0] if after else -1) - (before[0] if before else -1)
 
     def room_state(self, room_id: str):
         return self.hub.state(room_id) if self.hub.is_hub_for(room_id) else self.follower.state(room_id)

@@ -40,7 +40,7 @@ from ..room.state import RoomState
 from .chain import RoomChain
 from .invites import PendingInvites
 from .keys import KeyStore
-from .partial import DEFAULT_KEEP_RECENT, HISTORY_MODES, FetchEvent, PartialHistory, Snapshot
+from .partial import DEFAULT_KEEP_RECENT, HISTORY_MODES, FetchEvent, PartialHistory, Snapshot, check_links_down
 from .store import EventRow, EventStore
 
 log = logging.getLogger(__name__)
@@ -342,24 +342,31 @@ class Follower:
         every check, with ``"recent"`` join from the snapshot (``join_recent``)."""
         with self._room_lock(room_id):
             if self.follows(room_id):
-                chain = self.chain(room_id)
                 if self._held(room_id, newest.event_id):
                     return []
-                return self._catch_up(chain, newest)
+                return self._catch_up(self.chain(room_id), newest)
             if self.history == "recent" and self.partial.snapshot is not None:
                 self.join_recent(room_id, newest)
                 return [newest]
-            events = self._fetch_back(room_id, newest, known=lambda _id: False)
-            chain = RoomChain.open(events[0], registry=self.registry, policies=self.policies)
-            self._check_signatures(events)
-            for event in events[1:]:
-                chain.append(event, event_id=event.event_id)
-            self.store.put_room(room_id, "follower")
-            self.store.append_many([self._row(room_id, i, e) for i, e in enumerate(events)])
-            self._chains[room_id] = chain
+            chain: Optional[RoomChain] = None
+            last: List[Event] = []
+            try:
+                for page in self._gap_pages(room_id, newest, known=lambda _id: False):
+                    if chain is None:  # the first page starts at the create event
+                        chain = RoomChain.open(page[0], registry=self.registry, policies=self.policies)
+                        self.store.put_room(room_id, "follower")
+                        self.store.append_many([self._row(room_id, 0, page[0])])
+                        self._chains[room_id] = chain
+                        page = page[1:]
+                    self._append(chain, page)
+                    last = page
+            except BaseException:
+                # What was stored is a checked prefix of the room: followed from there on.
+                self._chains.pop(room_id, None)
+                raise
             self.invites.pop_room(room_id)
-            log.info("following %s from %d events", room_id, len(events))
-            return events
+            log.info("following %s from %d events", room_id, chain.count if chain is not None else 0)
+            return last
 
     def join_recent(self, room_id: str, accepted: Optional[Event] = None) -> RoomChain:
         """Follow ``room_id`` from the hub's snapshot (``history = "recent"``); ``accepted`` is
@@ -377,37 +384,79 @@ class Follower:
             return chain
 
     def _catch_up(self, chain: RoomChain, newest: Event) -> List[Event]:
+        """Fill the gap before ``newest`` page by page (each checked, applied and stored before
+        the next is fetched); the events applied, for a gap longer than one page the last page
+        of them."""
         if self.backfill is None:
             raise GapError(chain.room_id, chain.last_event_id, newest.event_id)
         known = lambda event_id: self._held(chain.room_id, event_id)  # noqa: E731
-        events = self._fetch_back(chain.room_id, newest, known=known)
-        if events[0].prev_event != chain.last_event_id:
-            raise MalformedError(f"backfill of {chain.room_id} does not link to our last event {chain.last_event_id}")
-        self._check_signatures(events)
-        self._append(chain, events)
-        log.info("room %s: filled a gap of %d events", chain.room_id, len(events) - 1)
-        return events
+        applied = 0
+        last: List[Event] = []
+        for page in self._gap_pages(chain.room_id, newest, known=known):
+            if not applied and page[0].prev_event != chain.last_event_id:
+                raise MalformedError(f"backfill of {chain.room_id} does not link to our last event {chain.last_event_id}")
+            self._append(chain, page)
+            applied += len(page)
+            last = page
+        log.info("room %s: filled a gap of %d events", chain.room_id, applied - 1)
+        return last
 
-    def _fetch_back(self, room_id: str, newest: Event, known: Callable[[str], bool]) -> List[Event]:
-        """Events from the first unknown one up to ``newest``, oldest first, every link checked."""
+    def _gap_pages(self, room_id: str, newest: Event, known: Callable[[str], bool]) -> Iterator[List[Event]]:
+        """The events from the first unknown one up to ``newest``, oldest first, in pages of at
+        most ``BACKFILL_LIMIT`` events; every page's links, content hashes and signatures are
+        checked as it arrives, before the next is asked for.
+
+        Memory stays bounded whatever the gap's length: walking down, the events are kept
+        only while they fit in one page; past that only the first and last event ID of each
+        page are, and the pages are fetched again oldest first, each checked again (IDs,
+        links, signatures: a hub may answer differently the second time) and handed out."""
         assert self.backfill is not None
-        chain = [newest]
-        cursor = newest
+        self._check_signatures([newest])
+        held: Optional[List[Event]] = [newest]
+        pages: List[Tuple[str, str, str, int]] = []  # (before, newest ID, oldest ID, count) per page
+        cursor, total = newest, 1
         while cursor.prev_event and not known(cursor.prev_event):
-            if len(chain) > MAX_CATCH_UP:
+            if total > MAX_CATCH_UP:
                 raise MalformedError(f"room {room_id}: catch-up longer than {MAX_CATCH_UP} events")
-            batch = self.backfill(room_id, cursor.event_id, BACKFILL_LIMIT)
-            if not batch:
-                raise NotFoundError(f"the hub of {room_id} returned no events before {cursor.event_id}")
-            for event in batch:
-                if event.event_id != cursor.prev_event:
-                    raise MalformedError(f"backfill of {room_id}: {event.event_id} is not the prev of {cursor.event_id}")
-                chain.append(event)
-                cursor = event
-                if not cursor.prev_event or known(cursor.prev_event):
-                    break
-        chain.reverse()
-        return chain
+            page = self._backfill_page(room_id, cursor, BACKFILL_LIMIT, known)
+            pages.append((cursor.event_id, page[0].event_id, page[-1].event_id, len(page)))
+            total += len(page)
+            if held is not None:
+                held.extend(page)
+                if len(held) > BACKFILL_LIMIT:
+                    held = None  # too long to hold: fetched again below, page by page
+            cursor = page[-1]
+        if held is not None:
+            held.reverse()
+            yield held
+            return
+        log.info("room %s: a gap of %d events, applied in %d pages", room_id, total, len(pages))
+        for before, top, bottom, count in reversed(pages):
+            page = self.backfill(room_id, before, count)[:count]
+            if len(page) != count or page[0].event_id != top or page[-1].event_id != bottom:
+                raise MalformedError(f"backfill of {room_id}: the page before {before} changed between two fetches")
+            for upper, lower in zip(page, page[1:]):
+                if upper.prev_event != lower.event_id or lower.room_id != room_id:
+                    raise MalformedError(f"backfill of {room_id}: {lower.event_id} is not the prev of {upper.event_id}")
+            self._check_signatures(page)
+            page.reverse()
+            yield page
+        yield [newest]
+
+    def _backfill_page(self, room_id: str, top: Event, limit: int, known: Callable[[str], bool]) -> List[Event]:
+        """One backfill page below ``top`` (newest first), cut where it reaches an event we
+        hold or the create event, its links, hashes and signatures checked."""
+        assert self.backfill is not None
+        page = self.backfill(room_id, top.event_id, limit)
+        if not page:
+            raise NotFoundError(f"the hub of {room_id} returned no events before {top.event_id}")
+        for end, event in enumerate(page, start=1):
+            if not event.prev_event or known(event.prev_event):
+                page = page[:end]
+                break
+        check_links_down(room_id, top, page)
+        self._check_signatures(page)
+        return page
 
     def _check_signatures(self, events: Sequence[Event]) -> None:
         self.keys.verify_all(events, lambda e: (e.hub_server, e.origin_server))
