@@ -2,7 +2,7 @@
 (256-byte ciphertext): the per-signature bound (PyNaCl/libsodium and ``cryptography``), the
 Matrix-style pipeline (``canonicaljson`` + ``signedjson`` + PyNaCl, as Synapse does it) and this
 project (single-event API, batch API, ``mimi verify`` as a whole process, the hub's accept on
-durable SQLite).  Prints a table of events/s with ratios, checks the targets of the
+durable SQLite, and a hub with two followers over HTTPS, single transactions and batches).  Prints a table of events/s with ratios, checks the targets of the
 performance issue (PASS/FAIL each), and writes ``results/compare.md`` and
 ``results/compare.png``.
 
@@ -52,6 +52,12 @@ MEMORY_TARGET_MB = 300.0
 PROFILE_EVENTS = 100_000
 
 
+#: Submits of the HTTPS end-to-end figures (batch path, single path): a shorter run than
+#: ``benches/https_e2e.py``'s 100,000, in the same rounds as the rest.
+HTTPS_FULL = (30_000, 1_000)
+HTTPS_QUICK = (2_048, 100)
+
+
 @dataclass(frozen=True)
 class Sizes:
     room_events: int  # the room file (mimi verify)
@@ -90,6 +96,7 @@ class Target:
     required: float
     passed: Optional[bool]  # None: not checked in this run
     detail: str
+    unit: str = ""  # "" : "x" (a ratio), or "MB" for the memory target
 
 
 def say(text: str) -> None:
@@ -290,6 +297,33 @@ class Comparison:
         self._verify = {"P5": two, "P6": one}
         self.core_bars["mimi verify (whole process)"] = {1: n / one["wall"], self.cores: n / two["wall"]}
 
+    def https(self, quick: bool) -> None:
+        """Hub + two followers as ``mimi serve`` processes (benches/https_e2e.py): the single
+        and the batch path end to end; the hub's CPU per event is compared with P8's
+        in-process ``accept_many`` figure of this very run."""
+        import https_e2e
+
+        events, single = HTTPS_QUICK if quick else HTTPS_FULL
+        p8 = self.measures.get("P8")
+        accept = ({"events": p8.events, "events_per_second": p8.best, "cpu_us_per_event": p8.cpu_us_per_event}
+                  if p8 is not None else None)
+        self._https = https_e2e.measure(events, single, accept=accept)
+
+    def https_rows(self) -> None:
+        result = getattr(self, "_https", None)
+        if result is None:
+            return
+        for key, path, label, reference in (
+            ("H1", "single", "HTTPS end to end, single transactions (hub + 2 followers, mTLS, SQLite)", ""),
+            ("H2", "batch", f"HTTPS end to end, batches of {result['batch_size']} (hub + 2 followers, mTLS, SQLite)", "H1"),
+        ):
+            r = result[path]
+            notes = (f"accepted {r['accepted_per_second']:,.0f}/s, p50 {r['p50_ms']:.0f} ms, p99 {r['p99_ms']:.0f} ms; "
+                     f"followers +{r['converge_seconds']:.2f} s; CPU µs/event alpha {r.get('cpu_us_alpha', 0):.0f}, "
+                     f"beta {r.get('cpu_us_beta', 0):.0f}; {r['events']:,} events")
+            extra = {**r, "cpu_us_per_event": r.get("cpu_us_hub")}
+            self.rows[key] = Row(key, "mimi", label, r["end_to_end_per_second"], TARGET_CORES, reference, notes, extra)
+
     def build_rows(self) -> None:
         order = {"bound": 0, "matrix": 1, "mimi": 2}
         specs = sorted(self.row_specs, key=lambda spec: (order[spec[1]], spec[0]))
@@ -327,6 +361,25 @@ class Comparison:
         out.append(Target(f"mimi verify of a {MEMORY_TARGET_EVENTS:,}-event room: peak memory < {MEMORY_TARGET_MB:.0f} MB",
                           rss, MEMORY_TARGET_MB, (rss < MEMORY_TARGET_MB) if checked else None,
                           f"{rss:.0f} MB peak RSS on {events:,} events" + ("" if checked else " (not checked: room too small; full run)")))
+        if "H2" in rows:
+            batch, single, r = rows["H2"], rows["H1"], self._https
+            ratio = batch.events_per_second / single.events_per_second
+            # Not named "X >= N x Y": a quick run's few thousand events are mostly warm-up and
+            # wait, so this ratio gets no CI floor (check_floors); the full run checks it.
+            out.append(Target("HTTPS batch path end to end: at least 10x the single-transaction path", ratio, 10.0,
+                              ratio >= 10.0,
+                              f"{batch.events_per_second:,.0f} vs {single.events_per_second:,.0f} events/s"))
+            out.append(Target("HTTPS end to end (batch path): at least 5,000 events/s", batch.events_per_second, 5000.0,
+                              batch.events_per_second >= 5000, "accepted, durable, held by both followers", " events/s"))
+            hub, ref = r["batch"].get("cpu_us_hub", 0.0), r["accept_many"]["cpu_us_per_event"]
+            out.append(Target("HTTPS hub CPU per event: at most 2x accept_many in process (P8)", hub / ref, 2.0,
+                              hub <= 2 * ref, f"{hub:.0f} vs {ref:.0f} µs per event"))
+            follower = max(r["batch"].get("cpu_us_alpha", 0.0), r["batch"].get("cpu_us_beta", 0.0))
+            out.append(Target("HTTPS follower CPU per event: at most 150 µs", follower, 150.0, follower <= 150,
+                              "the busier of the two followers", " µs"))
+            p99 = r["paced"]["p99_ms"]
+            out.append(Target("HTTPS p99 submit latency at half the peak rate: under 100 ms", p99, 100.0, p99 < 100,
+                              f"paced at {r['paced']['accepted_per_second']:,.0f} events/s", " ms"))
         return out
 
 
@@ -527,7 +580,7 @@ def print_targets(targets: List[Target]) -> None:
     say("")
     for t in targets:
         verdict = "n/a " if t.passed is None else ("PASS" if t.passed else "FAIL")
-        unit = "MB" if "memory" in t.name else "x"
+        unit = t.unit or ("MB" if "memory" in t.name else "x")
         say(f"{verdict}  {t.name}: {t.measured:.2f}{unit} (target {t.required:g}{unit}) - {t.detail}")
 
 
@@ -564,7 +617,7 @@ def write_markdown(path: Path, comparison: Comparison, targets: List[Target], en
         "|---|---|---|---|",
     ]
     for t in targets:
-        unit = " MB" if "memory" in t.name else "x"
+        unit = t.unit or (" MB" if "memory" in t.name else "x")
         verdict = "not checked" if t.passed is None else ("PASS" if t.passed else "FAIL")
         lines.append(f"| {t.name} | {t.measured:.2f}{unit} ({t.detail}) | {t.required:g}{unit} | {verdict} |")
     lines += [
@@ -675,7 +728,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     comparison.hub()
     comparison.run_rounds()
     comparison.mimi_verify()
+    comparison.https(args.quick)
     comparison.build_rows()
+    comparison.https_rows()
     targets = comparison.targets()
     load_end = os.getloadavg()
 

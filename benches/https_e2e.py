@@ -168,36 +168,37 @@ def table(rows: Dict[str, Dict[str, Any]]) -> List[str]:
     return lines
 
 
-def run(args: argparse.Namespace) -> int:
+def measure(events: int, single_events: int, *, batch_size: int = BATCH, accept_events: int = ACCEPT_EVENTS,
+            accept: Optional[Dict[str, float]] = None, profile_dir: Optional[Path] = None) -> Dict[str, Any]:
+    """Both paths on one cluster, then (unless ``accept`` is given: compare.py passes its own
+    figure of the same run) the in-process ``accept_many`` reference; the results and the
+    targets checked."""
     workdir = Path(tempfile.mkdtemp(prefix="mimi-https-e2e-"))
-    out: Path = args.out
-    out.mkdir(parents=True, exist_ok=True)
-    results: Dict[str, Any] = {"command": " ".join(["python benches/https_e2e.py", *sys.argv[1:]]),
-                               "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    results: Dict[str, Any] = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                                "load_before": os.getloadavg()[0], "cpus": os.cpu_count()}
     profiles: Dict[str, Dict[str, List[Tuple[str, float, float]]]] = {}
     say(f"cluster in {workdir}: hub + 2 followers (mimi serve, mutual TLS, SQLite)")
     cluster = w.HttpsCluster(workdir / "cluster")
     cluster.start()
-    profiler = Profiler(cluster, out) if args.profile else None
+    profiler = Profiler(cluster, profile_dir) if profile_dir is not None else None
     try:
-        say(f"single path: {args.single:,} submits, {SINGLE_IN_FLIGHT} in flight")
-        single_events = cluster.limited_events(args.single + 10)
+        say(f"single path: {single_events:,} submits, {SINGLE_IN_FLIGHT} in flight")
+        single_input = cluster.limited_events(single_events + 10)
         if profiler:
             profiler.start("single")
-        single = summary(cluster.submit(single_events, concurrency=SINGLE_IN_FLIGHT, warmup=10))
+        single = summary(cluster.submit(single_input, concurrency=SINGLE_IN_FLIGHT, warmup=10))
         if profiler:
             profiles["single"] = profiler.stop()
         say(f"  {single}")
 
-        half = args.events // 2
-        say(f"batch path: {args.events:,} submits from both followers' users, batches of {args.batch}, "
+        half = events // 2
+        say(f"batch path: {events:,} submits from both followers' users, batches of {batch_size}, "
             f"{IN_FLIGHT} in flight per sender")
-        alpha, beta = cluster.limited_events(half + args.batch), cluster.limited_events(half + args.batch, beta=True)
+        alpha, beta = cluster.limited_events(half + batch_size), cluster.limited_events(half + batch_size, beta=True)
+        fanout_before = cluster.cluster[w.CLUSTER_HUB].call("status")["delivery"]
         if profiler:
             profiler.start("batch")
-        fanout_before = cluster.cluster[w.CLUSTER_HUB].call("status")["delivery"]
-        batch = summary(cluster.submit_batches(alpha, beta, batch=args.batch, in_flight=IN_FLIGHT))
+        batch = summary(cluster.submit_batches(alpha, beta, batch=batch_size, in_flight=IN_FLIGHT))
         if profiler:
             profiles["batch"] = profiler.stop()
         fanout = cluster.cluster[w.CLUSTER_HUB].call("status")["delivery"]
@@ -207,36 +208,48 @@ def run(args: argparse.Namespace) -> int:
         say(f"  {batch}")
 
         rate = batch["accepted_per_second"] / 2
-        paced_count = max(2 * args.batch, args.events // 5) // 2
+        paced_count = max(2 * batch_size, events // 5) // 2
         say(f"batch path paced at half that peak ({rate:,.0f} events/s): {2 * paced_count:,} submits")
-        alpha, beta = cluster.limited_events(paced_count + args.batch), cluster.limited_events(paced_count + args.batch, beta=True)
-        paced = summary(cluster.submit_batches(alpha, beta, batch=args.batch, in_flight=IN_FLIGHT, rate=rate))
+        alpha = cluster.limited_events(paced_count + batch_size)
+        beta = cluster.limited_events(paced_count + batch_size, beta=True)
+        paced = summary(cluster.submit_batches(alpha, beta, batch=batch_size, in_flight=IN_FLIGHT, rate=rate))
         say(f"  {paced}")
     finally:
         cluster.stop()
 
-    say(f"in-process reference: hub accept_many over {args.accept:,} events, groups of {ACCEPT_GROUP}")
-    accept = accept_many_reference(workdir, args.accept)
-    say(f"  {accept}")
+    if accept is None:
+        say(f"in-process reference: hub accept_many over {accept_events:,} events, groups of {ACCEPT_GROUP}")
+        accept = accept_many_reference(workdir, accept_events)
+        say(f"  {accept}")
     shutil.rmtree(workdir, ignore_errors=True)
-
-    rows = {"single transactions": single, f"batches of {args.batch}": batch, "batches, paced at half the peak": paced}
     checked = targets(single, batch, paced, accept)
-    results.update({"single": single, "batch": batch, "paced": paced, "accept_many": accept,
+    results.update({"single": single, "batch": batch, "paced": paced, "accept_many": accept, "batch_size": batch_size,
                     "targets": [{"target": t, "measured": m, "passed": p} for t, m, p in checked],
                     "profiles": profiles, "load_after": os.getloadavg()[0]})
+    return results
+
+
+def run(args: argparse.Namespace) -> int:
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    results = measure(args.events, args.single, batch_size=args.batch, accept_events=args.accept,
+                      profile_dir=out if args.profile else None)
+    results["command"] = " ".join(["python benches/https_e2e.py", *sys.argv[1:]])
+    rows = {"single transactions": results["single"], f"batches of {args.batch}": results["batch"],
+            "batches, paced at half the peak": results["paced"]}
     lines = table(rows)
+    accept = results["accept_many"]
     say("\n" + "\n".join(lines))
     say(f"\nin process: hub accept_many {accept['events_per_second']:,.0f} events/s, "
         f"{accept['cpu_us_per_event']:.0f} us CPU per event")
-    for target, measured, passed in checked:
-        verdict = "PASS" if passed else ("FAIL" if passed is not None else "n/a")
-        say(f"  [{verdict}] {target}: {measured}")
+    for t in results["targets"]:
+        verdict = "PASS" if t["passed"] else ("FAIL" if t["passed"] is not None else "n/a")
+        say(f"  [{verdict}] {t['target']}: {t['measured']}")
     if not args.quick:
         write_markdown(out / "https_e2e.md", results, lines)
         (out / "https_e2e.json").write_text(json.dumps(results, indent=2) + "\n")
         say(f"\nwritten: {out / 'https_e2e.md'}, {out / 'https_e2e.json'}")
-    return 0 if args.quick or all(p for _, _, p in checked if p is not None) else 1
+    return 0 if args.quick or all(t["passed"] for t in results["targets"] if t["passed"] is not None) else 1
 
 
 def write_markdown(path: Path, results: Dict[str, Any], lines: List[str]) -> None:
