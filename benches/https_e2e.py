@@ -94,7 +94,7 @@ class Profiler:
         for name, server in self.cluster.cluster.servers.items():
             path = self.out / f"pyspy-{label}-{name.split('.')[0]}.txt"
             cmd = ["py-spy", "record", "--pid", str(server.proc.pid), "--format", "raw", "--rate", "200",
-                   "--nonblocking", "--output", str(path)]
+                   "--nonblocking", "--gil", "--output", str(path)]
             self.procs.append((name, path, subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)))
 
     def stop(self) -> Dict[str, List[Tuple[str, float, float]]]:

@@ -24,7 +24,8 @@ the batch type answers ``malformed``) gets single ``mimi.signaling.deliver`` req
 
 Acknowledgements are batched: entries delivered (or refused with a verdict) are acked by
 their IDs, once ``ack_every`` of them are owed or the oldest has waited ``ack_delay``
-seconds, in the same hand-off as the next read, and on ``stop()``.  Until then they stay
+seconds, in the same hand-off as the next read (in the middle of a long read: in the
+background, while the next batch goes out), and on ``stop()``.  Until then they stay
 queued and are skipped by later reads; a crash before the ack only means they are delivered
 again, which a follower ignores (it already holds the event).  Acks name entries, not a
 cumulative bound: on PostgreSQL queue IDs may commit out of order, and a bound could drop an
@@ -40,7 +41,7 @@ import logging
 import random
 import threading
 import time
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Type
+from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple, Type
 
 import mimi_signaling as ms
 
@@ -128,12 +129,13 @@ def _settle(futures: List["asyncio.Future[Any]"], outcome: "asyncio.Future[List[
 class _Destination:
     """One destination's delivery state, kept while its task runs or acks are owed."""
 
-    __slots__ = ("woken", "waiter", "owed", "first_owed_at")
+    __slots__ = ("woken", "waiter", "owed", "first_owed_at", "acking")
 
     def __init__(self) -> None:
         self.woken = True  # read the queue first thing
         self.waiter: Optional["asyncio.Future[None]"] = None
         self.owed: List[Any] = []  # delivered or refused, not acked yet; queue order
+        self.acking: Set[Any] = set()  # acks written in the background, not committed yet
         self.first_owed_at = 0.0
 
     def nudge(self) -> None:
@@ -384,7 +386,7 @@ class DeliveryWorker:
                 if state.woken or ack:
                     state.woken = False
                     acking = list(state.owed) if ack else []
-                    limit = self.batch_size + len(state.owed) - len(acking)
+                    limit = self.batch_size + len(state.owed) - len(acking) + len(state.acking)
                     items = await self._store_call(destination, self._read_and_ack, destination, acking, limit)
                     if acking:
                         self.acks += 1
@@ -392,11 +394,11 @@ class DeliveryWorker:
                         state.first_owed_at = self._loop.time()
                     if len(items) >= limit:
                         state.woken = True  # the read was cut short: more is queued
-                    skip = set(state.owed)
+                    skip = set(state.owed) | state.acking
                     todo = [pair for pair in map(_unpack, items) if pair[0] not in skip]
                     while todo:
                         if self._ack_due(state):  # a long read: ack as it goes
-                            await self._ack_now(destination, state)
+                            self._ack_in_background(destination, state)
                         if self._batching(destination):
                             done = await self._deliver_batch(destination, self._next_batch(todo))
                         else:
@@ -420,14 +422,24 @@ class DeliveryWorker:
                 if not state.owed and self._states.get(destination) is state:
                     del self._states[destination]
 
-    async def _ack_now(self, destination: str, state: _Destination) -> None:
-        """Ack the owed entries in the middle of a batch."""
-        assert self._loop is not None
+    def _ack_in_background(self, destination: str, state: _Destination) -> None:
+        """Ack the owed entries in the middle of a long read without waiting for the commit:
+        the next batch goes out meanwhile.  Until the ack commits, a read skips its entries;
+        if it fails they stay queued and are delivered again (a follower ignores repeats)."""
+        assert self._loop is not None and self._calls is not None
         acking = list(state.owed)
-        await self._store_call(destination, self.store.ack_entries, destination, acking)
-        self.acks += 1
-        state.owed = state.owed[len(acking):]
+        state.owed = []
         state.first_owed_at = self._loop.time()
+        state.acking.update(acking)
+        self.acks += 1
+
+        def committed(outcome: "asyncio.Future[Any]") -> None:
+            state.acking.difference_update(acking)
+            if outcome.cancelled() or outcome.exception() is not None:
+                log.warning("acking %d delivered events for %s failed; they will be delivered again: %s",
+                            len(acking), destination, None if outcome.cancelled() else outcome.exception())
+
+        self._calls.call(self.store.ack_entries, destination, acking).add_done_callback(committed)
 
     def _batching(self, destination: str) -> bool:
         if not hasattr(self.client, "request_batch"):
