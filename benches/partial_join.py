@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 import mimi_signaling as ms
-from mimi_signaling.cli.init import init_server
+from mimi_signaling.provisioning import init_server
 from mimi_signaling.cluster import ServerProcess, free_port
 from mimi_signaling.config import Config
 from mimi_signaling.content import JoinRule, Participation

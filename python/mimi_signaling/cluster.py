@@ -126,7 +126,7 @@ class Cluster:
         storage: Optional[Dict[str, str]] = None,
         configure: Optional[Callable[[Config], None]] = None,
     ) -> None:
-        from .cli.init import init_server
+        from .provisioning import init_server
 
         self.directory = Path(directory)
         ports = {n: free_port() for n in names}

@@ -13,7 +13,7 @@ from typing import List
 import pytest
 
 import mimi_signaling as ms
-from mimi_signaling.cli.init import init_server
+from mimi_signaling.provisioning import init_server
 from mimi_signaling.cluster import ServerProcess, free_port
 from mimi_signaling.config import Config
 from mimi_signaling.node.hub import Hub

@@ -138,7 +138,7 @@ def test_text_logs_by_default(tmp_path):
 
 
 def _config_without_secrets(tmp_path: Path) -> dict:
-    from mimi_signaling.cli.init import init_server
+    from mimi_signaling.provisioning import init_server
 
     path = init_server(HUB, tmp_path / "s", listen="127.0.0.1:0", ca_dir=tmp_path / "ca")
     data = Config.load(path).to_dict()

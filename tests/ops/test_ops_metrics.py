@@ -123,7 +123,7 @@ def test_liveness_readiness_and_status_json(pair):
 
 
 def test_no_ops_listener_unless_configured(tmp_path):
-    from mimi_signaling.cli.init import init_server
+    from mimi_signaling.provisioning import init_server
     from mimi_signaling.config import Config
 
     config = Config.load(init_server(HUB, tmp_path / "s", listen="127.0.0.1:0", ca_dir=tmp_path / "ca"))

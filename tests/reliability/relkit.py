@@ -100,7 +100,7 @@ def hub_process_configs(directory: Path, storage: str, count: int) -> List[Path]
     """Config files of ``count`` processes serving hub.test from one database: the same
     signing key and certificate, each its own port and data directory (the two-process
     layout of ``tests/e2e/test_e2e_pg_hubs.py``, for any number)."""
-    from mimi_signaling.cli.init import init_server
+    from mimi_signaling.provisioning import init_server
     from mimi_signaling.cluster import free_port
 
     first = init_server(HUB, directory / "p0", listen=f"127.0.0.1:{free_port()}", ca_dir=directory / "ca", storage=storage)
