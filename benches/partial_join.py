@@ -35,7 +35,7 @@ from typing import Any, Dict, List, Optional
 
 import mimi_signaling as ms
 from mimi_signaling.provisioning import init_server
-from mimi_signaling.cluster import ServerProcess, free_port
+from mimi_signaling.testing.cluster import ServerProcess, free_port
 from mimi_signaling.config import Config
 from mimi_signaling.content import JoinRule, Participation
 from mimi_signaling.node.hub import Hub

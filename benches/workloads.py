@@ -323,7 +323,7 @@ class HttpsCluster:
     submits as ``alpha.bench`` (its certificate and signing key) straight to the hub."""
 
     def __init__(self, directory: Path) -> None:
-        from mimi_signaling.cluster import Cluster
+        from mimi_signaling.testing.cluster import Cluster
         from mimi_signaling.config import Config, RateLimitConfig
 
         self.cluster = Cluster(directory, [CLUSTER_HUB, CLUSTER_ALPHA, CLUSTER_BETA])

@@ -15,7 +15,7 @@ except ImportError:  # pytest run without the repository root on sys.path
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
     from tests.pg import fresh_pg_url, pg_url  # noqa: F401
 
-from mimi_signaling.cluster import Cluster, ServerProcess
+from mimi_signaling.testing.cluster import Cluster, ServerProcess
 
 from e2ekit import ALPHA, BETA, HUB
 

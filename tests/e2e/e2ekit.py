@@ -1,4 +1,4 @@
-"""Helpers of the end-to-end tests: real ``mimi serve`` processes (``mimi_signaling.cluster``)
+"""Helpers of the end-to-end tests: real ``mimi serve`` processes (``mimi_signaling.testing.cluster``)
 driven through their local API, plus a client of our own making that speaks the wire protocol
 to them with a certificate issued from the cluster's CA."""
 
@@ -18,7 +18,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import aiohttp
 
 import mimi_signaling as ms
-from mimi_signaling.cluster import Cluster, ServerProcess
+from mimi_signaling.testing.cluster import Cluster, ServerProcess
 from mimi_signaling.config import Config
 from mimi_signaling.storage import open_store
 from mimi_signaling.storage.urls import sqlite_path_from_url

@@ -13,7 +13,7 @@ from typing import Callable, Dict, List, Sequence, Tuple, Union
 import pytest
 
 import mimi_signaling as ms
-from mimi_signaling.cluster import Cluster
+from mimi_signaling.testing.cluster import Cluster
 from mimi_signaling.transport.client import SignalingClient
 from mimi_signaling.transport.errors import TransportError
 

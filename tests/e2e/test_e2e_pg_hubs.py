@@ -14,7 +14,7 @@ import pytest
 
 import mimi_signaling as ms
 from mimi_signaling.provisioning import init_server
-from mimi_signaling.cluster import ServerProcess, free_port
+from mimi_signaling.testing.cluster import ServerProcess, free_port
 from mimi_signaling.config import Config
 from mimi_signaling.node.hub import Hub
 from mimi_signaling.node.keys import KeyStore

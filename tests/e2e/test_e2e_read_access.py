@@ -12,7 +12,7 @@ from typing import Dict
 import pytest
 
 import mimi_signaling as ms
-from mimi_signaling.cluster import Cluster
+from mimi_signaling.testing.cluster import Cluster
 from mimi_signaling.content import Visibility
 
 from e2ekit import ALICE, ALPHA, BETA, BOB, CAROL, HUB, MESSAGE, WireClient, envelope, event_ids, room_with_members, wait_same_history

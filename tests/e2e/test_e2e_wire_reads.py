@@ -10,7 +10,7 @@ from typing import Callable, List
 import pytest
 
 import mimi_signaling as ms
-from mimi_signaling.cluster import Cluster
+from mimi_signaling.testing.cluster import Cluster
 
 from e2ekit import ALICE, ALPHA, BOB, HUB, MESSAGE, WireClient, event_ids
 

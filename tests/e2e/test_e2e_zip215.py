@@ -13,7 +13,7 @@ import pytest
 
 import ed25519_edge as edge
 import mimi_signaling as ms
-from mimi_signaling.cluster import Cluster
+from mimi_signaling.testing.cluster import Cluster
 
 from e2ekit import (
     ALPHA,

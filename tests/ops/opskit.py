@@ -10,7 +10,7 @@ from typing import Dict, List, Optional, Tuple
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from mimi_signaling.cluster import Cluster, free_port
+from mimi_signaling.testing.cluster import Cluster, free_port
 from mimi_signaling.config import Config
 
 HUB, ALPHA = "hub.test", "alpha.test"

@@ -37,7 +37,7 @@ from e2ekit import (
     wait_for,
     wait_same_history,
 )
-from mimi_signaling.cluster import Cluster
+from mimi_signaling.testing.cluster import Cluster
 
 log = logging.getLogger(__name__)
 

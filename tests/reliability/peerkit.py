@@ -17,7 +17,7 @@ from typing import Awaitable, Callable, Dict, Iterable, List, Optional, Tuple
 from aiohttp import web
 
 import mimi_signaling as ms
-from mimi_signaling.cluster import Cluster, free_port
+from mimi_signaling.testing.cluster import Cluster, free_port
 from mimi_signaling.config import Config
 from mimi_signaling.transport.server import SignalingServer
 from mimi_signaling.transport.tls import issue_server_cert, server_ssl_context

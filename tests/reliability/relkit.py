@@ -21,7 +21,7 @@ if str(_E2E) not in sys.path:  # e2ekit lives beside the end-to-end tests
     sys.path.insert(0, str(_E2E))
 
 import mimi_signaling as ms  # noqa: E402
-from mimi_signaling.cluster import Cluster, ServerProcess  # noqa: E402
+from mimi_signaling.testing.cluster import Cluster, ServerProcess  # noqa: E402
 from mimi_signaling.config import Config  # noqa: E402
 from mimi_signaling.transport.client import SignalingClient  # noqa: E402
 from mimi_signaling.transport.tls import ssl_hostname  # noqa: E402
@@ -101,7 +101,7 @@ def hub_process_configs(directory: Path, storage: str, count: int) -> List[Path]
     signing key and certificate, each its own port and data directory (the two-process
     layout of ``tests/e2e/test_e2e_pg_hubs.py``, for any number)."""
     from mimi_signaling.provisioning import init_server
-    from mimi_signaling.cluster import free_port
+    from mimi_signaling.testing.cluster import free_port
 
     first = init_server(HUB, directory / "p0", listen=f"127.0.0.1:{free_port()}", ca_dir=directory / "ca", storage=storage)
     paths = [first]

@@ -14,7 +14,7 @@ from typing import Callable, List, Tuple
 import pytest
 
 import mimi_signaling as ms
-from mimi_signaling.cluster import Cluster
+from mimi_signaling.testing.cluster import Cluster
 from mimi_signaling.node.chain import RoomChain
 
 from e2ekit import (

@@ -12,7 +12,7 @@ from typing import Dict
 import pytest
 
 import mimi_signaling as ms
-from mimi_signaling.cluster import Cluster
+from mimi_signaling.testing.cluster import Cluster
 
 from e2ekit import ALPHA, BETA, BOB, HUB, MESSAGE, envelope, export_and_verify, wait_same_history
 from peerkit import KEYS, FakePeer, log_lines, stored_keys

@@ -19,7 +19,7 @@ from typing import Callable, List
 import pytest
 
 import mimi_signaling as ms
-from mimi_signaling.cluster import Cluster
+from mimi_signaling.testing.cluster import Cluster
 from mimi_signaling.content import Participation
 
 from e2ekit import ALPHA, BETA, BOB, HUB, MESSAGE, envelope, wait_same_history

@@ -15,7 +15,7 @@ from typing import List
 import pytest
 
 import mimi_signaling as ms
-from mimi_signaling.cluster import Cluster
+from mimi_signaling.testing.cluster import Cluster
 from mimi_signaling.transport.tls import client_ssl_context, issue_server_cert, make_ca, ssl_hostname
 
 from e2ekit import ALICE, ALPHA, BETA, BOB, CAROL, HUB, MESSAGE, envelope, event_ids, wait_same_history

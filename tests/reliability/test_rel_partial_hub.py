@@ -17,7 +17,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional
 import pytest
 
 import mimi_signaling as ms
-from mimi_signaling.cluster import Cluster
+from mimi_signaling.testing.cluster import Cluster
 from mimi_signaling.config import Config
 from mimi_signaling.content import JoinRule, Participation
 from mimi_signaling.service import BACKFILL, GET_EVENT, SNAPSHOT, ServerNode

@@ -14,7 +14,7 @@ from typing import List
 import pytest
 
 import mimi_signaling as ms
-from mimi_signaling.cluster import ServerProcess
+from mimi_signaling.testing.cluster import ServerProcess
 from mimi_signaling.storage import open_store
 
 from e2ekit import ALICE, HUB, MESSAGE, Sender, WireClient, event_ids, export_and_verify

@@ -14,7 +14,7 @@ from typing import List, Optional, Tuple
 import pytest
 
 import mimi_signaling as ms
-from mimi_signaling.cluster import Cluster
+from mimi_signaling.testing.cluster import Cluster
 from mimi_signaling.transport.client import SignalingClient
 
 from e2ekit import ALPHA, BETA, HUB, REQUEST_DEADLINE

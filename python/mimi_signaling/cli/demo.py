@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def demo(directory: Path, args: argparse.Namespace) -> int:
-    from ..cluster import Cluster
+    from ..testing.cluster import Cluster
     from ..config import Config
 
     started = time.monotonic()

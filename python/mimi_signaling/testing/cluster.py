@@ -15,8 +15,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
-from .config import Config
-from .service import LocalClient
+from ..config import Config
+from ..service import LocalClient
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +126,7 @@ class Cluster:
         storage: Optional[Dict[str, str]] = None,
         configure: Optional[Callable[[Config], None]] = None,
     ) -> None:
-        from .provisioning import init_server
+        from ..provisioning import init_server
 
         self.directory = Path(directory)
         ports = {n: free_port() for n in names}
