@@ -84,12 +84,16 @@ class RoomChain:
     def served(self, position: int, event: Event, server_name: Optional[str]) -> Event:
         """``event`` (the one at ``position``) in the form ``server_name`` may receive
         (PROFILE.md section 6): state events whole; a non-state event whole when one of the
-        server's users sees it, else redacted.  None: this server itself (whole).  A state
-        kept without its visibility history cannot decide, so it serves non-state events
-        redacted."""
+        server's users sees it, else redacted.  None: this server itself (whole).  Where the
+        state's history cannot decide (none kept, or a position before a follower's snapshot,
+        ``RoomStateHistory.known_from``) non-state events are served redacted."""
         if server_name is None or event.is_state:
             return event
         history = self.state.history
-        if history is not None and self.state.policy.visible_to_server(history, position, server_name):
+        if (
+            history is not None
+            and history.known_from <= position < history.count
+            and self.state.policy.visible_to_server(history, position, server_name)
+        ):
             return event
         return event.redacted()

@@ -494,7 +494,7 @@ class Follower:
         if self.follows(room_id) and self.is_partial(room_id):
             event = self.partial.get_event(room_id, event_id)
             index = self.store.index_of(room_id, event_id)
-            # A partial history keeps no visibility history: served() redacts non-state events.
+            # Visibility is known from the snapshot on; older events are served redacted.
             return event if chain is None else chain.served(index if index is not None else -1, event, for_server)
         index = self.store.index_of(room_id, event_id)
         raw = self.store.get_event(room_id, event_id) if index is not None else None

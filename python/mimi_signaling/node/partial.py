@@ -125,6 +125,9 @@ def check_snapshot(
             raise MalformedError(f"{where}: a second create event {event.event_id} in the auth chain")
     room.count = JOIN_POSITION + 1
     room.last_event_id = latest_id
+    # Visibility of the events from here on (PROFILE.md section 6): the snapshot's state is
+    # exact at JOIN_POSITION + 1; before it, who saw what is unknown (served redacted).
+    room.start_history(known_from=JOIN_POSITION + 1)
     return room
 
 
@@ -280,6 +283,10 @@ class PartialHistory:
                 event = Event.decode(raw)
                 if first:
                     state.count, state.last_event_id, first = index, event.prev_event, False
+                    # The checkpoint plus the run replayed in order is exact after the
+                    # snapshot's position (below it the checkpoint may hold later values):
+                    # visibility is decided from there on, as at the join.
+                    state.start_history(known_from=JOIN_POSITION + 1)
                 chain.apply_trusted(event)
             self._low[room_id] = oldest[0]
             return chain

@@ -49,7 +49,12 @@ class _Timeline:
 class RoomStateHistory:
     """Every state change of one room, by position."""
 
-    def __init__(self) -> None:
+    def __init__(self, known_from: int = 0) -> None:
+        #: The first position this history can decide about: 0 when it was recorded from the
+        #: create event on.  One begun from a snapshot (``RoomState.start_history``) records
+        #: the snapshot's state as one change just below ``known_from`` and knows nothing of
+        #: the positions before: who saw an event there cannot be decided.
+        self.known_from = known_from
         self._changes: Dict[StateKey, _Timeline] = {}
         # event ID -> (type, state_key, position) for every state event ever accepted, so an
         # auth event can be told "non-current" rather than "unknown".
@@ -160,7 +165,7 @@ class RoomStateHistory:
         return list(self._changes)
 
     def copy(self) -> RoomStateHistory:
-        other = RoomStateHistory()
+        other = RoomStateHistory(self.known_from)
         other._changes = {key: t.copy() for key, t in self._changes.items()}
         other._state_events = dict(self._state_events)
         other._membership = {key: t.copy() for key, t in self._membership.items()}

@@ -209,17 +209,42 @@ class RoomState:
         self.count = position + 1
         self.last_event_id = event_id
         if self.history is not None:
-            visibility = (
-                content.visibility  # type: ignore[union-attr]
-                if event_type == M_ROOM_HISTORY_VISIBILITY
-                else None
-            )
-            self.history.record_state(
-                position, event_type, state_key, event_id, participation, server_name, visibility
-            )
+            self._record(self.history, position, key, event_id, content, participation, server_name)
         on_apply = getattr(self.policy, "on_apply", None)
         if on_apply is not None:
             on_apply(self, event)
+
+    @staticmethod
+    def _record(
+        history: RoomStateHistory,
+        position: int,
+        key: StateKey,
+        event_id: str,
+        content: DecodedContent,
+        participation: Optional[int],
+        server_name: Optional[str],
+    ) -> None:
+        visibility = (
+            content.visibility  # type: ignore[union-attr]
+            if key[0] == M_ROOM_HISTORY_VISIBILITY
+            else None
+        )
+        history.record_state(position, key[0], key[1], event_id, participation, server_name, visibility)
+
+    def start_history(self, known_from: int) -> None:
+        """Begin a history now, for a state rebuilt without one (a follower that joined from a
+        snapshot): the current state is recorded as of position ``count - 1`` and later events
+        are recorded as they are applied.  Positions before ``known_from`` (and before the
+        current position) stay undecidable (``RoomStateHistory.known_from``): the memberships
+        before the snapshot are unknown."""
+        history = RoomStateHistory(max(known_from, self.count))
+        seed = self.count - 1
+        for key, event_id in self._ids.items():
+            participation = server_name = None
+            if key[0] == M_ROOM_USER:
+                participation, server_name = self._participation[key[1]], self.server_of(key[1])
+            self._record(history, seed, key, event_id, self._content[key], participation, server_name)
+        self.history = history
 
     def replace_event(self, event: Event) -> None:
         """Swap in another copy of a current state event with the same ID (the hub's group
