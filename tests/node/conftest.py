@@ -4,6 +4,15 @@ import pytest
 
 from mimi_signaling.storage import open_store
 
+try:
+    from tests.pg import fresh_pg_url, pg_url
+except ImportError:  # pytest run without the repository root on sys.path
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+    from tests.pg import fresh_pg_url, pg_url  # noqa: F401
+
 
 @pytest.fixture
 def sqlite_store(tmp_path):

@@ -4,7 +4,7 @@ taken from the hub's durable fan-out queue."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 import mimi_signaling as m
 from mimi_signaling.content import Participation
@@ -17,9 +17,12 @@ from mimi_signaling.storage import open_store
 class Network:
     """One hub server and some follower servers, all knowing each other's keys."""
 
-    def __init__(self, tmp: Path, hub: str, followers: List[str], *, history: str = "full", keep_recent: int = 1000) -> None:
+    def __init__(self, tmp: Path, hub: str, followers: List[str], *, history: str = "full", keep_recent: int = 1000,
+                 store_urls: Optional[Dict[str, str]] = None) -> None:
+        """``store_urls``: a store URL by server name (default: a SQLite file in ``tmp``)."""
         self.keys = {name: m.SigningKey.generate() for name in [hub, *followers]}
-        self.stores = {name: open_store(f"sqlite:///{tmp}/{name}.db") for name in self.keys}
+        urls = store_urls or {}
+        self.stores = {name: open_store(urls.get(name, f"sqlite:///{tmp}/{name}.db")) for name in self.keys}
         self.keystores = {name: KeyStore(name, self.keys[name], self.stores[name]) for name in self.keys}
         for name, ks in self.keystores.items():
             for other, key in self.keys.items():

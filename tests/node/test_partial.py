@@ -18,9 +18,11 @@ from nodekit import Network
 ANA, BOB = "@ana:hub.test", "@bob:f1.test"
 
 
-@pytest.fixture
-def net(tmp_path):
-    network = Network(tmp_path, "hub.test", ["f1.test"], history="recent", keep_recent=20)
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def net(request, tmp_path):
+    """The follower's store on each backend (the hub's on SQLite)."""
+    urls = {"f1.test": request.getfixturevalue("fresh_pg_url")} if request.param == "postgres" else None
+    network = Network(tmp_path, "hub.test", ["f1.test"], history="recent", keep_recent=20, store_urls=urls)
     yield network
     for f in network.followers.values():
         f.close()
