@@ -128,8 +128,16 @@ async def join_once(config: Config, room_id: str) -> Dict[str, Any]:
     node.request = counting  # type: ignore[method-assign]
     await node.start()
     try:
-        # Warm-up: the hub process loads the room from its store on first use.
-        await node._run(node._snapshot_blocking, room_id)
+        # Warm-up: the hub process loads the room from its store on first use (a 10^6-event
+        # room takes longer than one request's timeout: ask again until it answers).
+        for attempt in range(20):
+            try:
+                await node._run(node._snapshot_blocking, room_id)
+                break
+            except Exception as exc:  # timeouts while the hub loads
+                print(f"  hub still loading the room ({type(exc).__name__}), asking again", flush=True)
+                if attempt == 19:
+                    raise
         moved.update(requests=0, bytes=0)
         join = ms.UserContent(Participation.JOIN).encode()
         started = time.perf_counter()

@@ -25,6 +25,8 @@ Example::
     history = "full"                       # "full": replay from the create event; "recent":
                                            # join from the hub's snapshot (docs/PARTIAL_HISTORY.md)
     keep_recent = 1000                     # "recent": events kept besides the state
+    verify_history = false                 # "recent": replay the history before the snapshot
+                                           # in the background (logged; mimi status)
 
     [http]
     max_body_size = 69632                  # bytes of one request body
@@ -137,6 +139,7 @@ class FollowerConfig:
 
     history: str = "full"
     keep_recent: int = 1000
+    verify_history: bool = False
 
 
 @dataclass
@@ -298,7 +301,8 @@ class Config:
                 "request_timeout": float(self.http.request_timeout),
                 "max_retries": int(self.http.max_retries),
             },
-            "follower": {"history": self.follower.history, "keep_recent": int(self.follower.keep_recent)},
+            "follower": {"history": self.follower.history, "keep_recent": int(self.follower.keep_recent),
+                         "verify_history": bool(self.follower.verify_history)},
         }
         if self.storage_password_file is not None:
             out["storage_password_file"] = str(self.storage_password_file)
@@ -382,6 +386,12 @@ class _Reader:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{self.prefix}{key}: must be a number")
         return float(value)
+
+    def boolean(self, key: str, default: bool) -> bool:
+        value = self._get(key, default, False)
+        if not isinstance(value, bool):
+            raise ConfigError(f"{self.prefix}{key}: must be true or false")
+        return value
 
     def integer(self, key: str, default: int) -> int:
         value = self._get(key, default, False)
@@ -490,7 +500,8 @@ def _read_http(r: _Reader) -> HTTPConfig:
 
 def _read_follower(r: _Reader) -> FollowerConfig:
     d = FollowerConfig()
-    f = FollowerConfig(history=r.text("history", d.history), keep_recent=r.integer("keep_recent", d.keep_recent))
+    f = FollowerConfig(history=r.text("history", d.history), keep_recent=r.integer("keep_recent", d.keep_recent),
+                       verify_history=r.boolean("verify_history", d.verify_history))
     r.finish()
     return f
 

@@ -135,6 +135,7 @@ class ServerNode:
             self.server_name, self.keys, self.store, backfill=self._backfill_blocking,
             snapshot=self._snapshot_blocking, fetch_event=self._fetch_event_blocking,
             history=config.follower.history, keep_recent=config.follower.keep_recent,
+            verify_history=config.follower.verify_history,
         )
         self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"mimi-{self.server_name}")
         self.network_executor = ThreadPoolExecutor(
@@ -563,7 +564,8 @@ class ServerNode:
             if role == "follower" and self.follower.is_partial(room_id):
                 # A partial history's indices are local positions: count what is held.
                 out.append({"room_id": room_id, "role": role, "events": self.store.count(room_id),
-                            "history": "recent", "kept": len(self.store.kept_events(room_id))})
+                            "history": "recent", "kept": len(self.store.kept_events(room_id)),
+                            "verified": self.follower.partial.verification.get(room_id, "not checked")})
                 continue
             latest = self.store.latest(room_id)
             out.append({"room_id": room_id, "role": role, "events": (latest[0] + 1) if latest else 0})

@@ -242,3 +242,44 @@ def test_full_mode_still_replays(tmp_path) -> None:
         assert not store.is_partial(room) and store.count(room) == net.stores["hub.test"].count(room)
     finally:
         net.close()
+
+
+def test_the_history_before_the_snapshot_is_verified_in_the_background(net: Network) -> None:
+    room = big_room(net, 1500)
+    join = net.submit(room, BOB, "m.room.user", BOB, m.UserContent(Participation.JOIN).encode())
+    f1 = net.make_follower("f1.test", background_prune=True, verify_history=True)
+    try:
+        f1.join_recent(room, join)
+        assert f1.partial.wait_verified(room, timeout=60)
+    finally:
+        f1.close()
+    assert f1.partial.verification[room] == f"verified ({len(hub_chain(net, room))} events)"
+    assert net.stores["f1.test"].count(room) == 1  # verifying stores nothing
+
+
+def test_a_history_the_policy_forbids_fails_the_background_check(net: Network) -> None:
+    """The hub signed a message of a user who never joined into the history: a recent
+    follower joins on the hub's word, its background replay finds the event and says so."""
+    from mimi_signaling.node.hub import Hub
+
+    room = big_room(net, 10)
+    state = net.hub.state(room)
+    forged = m.LimitedEvent.create(room, "m.room.encrypted", None, "@eve:f1.test", b"never joined",
+                                   net.keys["f1.test"]).to_event([state.create_event_id], state.last_event_id,
+                                                                 net.keys["hub.test"])
+    hub_store = net.stores["hub.test"]
+    index = hub_store.latest(room)[0] + 1
+    hub_store.append(room, index, forged.event_id, forged.prev_event, forged.encode(), forged.type, None, forged.sender)
+    net.hub = Hub("hub.test", net.keystores["hub.test"], hub_store)  # reloads the room without checks
+    for i in range(1200):
+        net.message(room, ANA, f"later {i}")
+    join = net.submit(room, BOB, "m.room.user", BOB, m.UserContent(Participation.JOIN).encode())
+    f1 = net.make_follower("f1.test", background_prune=True, verify_history=True)
+    try:
+        f1.join_recent(room, join)
+        assert not f1.partial.wait_verified(room, timeout=60)
+    finally:
+        f1.close()
+    verdict = f1.partial.verification[room]
+    assert verdict.startswith("failed: PolicyRejectedError"), verdict
+    assert f1.follows(room)  # the join stands: the verdict is a report for the operator

@@ -77,6 +77,7 @@ def partial_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluste
     def recent(config: Config) -> None:
         config.follower.history = "recent"
         config.follower.keep_recent = 50
+        config.follower.verify_history = True
 
     cluster = Cluster(tmp_path_factory.mktemp("partial"), [HUB, ALPHA], configure=recent)
     try:
@@ -142,6 +143,9 @@ def test_recent_join_over_mutual_tls_backfill_on_demand_and_restart(partial_clus
     assert rooms[room]["history"] == "recent" and rooms[room]["events"] == 1  # our join; the state is kept
     ours = {e["event_id"] for e in cluster[ALPHA].call("state", room_id=room)}
     assert ours == set(hub.node.hub.state(room).state_ids().values())
+    # The background replay of the history before the snapshot (verify_history) reports.
+    wait_for(lambda: {r["room_id"]: r for r in cluster[ALPHA].call("rooms")}[room]["verified"]
+             == f"verified ({len(hub_events(hub, room))} events)", what="the background check of the history")
     # Older history on demand (`mimi room history --before`): fetched, checked, served.
     chain = hub_events(hub, room)
     page = cluster[ALPHA].call("history", room_id=room, limit=30, before=joined["event_id"])

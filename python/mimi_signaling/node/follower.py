@@ -81,6 +81,7 @@ class Follower:
         history: str = "full",
         keep_recent: int = DEFAULT_KEEP_RECENT,
         background_prune: bool = True,
+        verify_history: bool = False,
     ) -> None:
         if history not in HISTORY_MODES:
             raise ValueError(f"history must be one of {HISTORY_MODES}, not {history!r}")
@@ -95,6 +96,7 @@ class Follower:
         self.partial = PartialHistory(
             store, self._check_signatures, keep_recent=keep_recent, backfill=backfill, snapshot=snapshot,
             fetch_event=fetch_event, registry=registry, policies=policies, background=background_prune,
+            verify_history=verify_history,
         )
         self._partial_rooms: Set[str] = set()
         self._chains: Dict[str, RoomChain] = {}

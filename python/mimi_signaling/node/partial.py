@@ -167,6 +167,10 @@ def _kept(event: Event, in_state: bool) -> KeptEvent:
     return KeptEvent(event.event_id, event.type, event.state_key or "", in_state, event.encode())
 
 
+class _Stopping(Exception):
+    """The server is stopping: a background check ends early, with no verdict."""
+
+
 class PartialHistory:
     """The partial-history side of a ``Follower``: joining from a snapshot, loading a partial
     history from the store, pruning it and fetching older events on demand.
@@ -187,6 +191,7 @@ class PartialHistory:
         registry: Optional[EventTypeRegistry] = None,
         policies: Optional[PolicyRegistry] = None,
         background: bool = True,
+        verify_history: bool = False,
     ) -> None:
         if keep_recent < 1:
             raise ValueError("keep_recent must be at least 1")
@@ -208,13 +213,24 @@ class PartialHistory:
             ThreadPoolExecutor(max_workers=1, thread_name_prefix="mimi-prune") if background else None
         )
         self._scheduled: Dict[str, Future[None]] = {}
+        #: Replay the history before each snapshot in the background (``verify_history``).
+        self.verify_in_background = verify_history and background
+        self._verifier: Optional[ThreadPoolExecutor] = (
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="mimi-verify") if self.verify_in_background else None
+        )
+        self._closing = threading.Event()
+        self._verifying: Dict[str, Future[bool]] = {}
+        #: Room -> "running", "verified (N events)" or "failed: reason", since this process started.
+        self.verification: Dict[str, str] = {}
         #: Counters for status: rows pruned, events fetched on demand.
         self.pruned = 0
         self.fetched = 0
 
     def close(self) -> None:
-        if self._pruner is not None:
-            self._pruner.shutdown(wait=True)
+        self._closing.set()
+        for executor in (self._pruner, self._verifier):
+            if executor is not None:
+                executor.shutdown(wait=True)
 
     def bottom_lock(self, room_id: str) -> threading.RLock:
         with self._locks_guard:
@@ -246,6 +262,9 @@ class PartialHistory:
             self._low[room_id] = first
         log.info("joined %s from its snapshot: %d state events, %d in the auth chain, %d recent events "
                  "(history before them trusted on the hub's signature)", room_id, len(state), len(auth_chain), len(run))
+        if self._verifier is not None:
+            self.verification[room_id] = "running"
+            self._verifying[room_id] = self._verifier.submit(self.verify_history, room_id, latest, room.state_ids())
         return RoomChain(room)
 
     def _down_to(self, room_id: str, top: Event, target: str, create_id: str) -> List[Event]:
@@ -261,6 +280,74 @@ class PartialHistory:
         page = [e for e in page if e.event_id != create_id]  # kept, not a row
         self.verify(page)
         return list(reversed(page))
+
+    # --- checking the history before the snapshot -------------------------------------------------
+
+    def verify_history(self, room_id: str, anchor: Event, state_ids: Dict[Tuple[str, str], str]) -> bool:
+        """Replay the room from the create event up to ``anchor`` (the snapshot's latest) with
+        every check of rule 5 and compare the state it ends in with the snapshot's
+        (``state_ids``): what ``history = "full"`` checks at once, done afterwards (PROFILE.md
+        section 4 rule 6: "replays it (at once or in the background)").  Memory is bounded:
+        a first walk down keeps one event ID per backfill page, a second pass fetches the pages
+        again oldest first.  Nothing is stored; the verdict is logged and kept in
+        ``verification``.  Returns True when the history checks."""
+        self.verification[room_id] = "running"
+        try:
+            replayed = self._replay(room_id, anchor)
+            if replayed.state.state_ids() != state_ids:
+                raise MalformedError("the replayed history ends in another state than the snapshot's")
+        except _Stopping:
+            self.verification[room_id] = "interrupted (the server stopped)"
+            return False
+        except Exception as exc:  # noqa: BLE001 - any failure is the verdict: log it, keep following
+            self.verification[room_id] = f"failed: {type(exc).__name__}: {exc}"
+            log.error("room %s: the history before the snapshot does NOT check: %s", room_id, exc)
+            return False
+        self.verification[room_id] = f"verified ({replayed.count} events)"
+        log.info("room %s: the history before the snapshot checks (%d events replayed under the policy)",
+                 room_id, replayed.count)
+        return True
+
+    def _replay(self, room_id: str, anchor: Event) -> RoomChain:
+        if self.backfill is None:
+            raise NotFoundError(f"no hub to fetch the history of {room_id} from")
+        # Down: one cursor per page (the event the page precedes), every link and signature.
+        cursors: List[str] = []
+        cursor = anchor
+        while cursor.prev_event:
+            self._check_not_closing()
+            page = self.backfill(room_id, cursor.event_id, JOIN_PAGE)
+            if not page:
+                raise NotFoundError(f"the hub of {room_id} returned no events before {cursor.event_id}")
+            check_links_down(room_id, cursor, page)
+            cursors.append(cursor.event_id)
+            cursor = page[-1]
+        create = cursor
+        chain = RoomChain.open(create, registry=self.registry, policies=self.policies)
+        # Up: the same pages oldest first, each event checked completely (signatures again:
+        # the hub answers anew).
+        for before in reversed(cursors):
+            self._check_not_closing()
+            page = [e for e in reversed(self.backfill(room_id, before, JOIN_PAGE)) if e.event_id != create.event_id]
+            if page and page[0].prev_event != chain.last_event_id:
+                raise MalformedError(f"the history of {room_id} changed while it was checked")
+            self.verify(page)
+            for event in page:
+                chain.append(event, event_id=event.event_id)
+        self.verify([anchor])
+        chain.append(anchor, event_id=anchor.event_id)
+        return chain
+
+    def _check_not_closing(self) -> None:
+        if self._closing.is_set():
+            raise _Stopping()
+
+    def wait_verified(self, room_id: str, timeout: Optional[float] = None) -> bool:
+        """Wait for the background check of ``room_id`` started by its join; its result."""
+        future = self._verifying.get(room_id)
+        if future is None:
+            raise NotFoundError(f"no background check of {room_id} was started")
+        return future.result(timeout)
 
     # --- loading ------------------------------------------------------------------------------------
 
