@@ -143,23 +143,14 @@ class RoomStateHistory:
     def last_join_position(self, user_id: str) -> Optional[int]:
         return self._last_join.get(user_id)
 
-    def users_of_server(self, server_name: str) -> Set[str]:
-        """Users of ``server_name`` that ever had an ``m.room.user`` event in the room."""
-        return set(self._users_by_server.get(server_name, ()))
-
     def iter_users_of_server(self, server_name: str) -> Iterable[str]:
-        """As ``users_of_server``, without the copy (do not apply events while iterating)."""
+        """Users of ``server_name`` that ever had an ``m.room.user`` event in the room (the
+        live set, not a copy: do not apply events while iterating)."""
         return self._users_by_server.get(server_name, ())
-
-    def servers(self) -> List[str]:
-        return sorted(self._users_by_server)
 
     def visibility_at(self, position: int) -> Visibility:
         value = self._visibility.before(position)
         return Visibility.SHARED if value is None else value  # type: ignore[return-value]
-
-    def visibility_changes(self) -> List[Tuple[int, Visibility]]:
-        return list(zip(self._visibility.positions, self._visibility.values))  # type: ignore[arg-type]
 
     def state_keys(self) -> Iterable[StateKey]:
         return list(self._changes)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ...._core import PolicyRejectedError
 from ....content import Participation
 from .cache import user_cache
 from .permissions import user_permissions
@@ -18,7 +17,7 @@ from .roles import in_creator_phase
 if TYPE_CHECKING:
     from ...state import RoomState
 
-__all__ = ["send_verdict", "check_send"]
+__all__ = ["send_verdict"]
 
 
 def send_verdict(state: RoomState, sender: str, event_type: str, is_state: bool) -> str:
@@ -48,8 +47,3 @@ def _verdict(state: RoomState, sender: str, event_type: str, is_state: bool) -> 
         return f"m.0 send {event_type}: {sender} lacks the events permission for {event_type}"
     return ""
 
-
-def check_send(state: RoomState, sender: str, event_type: str, is_state: bool) -> None:
-    verdict = send_verdict(state, sender, event_type, is_state)
-    if verdict:
-        raise PolicyRejectedError(verdict)
