@@ -244,23 +244,6 @@ def test_backoff_is_bounded():
     assert min(delays[10:]) >= 4.0  # grows to the cap (equal jitter keeps at least half)
 
 
-def test_store_items_as_objects_are_accepted():
-    from mimi_signaling.transport.delivery import _unpack
-
-    class Item:
-        def __init__(self, queue_id, event):
-            self.queue_id, self.event = queue_id, event
-
-    class FakeEvent:
-        def encode(self):
-            return b"encoded"
-
-    assert _unpack((3, b"x")) == (3, b"x")
-    assert _unpack(QueuedEvent(7, "!r:hub.test", "$e", b"bytes")) == (7, b"bytes")
-    assert _unpack(Item(4, b"y")) == (4, b"y")
-    assert _unpack(Item(5, FakeEvent())) == (5, b"encoded")
-
-
 def test_peer_alive_ends_a_long_backoff_at_once(pki):
     """A destination that reaches us is up: its queue is retried now, not after the backoff."""
 

@@ -3,10 +3,9 @@
 The store (``mimi_signaling.node.store``) keeps one queue per destination server:
 ``destinations_with_pending() -> list[str]``, ``pending(destination, limit) ->
 list[QueuedEvent]`` (oldest first; ``queue_id`` and ``event_bytes`` are used) and
-``ack_entries(destination, queue_ids)``, which drops exactly the entries named.  A plain
-``(queue_id, event_bytes)`` pair is accepted too.  The store is synchronous: its calls
-run on a worker thread, and the calls the worker makes in one turn of the event loop (say a
-read for each of two destinations) share one hand-off to that thread.
+``ack_entries(destination, queue_ids)``, which drops exactly the entries named.  The store
+is synchronous: its calls run on a worker thread, and the calls the worker makes in one turn
+of the event loop (say a read for each of two destinations) share one hand-off to that thread.
 
 Per destination, events go out strictly in queue order, as batches of consecutive
 deliveries (``mimi.signaling.batch``, PROFILE.md section 7: up to ``max_batch_events``
@@ -52,25 +51,6 @@ __all__ = ["DeliveryWorker", "DELIVER"]
 DELIVER = "mimi.signaling.deliver"
 
 RejectedCallback = Callable[[str, Any, bytes, BaseException], None]
-
-
-def _unpack(item: Any) -> Tuple[Any, bytes]:
-    """``(queue_id, event bytes)`` of a queue item (``node.store.QueuedEvent`` or a pair)."""
-    if hasattr(item, "queue_id"):
-        queue_id = item.queue_id
-        for attr in ("event_bytes", "event", "payload", "data"):
-            if hasattr(item, attr):
-                event = getattr(item, attr)
-                break
-        else:
-            raise TypeError(f"queue item {item!r} has no event")
-    elif isinstance(item, tuple) and len(item) == 2:
-        queue_id, event = item
-    else:
-        raise TypeError(f"queue item {item!r} is neither a QueuedEvent nor a pair")
-    if not isinstance(event, (bytes, bytearray, memoryview)):
-        event = event.encode()
-    return queue_id, bytes(event)
 
 
 class _StoreCalls:
@@ -395,7 +375,7 @@ class DeliveryWorker:
                     if len(items) >= limit:
                         state.woken = True  # the read was cut short: more is queued
                     skip = set(state.owed) | state.acking
-                    todo = [pair for pair in map(_unpack, items) if pair[0] not in skip]
+                    todo = [(item.queue_id, item.event_bytes) for item in items if item.queue_id not in skip]
                     while todo:
                         if self._ack_due(state):  # a long read: ack as it goes
                             self._ack_in_background(destination, state)
