@@ -58,6 +58,7 @@ from .node.store import EventStore
 from .ops.logs import log_context
 from .ops.metrics import NodeMetrics
 from .storage import open_store
+from .transport.bounds import backfill_response
 from .transport.client import SignalingClient
 from .transport.delivery import DeliveryWorker
 from .transport.server import SignalingServer
@@ -238,8 +239,13 @@ class ServerNode:
 
     def _backfill_blocking(self, room_id: str, before: str, limit: int) -> List[Event]:
         hub = parse_room_id(room_id)[1]
-        body = self._blocking(self.request(hub, BACKFILL, encode_backfill_request(room_id, before, limit)))
-        return decode_backfill_response(body)
+        assert self.client is not None
+        body = self._blocking(self.client.request(
+            hub, BACKFILL, encode_backfill_request(room_id, before, limit), max_response=backfill_response(limit)))
+        events = decode_backfill_response(body)
+        if len(events) > limit:  # PROFILE.md section 7: "up to `limit` ... events"
+            raise MalformedError(f"{hub} answered a backfill of {limit} events with {len(events)}")
+        return events
 
     def _snapshot_blocking(self, room_id: str) -> Tuple[List[Event], List[Event], str]:
         hub = parse_room_id(room_id)[1]

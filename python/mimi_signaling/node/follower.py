@@ -287,8 +287,7 @@ class Follower:
         """A delivery into a room we do not follow: an invite for one of our users is checked
         and recorded (the room is followed once a user of ours joins, ``sync``); a delivery
         into a room a user of ours is joining waits for the join (``rate_limited``: the hub
-        retries); an event our own server signed as origin (a user of ours is in the room)
-        makes us follow it; anything else is refused ``not_found`` before any fetch, so that no
+        retries); anything else is refused ``not_found`` before any fetch, so that no
         peer can make us fetch, store or follow a room none of our users is in."""
         if self._is_invite_for_us(event):
             self._check_signatures([event])
@@ -297,24 +296,8 @@ class Follower:
             return []
         if event.room_id in self._joining:  # the join flow follows the room: not twice at once
             raise RateLimitedError(f"{self.server_name} is joining {event.room_id}; deliver again shortly")
-        if self._sent_by_us(event):
-            # Our own user's event (our signature, which no peer can make): the join flow
-            # was cut short, or this is how a library user starts following. Follow the room.
-            if self.backfill is None:
-                raise UnknownRoomError(f"{self.server_name} does not follow {event.room_id}")
-            return self.sync(event.room_id, event)
         log.info("refused a delivery from %s into %s, a room %s does not follow", hub, event.room_id, self.server_name)
         raise NotFoundError(f"{self.server_name} does not follow {event.room_id}")
-
-    def _sent_by_us(self, event: Event) -> bool:
-        """Origin-signed by this server (checked with our own keys only: nothing fetched)."""
-        if event.origin_server != self.server_name:
-            return False
-        try:
-            event.limited().verify(self.keys.ring)
-        except MimiError:
-            return False
-        return True
 
     def _is_invite_for_us(self, event: Event) -> bool:
         if event.type != "m.room.user" or not event.state_key or not event.state_key.endswith(":" + self.server_name):
