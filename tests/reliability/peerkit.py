@@ -1,24 +1,29 @@
-"""A fake peer *server* for the hostile-peer tests: a ``SignalingServer`` in a thread of the
+"""Fake peer *servers* for the hostile-peer tests.  ``FakePeer``: a ``SignalingServer`` in a thread of the
 test process, with a certificate for its own server name from the cluster's CA (so the
 servers of the cluster reach it over real mutual TLS and trust it as that server), answering
 each transaction with what the test sets in ``answers`` — honest, hostile or slow.
 
 The cluster's servers find the fake peers through their peer map: build the cluster with
 ``configure=peer_map(fake_peers)`` (ports are chosen before the cluster starts), then
-``start()`` each fake peer once the cluster's CA exists."""
+``start()`` each fake peer once the cluster's CA exists.
+
+``HubThread`` runs a genuine ``ServerNode`` in this process (``TamperingHub``: with a
+cluster server's own configuration, certificate and key) whose answers a test may rewrite or
+hold back."""
 
 from __future__ import annotations
 
 import asyncio
 import threading
 from pathlib import Path
-from typing import Awaitable, Callable, Dict, Iterable, List, Optional, Tuple
+from typing import Any, Awaitable, Callable, Dict, Iterable, List, Optional, Tuple
 
 from aiohttp import web
 
 import mimi_signaling as ms
 from mimi_signaling.testing.cluster import Cluster, free_port
 from mimi_signaling.config import Config
+from mimi_signaling.service import ServerNode
 from mimi_signaling.transport.server import SignalingServer
 from mimi_signaling.transport.tls import issue_server_cert, server_ssl_context
 
@@ -26,6 +31,8 @@ from relkit import HostileClient
 
 KEYS = "mimi.signaling.keys"
 
+#: A rewrite of a ``TamperingHub``'s answer.
+Tamper = Callable[[bytes], bytes]
 #: ``answer(payload, peer) -> body`` (raise a ``MimiError`` for an Error answer).
 Answer = Callable[[bytes, str], Awaitable[bytes]]
 
@@ -131,6 +138,53 @@ class _StreamingServer(SignalingServer):
         except (ConnectionError, RuntimeError):
             pass  # the asking server hung up: what this fake peer is for
         return resp
+
+
+
+
+class TamperingHub(ServerNode):
+    """A genuine server (e.g. hub.test with the cluster's certificate and signing key), honest
+    unless ``tamper`` holds a rewrite of its answer to a transaction, or ``hold`` a number of
+    seconds to keep the asking server waiting before answering one."""
+
+    def __init__(self, config: Config) -> None:
+        super().__init__(config)
+        self.tamper: Dict[str, Tamper] = {}
+        self.hold: Dict[str, float] = {}
+
+    async def handle(self, transaction_type: str, payload: bytes, peer: str) -> bytes:
+        delay = self.hold.get(transaction_type)
+        if delay:
+            await asyncio.sleep(delay)
+        body = await super().handle(transaction_type, payload, peer)
+        rewrite = self.tamper.get(transaction_type)
+        return rewrite(body) if rewrite is not None else body
+
+
+class HubThread:
+    """A ``TamperingHub`` serving on its configured port from an event loop in a thread."""
+
+    def __init__(self, config: Config) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.node = TamperingHub(config)
+        self.thread = threading.Thread(target=self.loop.run_forever, name="tampering-hub", daemon=True)
+        self.thread.start()
+        asyncio.run_coroutine_threadsafe(self.node.start(), self.loop).result(60)
+
+    def call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run a blocking node method on the node's worker threads, as its handlers do."""
+        return asyncio.run_coroutine_threadsafe(self.node._run(fn, *args), self.loop).result(60)
+
+    def send(self, room: str, sender: str, type_: str, state_key: Optional[str], content: bytes) -> "ms.Event":
+        return self.call(self.node.submit_local, room, sender, type_, state_key, content)
+
+    def stop(self) -> None:
+        try:
+            asyncio.run_coroutine_threadsafe(self.node.stop(), self.loop).result(60)
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self.thread.join(30)
+
 
 
 def peer_map(peers: Iterable[FakePeer], also: Optional[Callable[[Config], None]] = None) -> Callable[[Config], None]:

@@ -8,11 +8,9 @@ refuses the join or the page with a typed error and stores nothing of it."""
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
-import threading
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Optional
+from typing import Any, Callable, Dict, Iterator, List
 
 import pytest
 
@@ -20,54 +18,14 @@ import mimi_signaling as ms
 from mimi_signaling.testing.cluster import Cluster
 from mimi_signaling.config import Config
 from mimi_signaling.content import JoinRule, Participation
-from mimi_signaling.service import BACKFILL, GET_EVENT, SNAPSHOT, ServerNode
+from mimi_signaling.service import BACKFILL, GET_EVENT, SNAPSHOT
 from mimi_signaling.storage.urls import sqlite_path_from_url
 
 from e2ekit import ALICE, ALPHA, BOB, HUB, MESSAGE, history, stored_rows, wait_for
+from peerkit import HubThread, Tamper
 from relkit import reap
 
 pytestmark = pytest.mark.timeout(180)
-
-Tamper = Callable[[bytes], bytes]
-
-
-class TamperingHub(ServerNode):
-    """hub.test, honest unless ``tamper`` holds a rewrite of its answer to a transaction."""
-
-    def __init__(self, config: Config) -> None:
-        super().__init__(config)
-        self.tamper: Dict[str, Tamper] = {}
-
-    async def handle(self, transaction_type: str, payload: bytes, peer: str) -> bytes:
-        body = await super().handle(transaction_type, payload, peer)
-        rewrite = self.tamper.get(transaction_type)
-        return rewrite(body) if rewrite is not None else body
-
-
-class HubThread:
-    """A ``TamperingHub`` serving on its configured port from an event loop in a thread."""
-
-    def __init__(self, config: Config) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.node = TamperingHub(config)
-        self.thread = threading.Thread(target=self.loop.run_forever, name="tampering-hub", daemon=True)
-        self.thread.start()
-        asyncio.run_coroutine_threadsafe(self.node.start(), self.loop).result(60)
-
-    def call(self, fn: Callable[..., Any], *args: Any) -> Any:
-        """Run a blocking node method on the node's worker threads, as its handlers do."""
-        return asyncio.run_coroutine_threadsafe(self.node._run(fn, *args), self.loop).result(60)
-
-    def send(self, room: str, sender: str, type_: str, state_key: Optional[str], content: bytes) -> ms.Event:
-        return self.call(self.node.submit_local, room, sender, type_, state_key, content)
-
-    def stop(self) -> None:
-        try:
-            asyncio.run_coroutine_threadsafe(self.node.stop(), self.loop).result(60)
-        finally:
-            self.loop.call_soon_threadsafe(self.loop.stop)
-            self.thread.join(30)
-
 
 @pytest.fixture(scope="module")
 def partial_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:

@@ -1,0 +1,105 @@
+"""A hub that holds back its backfill answers stalls no other room (issue 11, finding 2),
+benchmark-style: bounded in count and time, asserting a wide ratio.
+
+hub.test runs in this test process (``peerkit.HubThread``: a genuine ``ServerNode`` with the
+cluster's certificate and key for hub.test, over real mutual TLS) and alpha.test and beta.test
+are ``mimi serve`` processes; bob (alpha) is in a room of hub.test and in a room of beta.test.
+hub.test accepts 30 messages that it never delivers, then delivers only the last one, twelve
+times at once, and holds each backfill answer for HOLD seconds: alpha must fill the gap and
+waits.  Before issue 11 those deliveries held every thread alpha's accepts and API ran on;
+now they hold at most 4 threads of a pool of their own.  Meanwhile bob sends into beta's room
+through alpha: every send takes well under the hold; afterwards the gap is filled."""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import threading
+import time
+from pathlib import Path
+from typing import Iterator, List
+
+import pytest
+
+import mimi_signaling as ms
+from mimi_signaling.testing.cluster import Cluster
+from mimi_signaling.config import Config
+from mimi_signaling.content import JoinRule, Participation
+from mimi_signaling.service import BACKFILL
+
+from e2ekit import ALICE, ALPHA, BETA, BOB, CAROL, HUB, MESSAGE, event_ids, wait_for, wait_same_history
+from peerkit import HubThread
+from relkit import DELIVER, HostileClient, reap, record
+
+pytestmark = [pytest.mark.timeout(180), pytest.mark.slow]
+
+HOLD = 8.0
+BOUND = 2.0
+SENDS = 6
+GAP = 30
+DELIVERIES = 12
+
+
+@pytest.fixture(scope="module")
+def slow_hub_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple]:
+    """``(cluster, hub thread)``: alpha and beta as processes, hub.test in this process."""
+    cluster = Cluster(tmp_path_factory.mktemp("slowhub"), [HUB, ALPHA, BETA])
+    hub = None
+    try:
+        cluster[ALPHA].start()
+        cluster[BETA].start()
+        hub = HubThread(Config.load(cluster[HUB].config_path))
+        yield cluster, hub
+    finally:
+        if hub is not None:
+            hub.stop()
+        reap([cluster[ALPHA], cluster[BETA]])
+
+
+def invite_only(name: str) -> list:
+    return [("m.room.join_rules", "", ms.JoinRulesContent(JoinRule.INVITE).encode()),
+            ("m.room.name", "", ms.TextContent(name.encode()).encode())]
+
+
+def test_a_held_backfill_stalls_no_other_room(slow_hub_cluster: tuple, tmp_path: Path) -> None:
+    cluster, hub = slow_hub_cluster
+    node = hub.node
+    held_room = hub.call(lambda: node.hub.create_room(ALICE, initial_state=invite_only("held"))[0].room_id)
+    hub.send(held_room, ALICE, "m.room.user", BOB, ms.UserContent(Participation.INVITE).encode())
+    cluster[ALPHA].call("membership", room_id=held_room, sender=BOB, target=BOB, participation="join")
+    other_room = cluster[BETA].call("create_room", creator=CAROL, join_rule="invite", name="other")["room_id"]
+    cluster[BETA].call("membership", room_id=other_room, sender=CAROL, target=BOB, participation="invite")
+    cluster[ALPHA].call("membership", room_id=other_room, sender=BOB, target=BOB, participation="join")
+    wait_for(lambda: not hub.call(node.store.queue_length, ALPHA), what="hub.test's queue for alpha to drain")
+
+    # hub.test stops delivering, accepts GAP messages, and delivers only the last one.
+    asyncio.run_coroutine_threadsafe(node.delivery.stop(), hub.loop).result(30)
+    node.delivery = None
+    sent = [hub.send(held_room, ALICE, MESSAGE, None, f"missed {i}".encode()) for i in range(GAP)]
+    node.hold[BACKFILL] = HOLD
+    as_hub = HostileClient(cluster, HUB, tmp_path)
+    done: List[float] = []
+
+    def deliver_last() -> None:
+        started = time.monotonic()
+        as_hub.request_many(ALPHA, DELIVER, [sent[-1].encode()] * DELIVERIES, concurrency=DELIVERIES)
+        done.append(time.monotonic() - started)
+
+    deliveries = threading.Thread(target=deliver_last)
+    deliveries.start()
+    time.sleep(0.5)  # alpha is now waiting on hub.test's backfill answer
+    latencies = []
+    for i in range(SENDS):
+        started = time.monotonic()
+        cluster[ALPHA].call("send", room_id=other_room, sender=BOB, type=MESSAGE, text=f"bob meanwhile {i}")
+        latencies.append(time.monotonic() - started)
+    deliveries.join(90)
+    assert done, "the deliveries did not finish"
+    node.hold.clear()
+    wait_same_history(cluster, other_room, [ALPHA])
+    assert event_ids(cluster[ALPHA], held_room)[-1] == sent[-1].event_id, "the gap was not filled after the hold"
+    assert done[0] >= HOLD - 0.5, done  # alpha did wait for the held backfill
+    assert max(latencies) < BOUND, latencies
+    record("hostile: held backfill vs another room", hold_seconds=HOLD, bound_seconds=BOUND, gap=GAP,
+           deliveries=DELIVERIES, held_deliveries_seconds=round(done[0], 2),
+           bob_max=round(max(latencies), 3), bob_median=round(statistics.median(latencies), 3))
