@@ -14,14 +14,16 @@ hold back."""
 from __future__ import annotations
 
 import asyncio
+import statistics
 import threading
+import time
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Dict, Iterable, List, Optional, Tuple
 
 from aiohttp import web
 
 import mimi_signaling as ms
-from mimi_signaling.testing.cluster import Cluster, free_port
+from mimi_signaling.testing.cluster import Cluster, ServerProcess, free_port
 from mimi_signaling.config import Config
 from mimi_signaling.service import ServerNode
 from mimi_signaling.transport.server import SignalingServer
@@ -197,6 +199,37 @@ def peer_map(peers: Iterable[FakePeer], also: Optional[Callable[[Config], None]]
             also(config)
 
     return configure
+
+
+def sends_meanwhile(server: ServerProcess, room: str, sender: str, attack: Callable[[], object], tag: str, *,
+                    sends: int) -> Dict[str, Any]:
+    """Start ``attack`` in a thread, let it reach the slow peer (half a second), send ``sends``
+    messages as ``sender`` through ``server``'s API one after the other (timing each), then
+    wait for the attack.  The figures: the attack's seconds and outcome (its return value or
+    exception), the sends' largest and median seconds."""
+    done: List[float] = []
+    outcome: List[object] = []
+
+    def run() -> None:
+        started = time.monotonic()
+        try:
+            outcome.append(attack())
+        except Exception as exc:  # noqa: BLE001 - the outcome is the test's data
+            outcome.append(exc)
+        done.append(time.monotonic() - started)
+
+    attacker = threading.Thread(target=run)
+    attacker.start()
+    time.sleep(0.5)  # the asking server is now waiting on the slow peer
+    latencies = []
+    for i in range(sends):
+        started = time.monotonic()
+        server.call("send", room_id=room, sender=sender, type="m.room.encrypted", text=f"{tag} {i}")
+        latencies.append(time.monotonic() - started)
+    attacker.join(90)
+    assert done, "the slow peer's request did not finish"
+    return {"slow_peer_seconds": round(done[0], 2), "outcome": outcome[0],
+            "bob_max": round(max(latencies), 3), "bob_median": round(statistics.median(latencies), 3)}
 
 
 def hold(seconds: float, then: Answer) -> Answer:

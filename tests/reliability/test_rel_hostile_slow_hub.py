@@ -13,11 +13,8 @@ through alpha: every send takes well under the hold; afterwards the gap is fille
 from __future__ import annotations
 
 import asyncio
-import statistics
-import threading
-import time
 from pathlib import Path
-from typing import Iterator, List
+from typing import Iterator
 
 import pytest
 
@@ -28,7 +25,7 @@ from mimi_signaling.content import JoinRule, Participation
 from mimi_signaling.service import BACKFILL
 
 from e2ekit import ALICE, ALPHA, BETA, BOB, CAROL, HUB, MESSAGE, event_ids, wait_for, wait_same_history
-from peerkit import HubThread
+from peerkit import HubThread, sends_meanwhile
 from relkit import DELIVER, HostileClient, reap, record
 
 pytestmark = [pytest.mark.timeout(180), pytest.mark.slow]
@@ -78,28 +75,15 @@ def test_a_held_backfill_stalls_no_other_room(slow_hub_cluster: tuple, tmp_path:
     sent = [hub.send(held_room, ALICE, MESSAGE, None, f"missed {i}".encode()) for i in range(GAP)]
     node.hold[BACKFILL] = HOLD
     as_hub = HostileClient(cluster, HUB, tmp_path)
-    done: List[float] = []
-
-    def deliver_last() -> None:
-        started = time.monotonic()
-        as_hub.request_many(ALPHA, DELIVER, [sent[-1].encode()] * DELIVERIES, concurrency=DELIVERIES)
-        done.append(time.monotonic() - started)
-
-    deliveries = threading.Thread(target=deliver_last)
-    deliveries.start()
-    time.sleep(0.5)  # alpha is now waiting on hub.test's backfill answer
-    latencies = []
-    for i in range(SENDS):
-        started = time.monotonic()
-        cluster[ALPHA].call("send", room_id=other_room, sender=BOB, type=MESSAGE, text=f"bob meanwhile {i}")
-        latencies.append(time.monotonic() - started)
-    deliveries.join(90)
-    assert done, "the deliveries did not finish"
+    figures = sends_meanwhile(
+        cluster[ALPHA], other_room, BOB,
+        lambda: as_hub.request_many(ALPHA, DELIVER, [sent[-1].encode()] * DELIVERIES, concurrency=DELIVERIES),
+        "bob meanwhile", sends=SENDS)
     node.hold.clear()
     wait_same_history(cluster, other_room, [ALPHA])
     assert event_ids(cluster[ALPHA], held_room)[-1] == sent[-1].event_id, "the gap was not filled after the hold"
-    assert done[0] >= HOLD - 0.5, done  # alpha did wait for the held backfill
-    assert max(latencies) < BOUND, latencies
+    assert all(a == b"" for a in figures["outcome"]), figures["outcome"]  # every delivery applied, after the hold
+    assert figures["slow_peer_seconds"] >= HOLD - 0.5, figures  # alpha did wait for the held backfill
+    assert figures["bob_max"] < BOUND, figures
     record("hostile: held backfill vs another room", hold_seconds=HOLD, bound_seconds=BOUND, gap=GAP,
-           deliveries=DELIVERIES, held_deliveries_seconds=round(done[0], 2),
-           bob_max=round(max(latencies), 3), bob_median=round(statistics.median(latencies), 3))
+           deliveries=DELIVERIES, **{k: v for k, v in figures.items() if k != "outcome"})

@@ -11,10 +11,7 @@ alpha, one message after the other; every send must take well under the hold."""
 
 from __future__ import annotations
 
-import statistics
-import threading
-import time
-from typing import Callable, List
+from typing import Callable
 
 import pytest
 
@@ -23,7 +20,7 @@ from mimi_signaling.testing.cluster import Cluster
 from mimi_signaling.content import Participation
 
 from e2ekit import ALPHA, BETA, BOB, HUB, MESSAGE, envelope, wait_same_history
-from peerkit import KEYS, FakePeer, hold
+from peerkit import KEYS, FakePeer, hold, sends_meanwhile
 from relkit import DELIVER, SUBMIT, record
 
 pytestmark = [pytest.mark.timeout(180), pytest.mark.slow]
@@ -36,32 +33,9 @@ BOUND = 2.0
 
 
 def bob_sends_meanwhile(cluster: Cluster, room: str, attack: Callable[[], object], tag: str) -> dict:
-    """Start ``attack`` in a thread, let it reach the slow peer, send SENDS messages as bob
-    through alpha (timing each), then wait for the attack; the figures."""
-    done: List[float] = []
-    outcome: List[object] = []
-
-    def run() -> None:
-        started = time.monotonic()
-        try:
-            outcome.append(attack())
-        except Exception as exc:  # noqa: BLE001 - the outcome is the test's data
-            outcome.append(exc)
-        done.append(time.monotonic() - started)
-
-    attacker = threading.Thread(target=run)
-    attacker.start()
-    time.sleep(0.5)  # the asking server is now waiting on the slow peer
-    latencies = []
-    for i in range(SENDS):
-        started = time.monotonic()
-        cluster[ALPHA].call("send", room_id=room, sender=BOB, type=MESSAGE, text=f"{tag} {i}")
-        latencies.append(time.monotonic() - started)
-    attacker.join(60)
-    assert done, "the slow peer's request did not finish"
+    figures = sends_meanwhile(cluster[ALPHA], room, BOB, attack, tag, sends=SENDS)
     wait_same_history(cluster, room, [ALPHA, BETA])
-    return {"slow_peer_seconds": round(done[0], 2), "outcome": outcome[0],
-            "bob_max": round(max(latencies), 3), "bob_median": round(statistics.median(latencies), 3)}
+    return figures
 
 
 def test_a_slow_keys_answer_does_not_stall_the_hubs_accepts(peered: tuple, peered_room: str) -> None:
