@@ -15,6 +15,7 @@ from mimi_signaling.room.policy.m0.visibility import (
     user_sees,
     visible_to_server,
 )
+from mimi_signaling.node.chain import RoomChain
 from roomkit import RoomBuilder
 
 ANA = "@ana:hub.test"
@@ -85,21 +86,21 @@ CASES = [
 @pytest.mark.parametrize("case, steps, user, expected", CASES, ids=[c[0] for c in CASES])
 def test_user_visibility(case, steps, user, expected) -> None:
     room, position = _play(steps)
-    assert user_sees(room.state, position, user) is expected
+    assert user_sees(room.state.history, position, user) is expected
     server = ms.parse_user_id(user)[1]
     # The user's server has only this user in these cases: the server verdict is the user's.
     assert visible_to_server(room.state.history, position, server) is expected
     assert room.state.policy.visible_to_server(room.state.history, position, server) is expected
-    assert served_redacted(room.state, position, server) is (not expected)
+    assert served_redacted(room.state.history, position, server) is (not expected)
 
 
 def test_server_sees_when_any_of_its_users_does() -> None:
     room, position = _play([("vis", J), ("join", BEN), ("msg", None), ("join", EVE)])
-    assert user_sees(room.state, position, BEN)
-    assert not user_sees(room.state, position, EVE)
-    assert visible_to_server(room.state, position, "follower.test")
-    assert not visible_to_server(room.state, position, "other.test")  # no user there
-    assert not visible_to_server(room.state, position, "nobody.test")
+    assert user_sees(room.state.history, position, BEN)
+    assert not user_sees(room.state.history, position, EVE)
+    assert visible_to_server(room.state.history, position, "follower.test")
+    assert not visible_to_server(room.state.history, position, "other.test")  # no user there
+    assert not visible_to_server(room.state.history, position, "nobody.test")
 
 
 def test_state_events_are_always_visible() -> None:
@@ -107,32 +108,37 @@ def test_state_events_are_always_visible() -> None:
     room.visibility(Visibility.JOINED)
     position = room.state.count
     room.send(M_ROOM_NAME, "", ANA, text_content(b"name"))
-    assert visible_to_server(room.state, position, "stranger.test")
-    assert user_sees(room.state, position, CY)
+    assert visible_to_server(room.state.history, position, "stranger.test")
+    assert user_sees(room.state.history, position, CY)
 
 
 def test_serve_event_redacts_for_servers_that_do_not_see() -> None:
     room, position = _play([("vis", J), ("msg", None), ("join", BEN)])
     event = room.events[position]
-    served = serve_event(room.state, position, event, "follower.test")
+    served = serve_event(room.state.history, position, event, "follower.test")
     assert served.is_redacted() and served.event_id == event.event_id
     assert served.content == b""
-    assert serve_event(room.state, position, event, "hub.test") is event
+    assert serve_event(room.state.history, position, event, "hub.test") is event
 
 
 def test_positions_outside_the_room() -> None:
     room, position = _play([("msg", None)])
     with pytest.raises(ms.NotFoundError):
-        visible_to_server(room.state, room.state.count, "hub.test")
+        visible_to_server(room.state.history, room.state.count, "hub.test")
     with pytest.raises(ms.NotFoundError):
-        visible_to_server(room.state, -1, "hub.test")
+        visible_to_server(room.state.history, -1, "hub.test")
 
 
-def test_visibility_needs_history() -> None:
+def test_without_a_history_visibility_is_not_decided() -> None:
+    """A state kept without history (``track_history=False``) has none to decide with: the
+    chain serves its non-state events redacted to every other server, state events whole."""
     room = RoomBuilder(track_history=False)
     room.message(ANA)
-    with pytest.raises(ms.NotFoundError):
-        visible_to_server(room.state, 2, "hub.test")
+    assert room.state.history is None
+    chain = RoomChain(room.state)
+    served = chain.served(2, room.events[2], "hub.test")
+    assert served.is_redacted() and served.event_id == room.events[2].event_id
+    assert chain.served(1, room.events[1], "follower.test") is room.events[1]
 
 
 # --- who may read the room (PROFILE.md section 6) -------------------------------------------

@@ -10,7 +10,9 @@ user sees it when:
 
 State events are always visible.  A server sees an event when any of its users does; otherwise
 the event is served to it redacted, by the hub and by followers alike (PROFILE.md section 6).
-"At p" means the state the event at p was checked against.
+"At p" means the state the event at p was checked against.  Every function reads the room's
+``RoomStateHistory`` (``RoomState.history``); a state kept without one cannot decide, and
+``RoomChain.served`` serves such events redacted.
 
 Who may read the room at all (``may_read``, PROFILE.md section 6): a server with a user in any
 participation state, or every server while the current visibility is ``world``.
@@ -18,7 +20,7 @@ participation state, or every server while the current visibility is ``world``.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Optional
 
 from ...._core import NotFoundError
 from ....content import Participation, Visibility
@@ -29,15 +31,6 @@ if TYPE_CHECKING:
     from ...state import RoomState
 
 __all__ = ["user_sees", "visible_to_server", "served_redacted", "serve_event", "may_read"]
-
-HistorySource = Union["RoomStateHistory", "RoomState"]
-
-
-def _history(source: Any) -> RoomStateHistory:
-    history = getattr(source, "history", source)
-    if history is None:
-        raise NotFoundError("this room state keeps no history: visibility cannot be decided")
-    return history  # type: ignore[no-any-return]
 
 
 def _check_position(history: RoomStateHistory, position: int) -> None:
@@ -57,26 +50,25 @@ def _user_sees(history: RoomStateHistory, position: int, user_id: str, visibilit
     return False
 
 
-def _restricted(room_history: HistorySource, position: int) -> Tuple[Any, Optional[Visibility]]:
-    """The history and the visibility that restricts the event at ``position``, or None
-    when everyone sees it (a state event, or world-readable history)."""
-    history = _history(room_history)
+def _restricted(history: RoomStateHistory, position: int) -> Optional[Visibility]:
+    """The visibility that restricts the event at ``position``, or None when everyone sees
+    it (a state event, or world-readable history)."""
     _check_position(history, position)
     if history.is_state_position(position):
-        return history, None
+        return None
     visibility = history.visibility_at(position)
-    return history, (None if visibility == Visibility.WORLD else visibility)
+    return None if visibility == Visibility.WORLD else visibility
 
 
-def user_sees(room_history: HistorySource, position: int, user_id: str) -> bool:
+def user_sees(history: RoomStateHistory, position: int, user_id: str) -> bool:
     """Whether ``user_id`` may see the event at ``position``."""
-    history, visibility = _restricted(room_history, position)
+    visibility = _restricted(history, position)
     return visibility is None or _user_sees(history, position, user_id, visibility)
 
 
-def visible_to_server(room_history: HistorySource, position: int, server_name: str) -> bool:
+def visible_to_server(history: RoomStateHistory, position: int, server_name: str) -> bool:
     """Whether ``server_name`` may receive the event at ``position`` unredacted."""
-    history, visibility = _restricted(room_history, position)
+    visibility = _restricted(history, position)
     # tuple(): taken at once, so an event applied by another thread meanwhile (the room
     # keeps accepting while it serves) cannot change the set under the loop.
     return visibility is None or any(
@@ -85,13 +77,13 @@ def visible_to_server(room_history: HistorySource, position: int, server_name: s
     )
 
 
-def served_redacted(room_history: HistorySource, position: int, server_name: str) -> bool:
-    return not visible_to_server(room_history, position, server_name)
+def served_redacted(history: RoomStateHistory, position: int, server_name: str) -> bool:
+    return not visible_to_server(history, position, server_name)
 
 
-def serve_event(room_history: HistorySource, position: int, event: Event, server_name: str) -> Event:
+def serve_event(history: RoomStateHistory, position: int, event: Event, server_name: str) -> Event:
     """``event`` (the one at ``position``) in the form ``server_name`` may receive."""
-    if visible_to_server(room_history, position, server_name):
+    if visible_to_server(history, position, server_name):
         return event
     return event.redacted()
 
