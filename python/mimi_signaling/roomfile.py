@@ -81,6 +81,7 @@ from .content import (
     PermissionKind,
     Visibility,
     create_content,
+    decode_content,
     history_visibility_content,
     join_rules_content,
     text_content,
@@ -672,7 +673,7 @@ class _RoomGenerator:
         if self.chain is None:
             return []
         state = self.state
-        return state.policy.select_auth_events(state, event_type, state_key, sender, content)
+        return state.policy.select_auth_events(state, event_type, state_key, sender, decode_content(event_type, content))
 
     def _accept(self, event: Event) -> None:
         """Write a valid event and advance the room with it."""

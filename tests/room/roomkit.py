@@ -22,6 +22,7 @@ from mimi_signaling.content import (
     Participation,
     Visibility,
     create_content,
+    decode_content,
     history_visibility_content,
     join_rules_content,
     user_content,
@@ -99,7 +100,8 @@ class RoomBuilder:
         if auth is None:
             assert self.state is not None
             try:
-                auth = self.state.policy.select_auth_events(self.state, event_type, state_key, sender, content)
+                decoded = decode_content(event_type, content)
+                auth = self.state.policy.select_auth_events(self.state, event_type, state_key, sender, decoded)
             except ms.MalformedError:
                 auth = [self.state.create_event_id]
         if prev is None:

@@ -14,7 +14,6 @@ from mimi_signaling.content import (
     JoinRule,
     Participation,
     text_content,
-    user_content,
 )
 from mimi_signaling.room.policy.m0 import check_auth_events, select_auth_events
 
@@ -47,13 +46,13 @@ def test_selection_for_messages_and_user_events(busy) -> None:
     s = busy.state
     assert select_auth_events(s, M_ROOM_ENCRYPTED, None, BEN, b"x") == [ids["create"], ids["ben"]]
     # kick: target's user, no join rules
-    assert select_auth_events(s, M_ROOM_USER, BEN, ANA, user_content(Participation.LEAVE)) == [ids["create"], ids["ana"], ids["ben"]]
+    assert select_auth_events(s, M_ROOM_USER, BEN, ANA, ms.UserContent(Participation.LEAVE)) == [ids["create"], ids["ana"], ids["ben"]]
     # invite of a stranger: no target event, join rules
-    assert select_auth_events(s, M_ROOM_USER, CY, ANA, user_content(Participation.INVITE)) == [ids["create"], ids["ana"], ids["rules"]]
+    assert select_auth_events(s, M_ROOM_USER, CY, ANA, ms.UserContent(Participation.INVITE)) == [ids["create"], ids["ana"], ids["rules"]]
     # own join: own user only once, join rules
     assert select_auth_events(s, M_ROOM_USER, BEN, BEN, ms.UserContent(Participation.JOIN)) == [ids["create"], ids["ben"], ids["rules"]]
     # a stranger's knock: create only (no join rules for knock)
-    assert select_auth_events(s, M_ROOM_USER, CY, CY, user_content(Participation.KNOCK)) == [ids["create"]]
+    assert select_auth_events(s, M_ROOM_USER, CY, CY, ms.UserContent(Participation.KNOCK)) == [ids["create"]]
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ from typing import Any, Dict, List
 import pytest
 
 import mimi_signaling as ms
-from mimi_signaling.content import Participation
+from mimi_signaling.content import Participation, decode_content
 from mimi_signaling.room import RoomState, check_shape
 from mimi_signaling.room.policy.m0 import M0_POLICY
 
@@ -40,7 +40,7 @@ def test_auth_selection_matches_golden(index: int, golden: Dict[str, Any], golde
         if state.count != index:
             continue
         selected = state.policy.select_auth_events(
-            state, event.type, event.state_key, event.sender, event.content
+            state, event.type, event.state_key, event.sender, decode_content(event.type, event.content)
         )
         assert selected == golden["events"][index]["auth_events"] == event.auth_events
         return

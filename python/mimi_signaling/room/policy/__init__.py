@@ -14,10 +14,11 @@ Order of work for one event (hub and follower alike)::
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, List, Optional, Protocol, Set
+from typing import TYPE_CHECKING, List, Optional, Protocol, Set
 
 if TYPE_CHECKING:
     from ..._core import Event
+    from ...content import DecodedContent
     from ..history import RoomStateHistory
     from ..state import RoomState
 
@@ -34,14 +35,15 @@ class Policy(Protocol):
         type: str,
         state_key: Optional[str],
         sender: str,
-        content: Any,
+        content: Optional[DecodedContent],
     ) -> List[str]:
         """The auth event IDs, in their exact order, for an event sent now.
 
-        ``content`` is the raw content bytes or its decoded form.
+        ``content`` is the decoded content, as ``registry.check_shape`` (or
+        ``content.decode_content``) returns it: the caller decodes once.
         """
 
-    def check(self, state: RoomState, event: Event, *, content: Any = None) -> None:
+    def check(self, state: RoomState, event: Event, *, content: Optional[DecodedContent] = None) -> None:
         """The policy's whole verdict on a fully-formed event against the state before it:
         auth events, then permission and participation rules.  Raises
         ``PolicyRejectedError`` naming the rule.  ``content``: the decoded content if known."""

@@ -41,16 +41,17 @@ Decisions where the drafts and PROFILE.md are silent (each also noted at its rul
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, List, Optional, Set
+from typing import TYPE_CHECKING, List, Optional, Set
 
 from ...._core import PolicyRejectedError, RoleMapContent, UserContent
-from ....content import M_ROOM_CREATE, M_ROOM_ROLE, M_ROOM_ROLE_MAP, M_ROOM_USER
+from ....content import M_ROOM_CREATE, M_ROOM_ROLE, M_ROOM_ROLE_MAP, M_ROOM_USER, DecodedContent
 from . import auth_selection, participation, permissions, roles, sending, visibility
 from .auth_selection import (
     _sender_selection,
     check_auth_events,
     describe_mismatch,
     participation_of,
+    decoded_as,
     select_auth_events,
 )
 from .cache import invalidate, user_cache
@@ -109,11 +110,11 @@ class M0Policy:
         type: str,
         state_key: Optional[str],
         sender: str,
-        content: Any = None,
+        content: Optional[DecodedContent] = None,
     ) -> List[str]:
         return select_auth_events(state, type, state_key, sender, content)
 
-    def check(self, state: RoomState, event: Event, *, content: Any = None) -> None:
+    def check(self, state: RoomState, event: Event, *, content: Optional[DecodedContent] = None) -> None:
         """Auth events, then the permission / participation rules, against ``state`` (the state
         before ``event``).  Raises ``PolicyRejectedError`` (``MalformedError`` if an
         ``m.room.user``/``m.room.role_map`` content does not decode)."""
@@ -126,10 +127,9 @@ class M0Policy:
             target = event.state_key
             if target is None:
                 raise PolicyRejectedError("m.0: m.room.user needs the target as its state key")
-            if content is None:
-                content = UserContent.decode(event.content)
-            check_auth_events(event, state, content=content)
-            check_user_event(state, event.sender, target, participation_of(content))
+            user_content = decoded_as(UserContent, event, content)
+            check_auth_events(event, state, content=user_content)
+            check_user_event(state, event.sender, target, participation_of(user_content))
             return
         if event_type == M_ROOM_CREATE:
             raise PolicyRejectedError("m.0: m.room.create is only valid as event 0")
@@ -152,9 +152,8 @@ class M0Policy:
         if event_type == M_ROOM_ROLE:
             check_role_event(state, sender, state_key, user_permissions(state, sender))  # type: ignore[arg-type]
         elif event_type == M_ROOM_ROLE_MAP:
-            if content is None:
-                content = RoleMapContent.decode(event.content)
-            check_role_map_event(state, sender, content, user_permissions(state, sender))
+            role_map = decoded_as(RoleMapContent, event, content)
+            check_role_map_event(state, sender, role_map, user_permissions(state, sender))
 
     def fanout(self, state_after: RoomState, event: Event) -> Set[str]:
         return fanout(state_after, event)

@@ -10,15 +10,16 @@ in the order their roles appear in the role map's list; for ``m.room.user`` even
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, List, Optional, Sequence
+from typing import TYPE_CHECKING, List, Optional, Sequence, Type, TypeVar
 
-from ...._core import MalformedError, PolicyRejectedError, UserContent
+from ...._core import PolicyRejectedError, RoleMapContent, UserContent
 from ....content import (
     M_ROOM_CREATE,
     M_ROOM_JOIN_RULES,
     M_ROOM_ROLE,
     M_ROOM_ROLE_MAP,
     M_ROOM_USER,
+    DecodedContent,
     Participation,
 )
 from .cache import user_cache
@@ -28,20 +29,34 @@ if TYPE_CHECKING:
     from ...._core import Event
     from ...state import RoomState
 
-__all__ = ["select_auth_events", "check_auth_events", "describe_mismatch", "participation_of"]
+__all__ = [
+    "select_auth_events",
+    "check_auth_events",
+    "describe_mismatch",
+    "participation_of",
+    "decoded_as",
+]
 
 _JOIN_OR_INVITE = (Participation.JOIN, Participation.INVITE)
 
 
-def participation_of(content: Any) -> Participation:
-    """The participation of ``m.room.user`` content given as bytes, decoded content or an int."""
-    if isinstance(content, (bytes, bytearray, memoryview)):
-        content = UserContent.decode(bytes(content))
-    value = getattr(content, "participation", content)
-    try:
-        return Participation(value)
-    except ValueError:
-        raise MalformedError(f"m.room.user: unknown participation {value!r}") from None
+def participation_of(content: UserContent) -> Participation:
+    """The participation of decoded ``m.room.user`` content (the core refuses unknown values
+    when it decodes or builds one, so every ``UserContent`` holds a known participation)."""
+    return Participation(content.participation)
+
+
+_Decoded = TypeVar("_Decoded", UserContent, RoleMapContent)
+
+
+def decoded_as(codec: Type[_Decoded], event: Event, content: Optional[DecodedContent]) -> _Decoded:
+    """The content of ``event`` as ``codec``: ``content`` when the caller decoded it
+    (``Policy.check``'s "decoded content if known"), else decoded now (``MalformedError``)."""
+    if content is None:
+        return codec.decode(event.content)
+    if not isinstance(content, codec):  # a caller's mistake, not a peer's
+        raise TypeError(f"{event.type} content must be decoded as {codec.__name__}, got {type(content).__name__}")
+    return content
 
 
 def _sender_selection(state: RoomState, sender: str) -> List[str]:
@@ -65,10 +80,10 @@ def select_auth_events(
     event_type: str,
     state_key: Optional[str],
     sender: str,
-    content: Any = None,
+    content: Optional[DecodedContent] = None,
 ) -> List[str]:
-    """The auth event IDs for an event sent now, in order (``content`` is only read for
-    ``m.room.user``: raw bytes or decoded)."""
+    """The auth event IDs for an event sent now, in order.  ``content`` is the decoded
+    content (as ``registry.check_shape`` returns it); it is only read for ``m.room.user``."""
     if event_type == M_ROOM_CREATE:
         return []
     if event_type != M_ROOM_USER:
@@ -81,6 +96,8 @@ def select_auth_events(
         target_event = state.get_event_id(M_ROOM_USER, state_key)
         if target_event is not None:
             selection.append(target_event)
+    if not isinstance(content, UserContent):  # a caller's mistake, not a peer's
+        raise TypeError(f"m.room.user content must be decoded as UserContent, got {type(content).__name__}")
     if participation_of(content) in _JOIN_OR_INVITE:
         join_rules = state.get_event_id(M_ROOM_JOIN_RULES, "")
         if join_rules is not None:
@@ -133,14 +150,15 @@ def check_auth_events(
     event: Event,
     state: RoomState,
     *,
-    content: Any = None,
+    content: Optional[DecodedContent] = None,
     expected: Optional[Sequence[str]] = None,
 ) -> None:
-    """Reject ``event`` unless its auth events are exactly the selection from ``state``."""
+    """Reject ``event`` unless its auth events are exactly the selection from ``state``
+    (``content``: the decoded content if known)."""
     if expected is None:
-        expected = select_auth_events(
-            state, event.type, event.state_key, event.sender, event.content if content is None else content
-        )
+        if event.type == M_ROOM_USER:
+            content = decoded_as(UserContent, event, content)
+        expected = select_auth_events(state, event.type, event.state_key, event.sender, content)
     actual = event.auth_events
     if list(actual) != list(expected):
         raise PolicyRejectedError(describe_mismatch(state, actual, expected))

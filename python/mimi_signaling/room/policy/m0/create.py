@@ -3,20 +3,22 @@ with participation ``join``.  Event 0's rules are the room layer's (``room/creat
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Optional
 
-from ...._core import PolicyRejectedError
-from ....content import M_ROOM_USER, Participation
-from .auth_selection import participation_of
+from ...._core import PolicyRejectedError, UserContent
+from ....content import M_ROOM_USER, DecodedContent, Participation
+from .auth_selection import decoded_as, participation_of
 
 if TYPE_CHECKING:
+    from ...._core import Event
     from ...state import RoomState
 
 __all__ = ["check_creator_join"]
 
 
-def check_creator_join(state: RoomState, event: Any, content: Any = None) -> None:
-    """Event 1: the creator's ``m.room.user`` with participation ``join``."""
+def check_creator_join(state: RoomState, event: Event, content: Optional[DecodedContent] = None) -> None:
+    """Event 1: the creator's ``m.room.user`` with participation ``join`` (``content``: the
+    decoded content if known)."""
     if event.type != M_ROOM_USER:
         raise PolicyRejectedError(f"m.0: event 1 must be the creator's m.room.user join, got {event.type}")
     if event.sender != state.creator or event.state_key != state.creator:
@@ -24,7 +26,7 @@ def check_creator_join(state: RoomState, event: Any, content: Any = None) -> Non
             f"m.0: event 1 must be the creator {state.creator} joining, got {event.sender} "
             f"for {event.state_key}"
         )
-    participation = participation_of(event.content if content is None else content)
+    participation = participation_of(decoded_as(UserContent, event, content))
     if participation != Participation.JOIN:
         raise PolicyRejectedError(
             f"m.0: event 1 must be the creator's join, got {participation.name.lower()}"
