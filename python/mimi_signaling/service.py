@@ -599,9 +599,11 @@ class ServerNode:
                 "failing": {k: v for k, v in d.failures.items() if v}, "singles": sorted(d.singles_until)}
 
     def _local_destinations(self) -> List[Dict[str, Any]]:
-        from .ops.status import snapshot
+        from dataclasses import asdict
 
-        return snapshot(self).to_dict()["destinations"]
+        from .ops.status import destination_rows
+
+        return [asdict(row) for row in destination_rows(self, time.time())]
 
     def _local_destinations_reset(self, name: str) -> Dict[str, Any]:
         """End ``name``'s delivery backoff now: its queue is retried at once."""

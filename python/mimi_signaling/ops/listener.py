@@ -18,13 +18,14 @@ import asyncio
 import ipaddress
 import json
 import logging
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Optional
 
 from aiohttp import web
 
 from .metrics import render_latest
-from .status import render_status_page, snapshot
+from .status import destination_rows, render_status_page, snapshot
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..service import ServerNode
@@ -91,7 +92,7 @@ class OpsServer:
         while True:
             await asyncio.sleep(SAMPLE_INTERVAL)
             try:
-                await asyncio.wait_for(self._in_thread(snapshot, self.node), READY_TIMEOUT * 4)
+                await asyncio.wait_for(self._in_thread(destination_rows, self.node, time.time()), READY_TIMEOUT * 4)
             except Exception as exc:  # noqa: BLE001 - the store is down: readiness says so
                 log.debug("queue sample failed: %s", exc)
 

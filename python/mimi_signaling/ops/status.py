@@ -21,7 +21,8 @@ from .. import ServerKeys
 if TYPE_CHECKING:  # pragma: no cover
     from ..service import ServerNode
 
-__all__ = ["QueueAges", "RoomRow", "DestinationRow", "KeyRow", "Snapshot", "snapshot", "render_status_page"]
+__all__ = ["QueueAges", "RoomRow", "DestinationRow", "KeyRow", "Snapshot", "snapshot", "destination_rows",
+           "render_status_page"]
 
 
 class QueueAges:
@@ -96,6 +97,17 @@ def snapshot(node: "ServerNode") -> Snapshot:
         latest = store.latest(room_id)
         rooms.append(RoomRow(room_id, store.room_role(room_id) or "?", latest[0] + 1 if latest else 0,
                              latest[1] if latest else ""))
+    keys = [KeyRow(node.server_name, k.key_id, k.expired_ts) for k in node.keys.own_keys().keys]
+    for peer in sorted(node.config.peers):
+        raw = store.get_server_keys(peer)
+        if raw is not None:
+            keys.extend(KeyRow(peer, k.key_id, k.expired_ts) for k in ServerKeys.decode(raw).keys)
+    return Snapshot(node.server_name, now, rooms, destination_rows(node, now), keys)
+
+
+def destination_rows(node: "ServerNode", now: float) -> List[DestinationRow]:
+    """Each destination's fan-out state (and a sample of its queue's head for the ages)."""
+    store = node.store
     worker = node.delivery
     queued = set(store.destinations_with_pending())
     names = sorted(queued | set(node.config.peers) | (set(worker.last_success) | set(worker.failures) if worker else set()))
@@ -116,12 +128,7 @@ def snapshot(node: "ServerNode") -> Snapshot:
             backoff_remaining=max(0.0, retry_at - now) if retry_at else 0.0,
             last_error=worker.last_error.get(name, "") if worker else "",
         ))
-    keys = [KeyRow(node.server_name, k.key_id, k.expired_ts) for k in node.keys.own_keys().keys]
-    for peer in sorted(node.config.peers):
-        raw = store.get_server_keys(peer)
-        if raw is not None:
-            keys.extend(KeyRow(peer, k.key_id, k.expired_ts) for k in ServerKeys.decode(raw).keys)
-    return Snapshot(node.server_name, now, rooms, destinations, keys)
+    return destinations
 
 
 # --- the status page --------------------------------------------------------------------------
