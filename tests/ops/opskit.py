@@ -6,7 +6,7 @@ from __future__ import annotations
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -17,13 +17,16 @@ HUB, ALPHA = "hub.test", "alpha.test"
 ALICE, BOB = f"@alice:{HUB}", f"@bob:{ALPHA}"
 
 
-def ops_cluster(directory: Path, names: List[str], storage: Optional[Dict[str, str]] = None) -> Tuple[Cluster, Dict[str, str]]:
-    """A cluster (not started) whose servers each have an ops listener; returns it and the
-    base URL of each listener."""
+def ops_cluster(directory: Path, names: List[str], storage: Optional[Dict[str, str]] = None,
+                more: Optional[Callable[[Config], None]] = None) -> Tuple[Cluster, Dict[str, str]]:
+    """A cluster (not started) whose servers each have an ops listener (and whatever ``more``
+    sets); returns it and the base URL of each listener."""
     ports = {n: free_port() for n in names}
 
     def configure(config: Config) -> None:
         config.ops.listen = f"127.0.0.1:{ports[config.server_name]}"
+        if more is not None:
+            more(config)
 
     cluster = Cluster(directory, names, storage=storage, configure=configure)
     return cluster, {n: f"http://127.0.0.1:{p}" for n, p in ports.items()}

@@ -129,3 +129,25 @@ def test_no_ops_listener_unless_configured(tmp_path):
     config = Config.load(init_server(HUB, tmp_path / "s", listen="127.0.0.1:0", ca_dir=tmp_path / "ca"))
     assert config.ops.listen == ""
     assert "ops" not in config.to_dict()
+
+
+def test_rate_limit_refusals_are_counted(tmp_path):
+    from mimi_signaling import RateLimitedError
+
+    def slow(config):
+        config.rate_limit.rate, config.rate_limit.burst = 0.2, 2  # the local API counts too
+
+    cluster, urls = ops_cluster(tmp_path, [HUB], more=slow)
+    cluster.start()
+    try:
+        assert value(scrape(urls[HUB]), "mimi_rate_limited_total") == 0
+        refused = 0
+        for _ in range(5):
+            try:
+                cluster[HUB].call("rooms")
+            except RateLimitedError:
+                refused += 1
+        assert refused >= 2
+        assert value(scrape(urls[HUB]), "mimi_rate_limited_total") == refused
+    finally:
+        cluster.stop()
