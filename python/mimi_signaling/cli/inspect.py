@@ -33,7 +33,7 @@ PREVIEW_BYTES = 24
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("inspect", help="list the keys and events of a room file")
     p.add_argument("file", metavar="FILE")
-    p.add_argument("--limit", type=int, metavar="N", help="list at most N events")
+    p.add_argument("--limit", type=int, metavar="N", help="list at most N events (with --html: chart the first N, default 400)")
     p.add_argument("--start", type=int, default=0, metavar="I", help="skip the events before index I")
     p.add_argument("--json", action="store_true", help="one JSON document on stdout")
     p.add_argument("--html", metavar="OUT", help="write one self-contained HTML page of the room to OUT "
