@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from opskit import HUB, get, ops_cluster
+from opskit import HUB, get, ops_cluster, scrape, value
 
 pytestmark = pytest.mark.postgres
 
@@ -40,8 +40,12 @@ def test_readiness_fails_while_postgresql_is_down(tmp_path):
             assert "store" in body
             assert get(base + "/health/live")[0] == 200  # alive: only not ready
             assert get(base + "/status")[0] == 503  # says so rather than hanging
+            # Metrics go on: the store's gauge says it is down, the process is still measured.
+            down = scrape(base)
+            assert value(down, "mimi_store_up") == 0 and value(down, "process_resident_memory_bytes") > 0
             pg.resume()
             assert _wait_status(base + "/health/ready", 200) == "ready\n"  # reconnected
+            assert value(scrape(base), "mimi_store_up") == 1
             room = cluster[HUB].call("create_room", creator=f"@alice:{HUB}")["room_id"]
             assert room.endswith(":" + HUB)
         finally:

@@ -60,6 +60,7 @@ METRIC_NAMES = (
     "mimi_verified_events_total",
     "mimi_key_fetches_total",
     "mimi_rate_limited_total",
+    "mimi_store_up",
 )
 
 
@@ -163,7 +164,16 @@ class _NodeCollector(Collector):
         from .status import snapshot
 
         node = self.node
-        snap = snapshot(node)
+        up = GaugeMetricFamily("mimi_store_up", "1 when the store answered this scrape's reads, else 0")
+        try:
+            snap = snapshot(node)
+        except Exception:  # noqa: BLE001 - the store is down: the other metrics still count
+            up.add_metric([], 0)
+            yield up
+            yield from self._counted(node)
+            return
+        up.add_metric([], 1)
+        yield up
         rooms = GaugeMetricFamily("mimi_rooms", "Rooms on this server, by role", labels=["role"])
         events = GaugeMetricFamily("mimi_events_stored", "Events stored (latest index + 1, summed over rooms)",
                                    labels=["role"])
@@ -185,6 +195,11 @@ class _NodeCollector(Collector):
             age.add_metric([d.name], d.oldest_age)
         yield depth
         yield age
+        yield from self._counted(node)
+
+    @staticmethod
+    def _counted(node: "ServerNode"):
+        """What the server counts in memory (no store read)."""
         worker = node.delivery
         sent = CounterMetricFamily("mimi_deliveries_sent", "Events delivered to followers")
         refused = CounterMetricFamily("mimi_deliveries_refused", "Queued events a destination refused with a verdict")
