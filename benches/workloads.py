@@ -453,11 +453,7 @@ class HttpsCluster:
 
         asyncio.run(run())
         if converge:
-            stats.converge_seconds = self.wait_followers(converge_timeout)
-            for name, after in self._cpu_seconds().items():
-                before = cpu_before.get(name)
-                if before is not None and after is not None and stats.submits:
-                    stats.cpu_ms_per_event[name] = (after - before) * 1000 / stats.submits
+            self._finish(stats, cpu_before, converge_timeout)
         return stats
 
     def wait_followers(self, timeout: float = 120.0) -> float:
@@ -506,12 +502,16 @@ class HttpsCluster:
 
         asyncio.run(run())
         if converge:
-            stats.converge_seconds = self.wait_followers(converge_timeout)
-            for name, after in self._cpu_seconds().items():
-                before = cpu_before.get(name)
-                if before is not None and after is not None and stats.submits:
-                    stats.cpu_ms_per_event[name] = (after - before) * 1000 / stats.submits
+            self._finish(stats, cpu_before, converge_timeout)
         return stats
+
+    def _finish(self, stats: SubmitStats, cpu_before: Dict[str, Optional[float]], timeout: float) -> None:
+        """Wait (bounded) for both followers to hold the last event; CPU per event by process."""
+        stats.converge_seconds = self.wait_followers(timeout)
+        for name, after in self._cpu_seconds().items():
+            before = cpu_before.get(name)
+            if before is not None and after is not None and stats.submits:
+                stats.cpu_ms_per_event[name] = (after - before) * 1000 / stats.submits
 
     def _cpu_seconds(self) -> Dict[str, Optional[float]]:
         out: Dict[str, Optional[float]] = {"client": process_cpu_seconds(os.getpid())}

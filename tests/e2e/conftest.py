@@ -17,7 +17,7 @@ except ImportError:  # pytest run without the repository root on sys.path
 
 from mimi_signaling.testing.cluster import Cluster, ServerProcess
 
-from e2ekit import ALPHA, BETA, HUB
+from e2ekit import ALPHA, BETA, HUB, WireClient
 
 
 def _stop_all(processes: List[ServerProcess]) -> None:
@@ -64,3 +64,15 @@ def trio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         yield cluster
     finally:
         _stop_all(list(cluster.servers.values()))
+
+
+@pytest.fixture(scope="module")
+def as_alpha(trio: Cluster, tmp_path_factory: pytest.TempPathFactory) -> WireClient:
+    """A wire client presenting a certificate for alpha.test (from the trio's CA)."""
+    return WireClient(trio, ALPHA, tmp_path_factory.mktemp("wire"))
+
+
+@pytest.fixture(scope="module")
+def as_beta(trio: Cluster, tmp_path_factory: pytest.TempPathFactory) -> WireClient:
+    """The same for beta.test."""
+    return WireClient(trio, BETA, tmp_path_factory.mktemp("wire"))

@@ -78,16 +78,6 @@ def room(trio: Cluster) -> str:
     return room_id
 
 
-@pytest.fixture(scope="module")
-def as_alpha(trio: Cluster, tmp_path_factory: pytest.TempPathFactory) -> WireClient:
-    return WireClient(trio, ALPHA, tmp_path_factory.mktemp("wire"))
-
-
-@pytest.fixture(scope="module")
-def as_beta(trio: Cluster, tmp_path_factory: pytest.TempPathFactory) -> WireClient:
-    return WireClient(trio, BETA, tmp_path_factory.mktemp("wire"))
-
-
 def test_batches_from_two_followers_are_accepted_as_groups_and_every_follower_converges(
     trio: Cluster, room: str, as_alpha: WireClient, as_beta: WireClient
 ) -> None:

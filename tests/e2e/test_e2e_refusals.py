@@ -48,16 +48,6 @@ def room(trio: Cluster) -> str:
     return room_id
 
 
-@pytest.fixture(scope="module")
-def as_alpha(trio: Cluster, tmp_path_factory: pytest.TempPathFactory) -> WireClient:
-    return WireClient(trio, ALPHA, tmp_path_factory.mktemp("wire"))
-
-
-@pytest.fixture(scope="module")
-def as_beta(trio: Cluster, tmp_path_factory: pytest.TempPathFactory) -> WireClient:
-    return WireClient(trio, BETA, tmp_path_factory.mktemp("wire"))
-
-
 @pytest.fixture
 def unchanged(trio: Cluster, room: str) -> Iterator[None]:
     """Every server's event counts and queues are the same after the test as before it."""
