@@ -39,6 +39,9 @@ import workloads as w  # noqa: E402
 #: Events per batch request (the fan-out sends 256 too) and batches in flight per sender.
 BATCH = 256
 IN_FLIGHT = 2
+#: Submits per batch in the paced run at half the peak: a client sending at a steady rate
+#: batches what it has queued, fewer events than when it floods the hub (docs in README).
+PACED_BATCH = 32
 #: Submits in flight on the single-transaction path (as bench_https.py's concurrency 8).
 SINGLE_IN_FLIGHT = 8
 #: In-process reference: hub accept_many over this many events, groups of 256.
@@ -168,7 +171,8 @@ def table(rows: Dict[str, Dict[str, Any]]) -> List[str]:
     return lines
 
 
-def measure(events: int, single_events: int, *, batch_size: int = BATCH, accept_events: int = ACCEPT_EVENTS,
+def measure(events: int, single_events: int, *, batch_size: int = BATCH, paced_batch: int = PACED_BATCH,
+            accept_events: int = ACCEPT_EVENTS,
             accept: Optional[Dict[str, float]] = None, profile_dir: Optional[Path] = None) -> Dict[str, Any]:
     """Both paths on one cluster, then (unless ``accept`` is given: compare.py passes its own
     figure of the same run) the in-process ``accept_many`` reference; the results and the
@@ -208,11 +212,12 @@ def measure(events: int, single_events: int, *, batch_size: int = BATCH, accept_
         say(f"  {batch}")
 
         rate = batch["accepted_per_second"] / 2
-        paced_count = max(2 * batch_size, events // 5) // 2
-        say(f"batch path paced at half that peak ({rate:,.0f} events/s): {2 * paced_count:,} submits")
-        alpha = cluster.limited_events(paced_count + batch_size)
-        beta = cluster.limited_events(paced_count + batch_size, beta=True)
-        paced = summary(cluster.submit_batches(alpha, beta, batch=batch_size, in_flight=IN_FLIGHT, rate=rate))
+        paced_count = max(2 * paced_batch, events // 5) // 2
+        say(f"batch path paced at half that peak ({rate:,.0f} events/s): {2 * paced_count:,} submits, "
+            f"batches of {paced_batch}")
+        alpha = cluster.limited_events(paced_count + paced_batch)
+        beta = cluster.limited_events(paced_count + paced_batch, beta=True)
+        paced = summary(cluster.submit_batches(alpha, beta, batch=paced_batch, in_flight=IN_FLIGHT, rate=rate))
         say(f"  {paced}")
     finally:
         cluster.stop()
@@ -224,6 +229,7 @@ def measure(events: int, single_events: int, *, batch_size: int = BATCH, accept_
     shutil.rmtree(workdir, ignore_errors=True)
     checked = targets(single, batch, paced, accept)
     results.update({"single": single, "batch": batch, "paced": paced, "accept_many": accept, "batch_size": batch_size,
+                    "paced_batch": paced_batch,
                     "targets": [{"target": t, "measured": m, "passed": p} for t, m, p in checked],
                     "profiles": profiles, "load_after": os.getloadavg()[0]})
     return results
@@ -232,11 +238,12 @@ def measure(events: int, single_events: int, *, batch_size: int = BATCH, accept_
 def run(args: argparse.Namespace) -> int:
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
-    results = measure(args.events, args.single, batch_size=args.batch, accept_events=args.accept,
+    results = measure(args.events, args.single, batch_size=args.batch, paced_batch=args.paced_batch,
+                      accept_events=args.accept,
                       profile_dir=out if args.profile else None)
     results["command"] = " ".join(["python benches/https_e2e.py", *sys.argv[1:]])
     rows = {"single transactions": results["single"], f"batches of {args.batch}": results["batch"],
-            "batches, paced at half the peak": results["paced"]}
+            f"batches of {args.paced_batch}, paced at half the peak": results["paced"]}
     lines = table(rows)
     accept = results["accept_many"]
     say("\n" + "\n".join(lines))
@@ -275,6 +282,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--single", type=int, help="submits on the single path (default 2,000; quick 200)")
     parser.add_argument("--accept", type=int, help=f"events of the in-process accept_many figure (default {ACCEPT_EVENTS:,})")
     parser.add_argument("--batch", type=int, default=BATCH, help=f"submits per batch request (default {BATCH})")
+    parser.add_argument("--paced-batch", type=int, default=PACED_BATCH,
+                        help=f"submits per batch in the run paced at half the peak (default {PACED_BATCH})")
     parser.add_argument("--profile", action="store_true", help="sample every server process with py-spy")
     parser.add_argument("--out", type=Path, default=HERE / "results", help="where the results go (full runs only)")
     args = parser.parse_args(argv)
