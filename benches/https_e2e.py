@@ -173,7 +173,7 @@ def table(rows: Dict[str, Dict[str, Any]]) -> List[str]:
 
 def measure(events: int, single_events: int, *, batch_size: int = BATCH, paced_batch: int = PACED_BATCH,
             accept_events: int = ACCEPT_EVENTS,
-            accept: Optional[Dict[str, float]] = None, profile_dir: Optional[Path] = None) -> Dict[str, Any]:
+            accept: Optional[Dict[str, float]] = None, profile: bool = False) -> Dict[str, Any]:
     """Both paths on one cluster, then (unless ``accept`` is given: compare.py passes its own
     figure of the same run) the in-process ``accept_many`` reference; the results and the
     targets checked."""
@@ -184,7 +184,7 @@ def measure(events: int, single_events: int, *, batch_size: int = BATCH, paced_b
     say(f"cluster in {workdir}: hub + 2 followers (mimi serve, mutual TLS, SQLite)")
     cluster = w.HttpsCluster(workdir / "cluster")
     cluster.start()
-    profiler = Profiler(cluster, profile_dir) if profile_dir is not None else None
+    profiler = Profiler(cluster, workdir) if profile else None  # raw samples: summarised, then removed
     try:
         say(f"single path: {single_events:,} submits, {SINGLE_IN_FLIGHT} in flight")
         single_input = cluster.limited_events(single_events + 10)
@@ -240,7 +240,7 @@ def run(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     results = measure(args.events, args.single, batch_size=args.batch, paced_batch=args.paced_batch,
                       accept_events=args.accept,
-                      profile_dir=out if args.profile else None)
+                      profile=args.profile)
     results["command"] = " ".join(["python benches/https_e2e.py", *sys.argv[1:]])
     rows = {"single transactions": results["single"], f"batches of {args.batch}": results["batch"],
             f"batches of {args.paced_batch}, paced at half the peak": results["paced"]}
