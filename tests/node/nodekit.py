@@ -65,7 +65,7 @@ class Network:
                     # A follower none of whose users is in the room refuses the delivery
                     # (not_found), and the hub's fan-out drops a refused delivery: so here.
                     assert not follower.follows(event.room_id)
-                store.ack(dest, q.queue_id)
+                store.ack_entries(dest, [q.queue_id])
 
     def join(self, room_id: str, user: str) -> m.Event:
         event = self.submit(room_id, user, "m.room.user", user, m.UserContent(Participation.JOIN).encode())

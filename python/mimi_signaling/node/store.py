@@ -307,7 +307,8 @@ class EventStore(abc.ABC):
 
     @abc.abstractmethod
     def ack(self, destination: str, queue_id: int) -> int:
-        """Drop ``destination``'s entries up to and including ``queue_id``; returns how many."""
+        """Deprecated (use ``ack_entries``): drop ``destination``'s entries up to and including
+        ``queue_id``; returns how many."""
 
     @abc.abstractmethod
     def ack_entries(self, destination: str, queue_ids: Sequence[int]) -> None:

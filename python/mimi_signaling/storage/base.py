@@ -41,6 +41,7 @@ import contextlib
 import logging
 import queue
 import threading
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar, Iterator, Optional, Sequence
@@ -634,6 +635,12 @@ class SqlEventStore(EventStore):
         return [QueuedEvent(int(q), room, event, bytes(data)) for q, room, event, data in rows]
 
     def ack(self, destination: str, queue_id: int) -> int:
+        warnings.warn(
+            "EventStore.ack is deprecated: a cumulative bound can drop an entry that became "
+            "visible late; use ack_entries",
+            DeprecationWarning,
+            stacklevel=2,
+        )
         with self._write() as cursor:
             cursor.execute(self._sql.ACK, (destination, queue_id))
             return max(int(cursor.rowcount), 0)
