@@ -523,6 +523,10 @@ class ChainValidator:
     last_event_id: str | None
     def __new__(cls, keyring: KeyRing, threads: int | None = None) -> ChainValidator: ...
     def validate(self, blobs: Sequence[bytes]) -> ChainBatch: ...
+    def validate_next(self, reader: RoomFileReader, max_count: int) -> tuple[ChainBatch, int] | None:
+        """Read up to ``max_count`` events from ``reader`` and validate them in one call
+        (the events never become Python bytes): ``(batch, bytes read)``, None at the end of
+        the file; a read error is raised with its ``index``, as ``read_events`` raises it."""
 
 def verify_limited_events(events: Sequence[LimitedEvent], keyring: KeyRing) -> list[MimiError | None]:
     """Origin signature and exact content hash of many limited events, batch-verified on all

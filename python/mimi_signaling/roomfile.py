@@ -381,19 +381,19 @@ class RoomFileNotReadable(Exception):
 
 
 def _read_ahead(reader: RoomFileReader, validator: ChainValidator, chunk: int) -> Tuple[Any, int, float]:
-    """Read and validate the next chunk (runs in the helper thread; Rust releases the GIL).
+    """Read and validate the next chunk (runs in the helper thread): one core call, without
+    the GIL, in which the events never become Python bytes.
 
     Returns ``(batch_or_exception_or_None, bytes_read, seconds)``; None at the end of the file.
     """
     started = time.perf_counter()
     try:
-        blobs = reader.read_events(chunk)
+        step = validator.validate_next(reader, chunk)
     except MimiError as exc:
         return exc, 0, time.perf_counter() - started
-    if not blobs:
+    if step is None:
         return None, 0, time.perf_counter() - started
-    size = sum(_record_size(len(b)) for b in blobs)
-    batch = validator.validate(blobs)
+    batch, size = step
     return batch, size, time.perf_counter() - started
 
 

@@ -4,7 +4,9 @@
 use super::errors::{located, IntoPyResult};
 use super::event::{sign_event, PyEvent, PyLimitedEvent};
 use super::keys::{PyKeyRing, PySigningKey};
-use crate::batch::{check_events as core_check_events, decode_and_prepare, ChainValidator};
+use crate::batch::{check_events as core_check_events, decode_and_prepare, ChainFailure, ChainValidator};
+use crate::verify::Prepared;
+use crate::wire::room_file::record_size;
 use crate::crypto::hash::event_id_from_reference_hash;
 use crate::wire::event::Event;
 use crate::wire::room_file::RoomFileReader;
@@ -118,17 +120,54 @@ impl PyChainValidator {
         let refs = slices(&blobs);
         let inner = &mut self.inner;
         let pool = &self.pool;
-        let (valid, failure) = py.allow_threads(|| match pool {
-            Some(p) => p.install(|| inner.validate(&refs)),
-            None => inner.validate(&refs),
-        });
-        let events = valid
-            .into_iter()
-            .map(|p| Py::new(py, PyEvent::with_id(p.event, p.reference_hash, p.event_id)))
-            .collect::<PyResult<Vec<_>>>()?;
-        let error = failure.map(|f| located(py, &f.error, Some(f.index), f.event_id.as_deref()).into_value(py).into_any());
-        Ok(PyChainBatch { events, error })
+        let (valid, failure) = py.allow_threads(|| in_pool(pool, || inner.validate(&refs)));
+        chain_batch(py, valid, failure)
     }
+    /// Read up to ``max_count`` events from ``reader`` and validate them in one call without
+    /// the GIL (``mimi verify``'s helper thread): the events never become Python bytes.
+    /// Returns ``(batch, bytes_read)``, or None at the end of the file; a read error is raised
+    /// with its index, as ``RoomFileReader.read_events`` raises it.
+    fn validate_next(
+        &mut self,
+        py: Python<'_>,
+        mut reader: PyRefMut<'_, PyRoomFileReader>,
+        max_count: usize,
+    ) -> PyResult<Option<(PyChainBatch, u64)>> {
+        let file = &mut reader.inner;
+        let inner = &mut self.inner;
+        let pool = &self.pool;
+        let read = py.allow_threads(|| {
+            let blobs = file.read_events(max_count)?;
+            if blobs.is_empty() {
+                return Ok(None);
+            }
+            let bytes: usize = blobs.iter().map(|b| record_size(b.len())).sum();
+            let refs: Vec<&[u8]> = blobs.iter().map(Vec::as_slice).collect();
+            Ok(Some((in_pool(pool, || inner.validate(&refs)), bytes as u64)))
+        });
+        match read {
+            Err(e) => Err(located(py, &e, Some(reader.inner.events_read), None)),
+            Ok(None) => Ok(None),
+            Ok(Some(((valid, failure), bytes))) => Ok(Some((chain_batch(py, valid, failure)?, bytes))),
+        }
+    }
+}
+
+fn in_pool<T: Send>(pool: &Option<rayon::ThreadPool>, work: impl FnOnce() -> T + Send) -> T {
+    match pool {
+        Some(p) => p.install(work),
+        None => work(),
+    }
+}
+
+/// The valid prefix as Python events (IDs computed once, by the core) and the first failure.
+fn chain_batch(py: Python<'_>, valid: Vec<Prepared>, failure: Option<ChainFailure>) -> PyResult<PyChainBatch> {
+    let events = valid
+        .into_iter()
+        .map(|p| Py::new(py, PyEvent::with_id(p.event, p.reference_hash, p.event_id)))
+        .collect::<PyResult<Vec<_>>>()?;
+    let error = failure.map(|f| located(py, &f.error, Some(f.index), f.event_id.as_deref()).into_value(py).into_any());
+    Ok(PyChainBatch { events, error })
 }
 
 #[pyfunction]

@@ -19,6 +19,11 @@ pub fn header() -> Vec<u8> {
     out
 }
 
+/// Bytes of one record: the kind, the varint length prefix, the body.
+pub fn record_size(body_len: usize) -> usize {
+    1 + crate::wire::vector::prefix_len(body_len) + body_len
+}
+
 pub fn record(kind: u8, body: &[u8]) -> Result<Vec<u8>> {
     let mut out = Vec::with_capacity(body.len() + 5);
     out.push(kind);
