@@ -1,6 +1,10 @@
 //! The profile's golden room (`../shared/vectors/mimi_events.json`) reproduced byte for byte
 //! from the seeds, plus the RFC 8032 and RFC 9420 vectors, through the pure-Rust API.
 
+mod common;
+use common::{hx, load};
+use serde_json::Value;
+
 use mimi_signaling::batch::{check_events, ChainValidator};
 use mimi_signaling::crypto::hash::{event_id_from_reference_hash, sha256};
 use mimi_signaling::crypto::keyring::KeyRing;
@@ -11,24 +15,6 @@ use mimi_signaling::wire::keys::VerifyKey;
 use mimi_signaling::wire::room_file::RoomFileReader;
 use mimi_signaling::wire::vector::{read_len, Opaque, VarVec};
 use mimi_signaling::wire::{encode, vl};
-use serde_json::Value;
-use std::path::PathBuf;
-
-fn vectors_dir() -> PathBuf {
-    std::env::var_os("MIMI_VECTORS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/vectors"))
-}
-
-fn load(name: &str) -> Value {
-    let path = vectors_dir().join(name);
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    serde_json::from_str(&text).unwrap()
-}
-
-fn hx(v: &Value) -> Vec<u8> {
-    hex::decode(v.as_str().unwrap()).unwrap()
-}
 
 fn keyring_and_keys(golden: &Value) -> (KeyRing, Vec<(String, SigningKey)>) {
     let mut ring = KeyRing::new();

@@ -5,6 +5,9 @@
 //! random batches: the batch's verdict on each signature is the single verdict, and the
 //! failing positions (and events, in a room chain) are named exactly.
 
+mod common;
+use common::{hx, load};
+
 use curve25519_dalek::constants::{ED25519_BASEPOINT_POINT, EIGHT_TORSION};
 use curve25519_dalek::edwards::EdwardsPoint;
 use curve25519_dalek::scalar::Scalar;
@@ -18,25 +21,7 @@ use mimi_signaling::wire::keys::{ServerKeys, VerifyKey};
 use mimi_signaling::wire::vector::{Opaque, VarVec};
 use mimi_signaling::wire::vl;
 use proptest::prelude::*;
-use serde_json::Value;
 use sha2::{Digest, Sha512};
-use std::path::PathBuf;
-
-fn vectors_dir() -> PathBuf {
-    std::env::var_os("MIMI_VECTORS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/vectors"))
-}
-
-fn load(name: &str) -> Value {
-    let path = vectors_dir().join(name);
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    serde_json::from_str(&text).unwrap()
-}
-
-fn hx(v: &Value) -> Vec<u8> {
-    hex::decode(v.as_str().unwrap()).unwrap()
-}
 
 /// Single verification of raw bytes: the key decoded as ZIP 215 says (no publication check).
 fn single_ok(key: &[u8], message: &[u8], signature: &[u8]) -> bool {

@@ -103,7 +103,7 @@ fn encode_room_file_record<'py>(py: Python<'py>, kind: u8, body: &[u8]) -> PyRes
 /// crate names no constant for it).
 const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 
-/// Return freed memory to the OS at once (mimalloc's default waits 10 ms): the batch calls
+/// Return freed memory to the OS at once (mimalloc delays it by default): the batch calls
 /// free a chunk's events on Python's thread while rayon's threads allocate the next, and with
 /// the delay `mimi verify` peaked at 135-150 MB instead of 94-100 MB (100,000-event room, same
 /// CPU time within the noise). An operator's `MIMALLOC_PURGE_DELAY` still wins.
