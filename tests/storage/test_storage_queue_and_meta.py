@@ -29,25 +29,6 @@ def test_queue_keeps_enqueue_order_per_destination(store: EventStore) -> None:
     assert store.queue_length(B) == 3 and store.queue_length("nobody.example") == 0
 
 
-def test_ack_removes_up_to_and_including(store: EventStore) -> None:
-    fill(store, ROOM, 1)
-    store.append_many([row(ROOM, i, destinations=(B, C)) for i in range(1, 6)])
-    queue = store.pending(B)
-    with pytest.warns(DeprecationWarning, match="ack_entries"):  # every call warns
-        assert store.ack(B, queue[1].queue_id) == 2
-        assert store.pending(B) == queue[2:]
-        assert store.queue_length(C) == 5  # other destinations untouched
-        assert store.ack(B, queue[1].queue_id) == 0  # a repeated ack is harmless
-        assert store.ack(B, queue[-1].queue_id) == 3
-        assert store.pending(B) == [] and store.destinations_with_pending() == [C]
-        # Queue IDs keep growing after the queue emptied, so a late ack of an old ID cannot
-        # drop an entry queued since.
-        store.append(*row(ROOM, 6, destinations=(B,)))
-        (fresh,) = store.pending(B)
-        assert fresh.queue_id > queue[-1].queue_id
-        assert store.ack(B, queue[-1].queue_id) == 0 and store.pending(B) == [fresh]
-
-
 def test_ack_entries_drops_exactly_the_named_entries(store: EventStore) -> None:
     fill(store, ROOM, 1)
     store.append_many([row(ROOM, i, destinations=(B, C)) for i in range(1, 6)])

@@ -306,16 +306,11 @@ class EventStore(abc.ABC):
         """The oldest ``limit`` queued entries of ``destination``, in enqueue order."""
 
     @abc.abstractmethod
-    def ack(self, destination: str, queue_id: int) -> int:
-        """Deprecated (use ``ack_entries``): drop ``destination``'s entries up to and including
-        ``queue_id``; returns how many."""
-
-    @abc.abstractmethod
     def ack_entries(self, destination: str, queue_ids: Sequence[int]) -> None:
         """Drop exactly these entries of ``destination`` (the ones delivered), in one
-        transaction.  Unlike the cumulative ``ack`` it cannot drop an entry that became
-        visible late: on PostgreSQL two transactions may commit queue IDs out of order, so a
-        lower ID can appear after higher ones were read and delivered."""
+        transaction.  Acks name entries, never a bound ("up to ID n"): a bound could drop an
+        entry that became visible late, since on PostgreSQL two transactions may commit queue
+        IDs out of order, so a lower ID can appear after higher ones were read and delivered."""
 
     @abc.abstractmethod
     def queue_length(self, destination: str) -> int: ...

@@ -41,7 +41,6 @@ import contextlib
 import logging
 import queue
 import threading
-import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar, Iterator, Optional, Sequence
@@ -202,7 +201,6 @@ class _Sql:
     PENDING = """SELECT q.queue_id, q.room_id, q.event_id, e.event_bytes
         FROM outbox q JOIN events e ON e.room_id = q.room_id AND e.idx = q.idx
         WHERE q.destination = ? ORDER BY q.queue_id LIMIT ?"""
-    ACK = "DELETE FROM outbox WHERE destination = ? AND queue_id <= ?"
     ACK_ENTRY = "DELETE FROM outbox WHERE destination = ? AND queue_id = ?"
     QUEUE_LENGTH = "SELECT COUNT(*) FROM outbox WHERE destination = ?"
     DESTINATIONS = "SELECT DISTINCT destination FROM outbox ORDER BY destination"
@@ -633,17 +631,6 @@ class SqlEventStore(EventStore):
     def pending(self, destination: str, limit: int = 100) -> list[QueuedEvent]:
         rows = self._read(self._sql.PENDING, (destination, limit))
         return [QueuedEvent(int(q), room, event, bytes(data)) for q, room, event, data in rows]
-
-    def ack(self, destination: str, queue_id: int) -> int:
-        warnings.warn(
-            "EventStore.ack is deprecated: a cumulative bound can drop an entry that became "
-            "visible late; use ack_entries",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        with self._write() as cursor:
-            cursor.execute(self._sql.ACK, (destination, queue_id))
-            return max(int(cursor.rowcount), 0)
 
     def ack_entries(self, destination: str, queue_ids: Sequence[int]) -> None:
         if not queue_ids:
