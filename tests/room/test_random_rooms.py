@@ -23,12 +23,9 @@ from mimi_signaling.content import (
     user_content,
 )
 from mimi_signaling.room import RoomState, check_shape
-from mimi_signaling.room.policy.m0.permissions import (
-    UserPermissions,
-    effective_power_levels,
-    resolve_permissions,
-)
+from mimi_signaling.room.policy.m0.permissions import UserPermissions
 from mimi_signaling.room.policy.m0.roles import RoleRules
+from permission_oracle import as_mapping, effective_power_levels, resolve_permissions
 from roomkit import RoomBuilder, role_content, role_map_content
 
 USERS = ["@ana:hub.test", "@ben:follower.test", "@eve:follower.test", "@cy:other.test", "@dee:other.test", "@fay:far.test"]
@@ -132,7 +129,7 @@ def test_user_permissions_agree_with_generic_resolution(seed: int) -> None:
     orders = rng.sample(range(0, 1000), rng.randint(0, 5))
     roles = [(order, RoleRules.from_content(ms.RoleContent.decode(_random_role(rng)))) for order in orders]
     perms = UserPermissions(roles)
-    mappings = [(order, rules.as_mapping()) for order, rules in roles]
+    mappings = [(order, as_mapping(rules)) for order, rules in roles]
     resolved = resolve_permissions(mappings)
     levels = effective_power_levels(mappings)
     for kind in (PermissionKind.INVITE, PermissionKind.KICK, PermissionKind.BAN):

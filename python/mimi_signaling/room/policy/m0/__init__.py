@@ -59,7 +59,7 @@ from ...create import check_create
 from .create import check_creator_join
 from .fanout import fanout
 from .participation import check_user_event
-from .permissions import effective_power_level, resolve_permissions, user_permissions
+from .permissions import effective_power_level, user_permissions
 from .roles import check_role_event, check_role_map_event, in_creator_phase
 from .sending import send_verdict
 from .visibility import may_read, served_redacted, serve_event, user_sees, visible_to_server
@@ -79,7 +79,6 @@ __all__ = [
     "check_creator_join",
     "check_user_event",
     "effective_power_level",
-    "resolve_permissions",
     "user_permissions",
     "in_creator_phase",
     "fanout",

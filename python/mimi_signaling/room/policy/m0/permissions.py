@@ -9,18 +9,7 @@ at ``CREATOR_LEVEL``, above every ``uint32`` order.
 
 from __future__ import annotations
 
-from typing import (
-    TYPE_CHECKING,
-    Dict,
-    Hashable,
-    Iterable,
-    List,
-    Mapping,
-    Optional,
-    Sequence,
-    Tuple,
-    TypeVar,
-)
+from typing import TYPE_CHECKING, Dict, Optional, Sequence, Tuple
 
 from ....content import PermissionKind
 from .cache import user_cache
@@ -32,8 +21,6 @@ if TYPE_CHECKING:
 __all__ = [
     "NO_LEVEL",
     "CREATOR_LEVEL",
-    "resolve_permissions",
-    "effective_power_levels",
     "UserPermissions",
     "CreatorPermissions",
     "NO_PERMISSIONS",
@@ -44,35 +31,6 @@ __all__ = [
 
 NO_LEVEL = -1
 CREATOR_LEVEL = 1 << 32
-
-K = TypeVar("K", bound=Hashable)
-V = TypeVar("V")
-
-
-def _by_order_desc(roles: Iterable[Tuple[int, Mapping[K, V]]]) -> List[Tuple[int, Mapping[K, V]]]:
-    return sorted(roles, key=lambda role: role[0], reverse=True)
-
-
-def resolve_permissions(roles: Iterable[Tuple[int, Mapping[K, V]]]) -> Dict[K, V]:
-    """The draft's resolution over ``(order, {permission: value})`` roles: for each permission,
-    the value of the highest-order role that defines it (orders are distinct in a role map)."""
-    resolved: Dict[K, V] = {}
-    for _order, permissions in _by_order_desc(roles):
-        for permission, value in permissions.items():
-            if permission not in resolved:
-                resolved[permission] = value
-    return resolved
-
-
-def effective_power_levels(roles: Iterable[Tuple[int, Mapping[K, V]]]) -> Dict[K, int]:
-    """For each permission, the highest order among the roles that define it (any value)."""
-    levels: Dict[K, int] = {}
-    for order, permissions in _by_order_desc(roles):
-        for permission in permissions:
-            if permission not in levels:
-                levels[permission] = order
-    return levels
-
 
 class UserPermissions:
     """One user's resolved permissions, from their roles as ``(order, RoleRules)``."""

@@ -65,16 +65,6 @@ class RoleRules:
                 booleans[kind] = bool(permission.granted)
         return cls(booleans, events, roles, defines_events)
 
-    def as_mapping(self) -> Dict[Any, Any]:
-        """Every permission this role defines, keyed as ``resolve_permissions`` expects:
-        a ``PermissionKind`` for booleans and ``roles``, ``("events", type)`` per event type."""
-        mapping: Dict[Any, Any] = dict(self.booleans)
-        for event_type, granted in self.events.items():
-            mapping[(PermissionKind.EVENTS, event_type)] = granted
-        if self.roles is not None:
-            mapping[PermissionKind.ROLES] = self.roles
-        return mapping
-
 
 #: A role named by the role map that has no ``m.room.role`` event: it defines nothing.
 EMPTY_ROLE = RoleRules()
