@@ -61,7 +61,7 @@ from .storage import open_store
 from .transport.bounds import backfill_response
 from .transport.client import SignalingClient
 from .transport.delivery import DeliveryWorker
-from .transport.server import SignalingServer
+from .transport.server import SignalingServer, answer_in_order
 
 if TYPE_CHECKING:
     from .ops.listener import OpsServer
@@ -335,8 +335,8 @@ class ServerNode:
             elif kind == DELIVER:
                 await self._deliver_run(entries, range(start, end), peer, out)
             else:
-                for i in range(start, end):
-                    out[i] = await self._handle_alone(kind, entries[i][1], peer)
+                answered = sum(len(a) for a in out[:start] if isinstance(a, bytes))
+                out[start:end] = await answer_in_order(entries[start:end], self._handle_alone, peer, answered)
             start = end
         return out  # type: ignore[return-value]
 

@@ -624,3 +624,22 @@ def test_batch_request_over_16_mib_is_refused_before_it_is_read(pki):
         assert handler.calls == []
 
     run(main())
+
+
+def test_a_batch_of_reads_stops_answering_past_the_answers_bound(pki, monkeypatch):
+    """Reads whose answers add up past MAX_BATCH_ANSWERS: the entries after that are refused
+    too_large alone, unhandled, so that one request cannot make the server hold gigabytes."""
+    import mimi_signaling.transport.server as server_module
+
+    monkeypatch.setattr(server_module, "MAX_BATCH_ANSWERS", 10_000)
+
+    async def main():
+        handler = RecordingHandler(lambda t, p, peer: b"x" * 1_000)
+        async with hub_server(pki, handler) as server:
+            async with client_for(pki, server) as client:
+                got = await client.request_batch(HUB, [(GET_EVENT, bytes([i])) for i in range(20)])
+        assert [isinstance(g, bytes) for g in got] == [True] * 11 + [False] * 9
+        assert all(isinstance(g, ms.TooLargeError) for g in got[11:])
+        assert len(handler.calls) == 11
+
+    run(main())

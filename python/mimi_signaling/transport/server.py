@@ -17,7 +17,7 @@ import functools
 import logging
 import math
 import ssl
-from typing import Any, Dict, Iterable, List, Optional, Protocol, runtime_checkable
+from typing import Any, Awaitable, Callable, Dict, Iterable, List, Optional, Protocol, Sequence, Tuple, runtime_checkable
 
 from aiohttp import web
 from aiohttp.web_log import AccessLogger
@@ -54,6 +54,10 @@ TRANSACTION_TYPES = frozenset(ms.TRANSACTION_TYPES)
 DEFAULT_MAX_BODY_SIZE = 65_536 + 4_096
 # mimi.signaling.batch (PROFILE.md section 7): "the body at most 16 MiB", plus its envelope.
 DEFAULT_MAX_BATCH_BODY_SIZE = ms.MAX_BATCH_BODY + 64
+# What the answers of one batch may add up to before its remaining entries are refused
+# (too_large, each alone: "send it alone or in a later batch"): 1,024 reads of up to 64 MiB
+# each must not make one request hold gigabytes (docs/DECISIONS.md).
+MAX_BATCH_ANSWERS = 64 * 1024 * 1024
 # The envelope around an entry's payload: version, type and payload length prefix.
 ENTRY_ENVELOPE_OVERHEAD = 2 + 2 + 4
 DEFAULT_BODY_TIMEOUT = 10.0
@@ -115,6 +119,30 @@ def envelope_transaction_type(prefix: "bytes | bytearray") -> Optional[str]:
     if len(prefix) < end:
         return None
     return bytes(prefix[2 + used:end]).decode("utf-8", "replace")
+
+
+async def answer_in_order(
+    entries: Sequence[Tuple[str, bytes]],
+    handle: Callable[[str, bytes, str], Awaitable[Any]],
+    peer: str,
+    answered: int = 0,
+) -> List[Any]:
+    """Each entry through ``handle`` in order (an answer or the error it returned), until the
+    answers (with ``answered`` bytes before them) pass ``MAX_BATCH_ANSWERS``: the entries
+    after that are answered ``too_large`` without being handled."""
+    out: List[Any] = []
+    for transaction_type, payload in entries:
+        if answered > MAX_BATCH_ANSWERS:
+            out.append(ms.TooLargeError(
+                f"the answers of this batch exceed {MAX_BATCH_ANSWERS} bytes: send {transaction_type[:100]} "
+                "alone or in a later batch"
+            ))
+            continue
+        answer = await handle(transaction_type, payload, peer)
+        if isinstance(answer, (bytes, bytearray)):
+            answered += len(answer)
+        out.append(answer)
+    return out
 
 
 def _batch_result(result: Any) -> "tuple[int, bytes]":
@@ -438,7 +466,7 @@ class SignalingServer:
             if handle_batch is not None:
                 answers = await handle_batch([entries[i] for i in todo], peer)
             else:
-                answers = [await self._handle_entry(*entries[i], peer) for i in todo]
+                answers = await answer_in_order([entries[i] for i in todo], self._handle_entry, peer)
             for i, answer in zip(todo, answers):
                 results[i] = answer
         return ms.encode_batch_response([_batch_result(r) for r in results])
