@@ -259,7 +259,7 @@ class ServerNode:
         for room_id in await self._run(self.follower.rooms):
             try:
                 await self._run_network(self.sync_room, room_id)
-            except Exception as exc:  # noqa: BLE001 - a bug must not hang the waiting submits
+            except Exception as exc:  # noqa: BLE001 - the hub may be down; deliveries will come
                 log.info("catch-up of %s deferred: %s", room_id, exc)
 
     # --- the signaling transactions ------------------------------------------------------------
