@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, List
 
 import pytest
 
@@ -24,7 +24,7 @@ from mimi_signaling.config import Config
 from mimi_signaling.content import JoinRule, Participation
 from mimi_signaling.service import BACKFILL
 
-from e2ekit import ALICE, ALPHA, BETA, BOB, CAROL, HUB, MESSAGE, event_ids, wait_for, wait_same_history
+from e2ekit import ALICE, ALPHA, BETA, BOB, CAROL, HUB, MESSAGE, envelope, event_ids, wait_for, wait_same_history
 from peerkit import HubThread, sends_meanwhile
 from relkit import DELIVER, HostileClient, reap, record
 
@@ -35,6 +35,8 @@ BOUND = 2.0
 SENDS = 6
 GAP = 30
 DELIVERIES = 12
+#: More than one backfill page (1,000 events), less than two.
+LONG_GAP = 1_200
 
 
 @pytest.fixture(scope="module")
@@ -87,3 +89,59 @@ def test_a_held_backfill_stalls_no_other_room(slow_hub_cluster: tuple, tmp_path:
     assert figures["bob_max"] < BOUND, figures
     record("hostile: held backfill vs another room", hold_seconds=HOLD, bound_seconds=BOUND, gap=GAP,
            deliveries=DELIVERIES, **{k: v for k, v in figures.items() if k != "outcome"})
+
+
+def test_a_long_gap_is_checked_page_by_page(slow_hub_cluster: tuple, tmp_path: Path) -> None:
+    """A gap of more than one backfill page (1,000 events): a page whose content was changed
+    is refused before the next page is asked for, and nothing is stored; answered honestly,
+    the gap is walked down and then applied page by page, oldest first."""
+    cluster, hub = slow_hub_cluster
+    node = hub.node
+    room = hub.call(lambda: node.hub.create_room(ALICE, initial_state=invite_only("long gap"))[0].room_id)
+    hub.send(room, ALICE, "m.room.user", BOB, ms.UserContent(Participation.INVITE).encode())
+    cluster[ALPHA].call("membership", room_id=room, sender=BOB, target=BOB, participation="join")
+    before = event_ids(cluster[ALPHA], room)
+    if node.delivery is not None:  # hub.test delivers nothing by itself from here on
+        asyncio.run_coroutine_threadsafe(node.delivery.stop(), hub.loop).result(30)
+        node.delivery = None
+    key = node.keys.signing_key
+    limited = [ms.LimitedEvent.create(room, MESSAGE, None, ALICE, f"long gap {i}".encode(), key) for i in range(LONG_GAP)]
+    accepted = hub.call(node.hub.accept_many, [(lim, None) for lim in limited])
+    last = accepted[-1]
+    pages: List[int] = []
+
+    def changed_second_page(body: bytes) -> bytes:
+        pages.append(len(pages) + 1)
+        page = ms.decode_backfill_response(body)
+        if len(pages) == 2:
+            page = [page[0].with_content(b"not what alice sent"), *page[1:]]
+        return ms.encode_backfill_response(page)
+
+    node.tamper = {BACKFILL: changed_second_page}
+    as_hub = HostileClient(cluster, HUB, tmp_path)
+    try:
+        refused = as_hub.refused(ALPHA, envelope(DELIVER, last.encode()))
+    finally:
+        node.tamper = {}
+    assert refused.code == ms.BadContentHashError.code, refused
+    assert pages == [1, 2], "pages after the bad one were fetched"
+    assert event_ids(cluster[ALPHA], room) == before, "a refused gap stored something"
+
+    def counted(body: bytes) -> bytes:
+        pages.append(len(pages) + 1)
+        return body
+
+    pages.clear()
+    node.tamper = {BACKFILL: counted}
+    try:
+        assert as_hub.request(ALPHA, DELIVER, last.encode()) == b""
+    finally:
+        node.tamper = {}
+    assert len(pages) == 4, pages  # two pages down, the same two again oldest first
+    assert event_ids(cluster[ALPHA], room) == event_ids_of_hub(hub, room)
+    record("hostile: long gap checked page by page", gap=LONG_GAP, bad_page_refused_after_requests=2,
+           honest_requests=len(pages), stored_after_refusal=0)
+
+
+def event_ids_of_hub(hub: HubThread, room: str) -> List[str]:
+    return [ms.Event.decode(raw).event_id for _, raw in hub.call(lambda: list(hub.node.store.iter_events(room)))]
