@@ -149,6 +149,9 @@ class HubRoom:
     def participation(self, user: str) -> Optional[Participation]:
         return self.state.participation(user)
 
+    def joined_users(self):
+        return self.state.joined_users()
+
     def queued(self, dest: str) -> List[str]:
         """Event IDs waiting in the hub's queue for ``dest``, oldest first."""
         return [q.event_id for q in self.store.pending(dest, 100_000) if q.room_id == self.room_id]
