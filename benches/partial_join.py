@@ -102,6 +102,17 @@ def _db_size(path: Path) -> int:
     return sum(p.stat().st_size for p in (path, Path(f"{path}-wal")) if p.exists())
 
 
+def _checkpointed_size(db: Path) -> int:
+    """The store's size with its WAL folded in (another connection may checkpoint: the
+    server is idle between requests)."""
+    conn = sqlite3.connect(db, timeout=30)
+    try:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        conn.close()
+    return _db_size(db)
+
+
 def follower_config(directory: Path, run: str, history: str) -> Config:
     config = Config.load(directory / "follower-template" / "config.toml")
     data = directory / "runs" / run
@@ -145,14 +156,19 @@ async def join_once(config: Config, room_id: str) -> Dict[str, Any]:
         elapsed = time.perf_counter() - started
         held = node.store.count(room_id)
         kept = len(node.store.kept_events(room_id))
+        joined = node.store.latest(room_id)
+        assert joined is not None
+        store_bytes = _checkpointed_size(Path(str(config.data_dir)) / "mimi.db")
+        # Scrolling back: the 1,000 events before our join (a "recent" follower fetches them).
+        before = (moved["requests"], moved["bytes"])
+        started = time.perf_counter()
+        page = await node._run(node.follower.history_before, room_id, joined[1], 1000)
+        scroll = time.perf_counter() - started
+        assert len(page) == 1000
     finally:
         await node.stop()
-    db = Path(str(config.data_dir)) / "mimi.db"
-    conn = sqlite3.connect(db)  # fold the WAL in: the size is what the store holds
-    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    conn.close()
-    return {"join_s": elapsed, "requests": moved["requests"], "bytes": moved["bytes"], "store_bytes": _db_size(db),
-            "rows": held, "kept": kept}
+    return {"join_s": elapsed, "requests": before[0], "bytes": before[1], "store_bytes": store_bytes,
+            "rows": held, "kept": kept, "scroll_s": scroll, "scroll_bytes": moved["bytes"] - before[1]}
 
 
 def run(args: argparse.Namespace) -> List[Dict[str, Any]]:
@@ -181,7 +197,8 @@ def run(args: argparse.Namespace) -> List[Dict[str, Any]]:
                     figures = asyncio.run(join_once(config, meta["room_id"]))
                     row = {"size": size, "events": meta["events"], "mode": mode, "attempt": attempt, **figures}
                     print(f"  {mode:6} join {figures['join_s']:.3f} s, {figures['bytes']:,} bytes in "
-                          f"{figures['requests']} requests, store {figures['store_bytes']:,} bytes", flush=True)
+                          f"{figures['requests']} requests, store {figures['store_bytes']:,} bytes; "
+                          f"1,000 earlier events in {figures['scroll_s']:.3f} s", flush=True)
                     results.append(row)
         finally:
             hub.stop()
@@ -195,8 +212,9 @@ def best(results: List[Dict[str, Any]], size: int, mode: str) -> Optional[Dict[s
 
 def report(results: List[Dict[str, Any]], sizes: List[int], out: Path, load: str) -> str:
     lines = [
-        "| room events | mode | join time | bytes transferred (requests) | follower store | rows + kept events |",
-        "|---:|---|---:|---:|---:|---:|",
+        "| room events | mode | join time | bytes transferred (requests) | follower store after the join "
+        "| rows + kept events | 1,000 events before the join |",
+        "|---:|---|---:|---:|---:|---:|---:|",
     ]
     for size in sizes:
         for mode in ("recent", "full"):
@@ -204,10 +222,11 @@ def report(results: List[Dict[str, Any]], sizes: List[int], out: Path, load: str
             skipped = any(x["size"] == size and x["mode"] == mode and x.get("skipped") for x in results)
             if r is None:
                 if skipped:
-                    lines.append(f"| {size:,} | {mode} | not run (see below) | | | |")
+                    lines.append(f"| {size:,} | {mode} | not run (see below) | | | | |")
                 continue
             lines.append(f"| {r['events']:,} | {mode} | {r['join_s']:.3f} s | {r['bytes']:,} ({r['requests']}) "
-                         f"| {r['store_bytes'] / 1e6:.2f} MB | {r['rows']:,} + {r['kept']:,} |")
+                         f"| {r['store_bytes'] / 1e6:.2f} MB | {r['rows']:,} + {r['kept']:,} "
+                         f"| {r['scroll_s']:.3f} s, {r['scroll_bytes']:,} bytes |")
     verdicts = []
     recent = [best(results, s, "recent") for s in sizes]
     if len(sizes) > 1 and all(recent):
