@@ -8,6 +8,7 @@ refuses the join or the page with a typed error and stores nothing of it."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List
