@@ -521,3 +521,102 @@ PARTICIPATION: Tuple[Case, ...] = (
 )
 
 PARTICIPATION_HUB = tuple(case for case in PARTICIPATION if case.hub)
+
+
+# --- history visibility (policy draft "Event/History Visibility", PROFILE.md section 6) -----
+#
+# A case places one message M (sent by the creator) among visibility changes and one user's
+# participation changes, and says whether that user sees M.  ``None``: the user's server has
+# no user in the room at all, so it may not read the room (it is not world-readable); the user
+# does not see M.  In every case the user's server has no other user in the room, so the
+# server's verdict is the user's.
+
+
+@dataclass(frozen=True)
+class VisibilityCase:
+    id: str
+    steps: Tuple[Step, ...]  # ("vis", v), ("invite"|"join"|"add"|"leave"|"knock"|"ban", user), ("msg",)
+    user: str
+    sees: Optional[bool]
+    hub: bool = False  # in the hub's sample too
+
+
+class VisibilityDriver(Protocol):
+    def visibility(self, visibility: Any) -> Any: ...
+
+    def user(self, sender: str, target: str, participation: Participation) -> Any: ...
+
+    def add(self, user: str) -> Any: ...
+
+    def join_rule(self, rule: JoinRule) -> Any: ...
+
+    def message(self, sender: str) -> Any: ...
+
+
+def run_visibility_case(driver: VisibilityDriver, case: VisibilityCase) -> Any:
+    """Play the steps; returns M (what ``driver.message`` returned)."""
+    message = None
+    for step in case.steps:
+        kind = step[0]
+        if kind == "msg":
+            assert message is None
+            message = driver.message(ANA)
+        elif kind == "vis":
+            driver.visibility(step[1])
+        elif kind == "invite":
+            driver.user(ANA, step[1], INVITE)
+        elif kind == "join":
+            driver.user(step[1], step[1], JOIN)
+        elif kind == "add":
+            driver.add(step[1])
+        elif kind == "leave":
+            driver.user(step[1], step[1], LEAVE)
+        elif kind == "knock":
+            driver.join_rule(JoinRule.KNOCK)
+            driver.user(step[1], step[1], KNOCK)
+        elif kind == "ban":
+            driver.user(ANA, step[1], BAN)
+        else:  # pragma: no cover
+            raise AssertionError(step)
+    assert message is not None
+    return message
+
+
+def _visibility_grid() -> Tuple[VisibilityCase, ...]:
+    from mimi_signaling.content import Visibility
+
+    W, S, J, I = Visibility.WORLD, Visibility.SHARED, Visibility.JOINED, Visibility.INVITED
+    M = ("msg",)
+    # scenario -> (cat's (f1) participation around M, {visibility: cat sees M})
+    scenarios = {
+        "joined_before": ((("add", CAT), M), {W: True, S: True, J: True, I: True}),
+        "joined_after": ((M, ("add", CAT)), {W: True, S: True, J: False, I: False}),
+        "never": ((M,), {W: True, S: None, J: None, I: None}),
+        "invited_at_the_time": ((("invite", CAT), M), {W: True, S: False, J: False, I: True}),
+        "invited_then_joined": ((("invite", CAT), M, ("join", CAT)), {W: True, S: True, J: False, I: True}),
+        "left_before": ((("add", CAT), ("leave", CAT), M), {W: True, S: False, J: False, I: False}),
+        "left_before_rejoined_after": (
+            (("add", CAT), ("leave", CAT), M, ("add", CAT)), {W: True, S: True, J: False, I: False}),
+        "joined_then_left": ((("add", CAT), M, ("leave", CAT)), {W: True, S: True, J: True, I: True}),
+        "knocking_at_the_time": ((("knock", CAT), M), {W: True, S: False, J: False, I: False}),
+        "banned_at_the_time": ((("ban", CAT), M), {W: True, S: False, J: False, I: False}),
+    }
+    grid = tuple(
+        VisibilityCase(f"{name}-{v.name.lower()}", (("vis", v), *steps), CAT, sees, hub=True)
+        for name, (steps, table) in scenarios.items()
+        for v, sees in table.items()
+    )
+    extra = (
+        VisibilityCase("default_is_shared_joined_later", (M, ("add", CAT)), CAT, True),
+        VisibilityCase("default_shared_joined_then_banned_at_the_time", (("add", CAT), ("ban", CAT), M), CAT, False),
+        VisibilityCase("invited_at_the_time_left_after", (("vis", I), ("invite", CAT), M, ("leave", CAT)), CAT, True),
+        VisibilityCase("not_retroactive_joined_at_p_world_later", (("vis", J), M, ("vis", W), ("add", CAT)), CAT, False),
+        VisibilityCase("not_retroactive_world_at_p_joined_later", (("vis", W), M, ("vis", J)), CAT, True),
+        VisibilityCase("not_retroactive_shared_at_p_joined_later", (M, ("vis", J), ("add", CAT)), CAT, True),
+        VisibilityCase("the_sender_sees", (("vis", J), M), ANA, True),
+    )
+    return grid + extra
+
+
+VISIBILITY: Tuple[VisibilityCase, ...] = _visibility_grid()
+VISIBILITY_HUB = tuple(case for case in VISIBILITY if case.hub)

@@ -3,81 +3,20 @@ a server gets a non-state event unredacted exactly when one of its users may see
 visibility in force when it was sent; otherwise ``event.redacted()``.  State events are always
 served whole.
 
-The table is written out by hand from the policy draft ("Event/History Visibility")."""
+The table is the visibility cases of tests/m0_cases.py (written out by hand from the policy
+draft, "Event/History Visibility") that the hub serves; tests/room/test_visibility.py checks
+every case against the room layer."""
 
 from __future__ import annotations
 
-from typing import Callable, Dict, List
+from typing import List
 
 import pytest
 
 import mimi_signaling as m
-from hubpolicykit import ANA, BAN, CAT, DAN, EVE, F1, F2, HUB, INVITE, JOIN, KNOCK, LEAVE, HubRoom
-from mimi_signaling.content import JoinRule, Visibility
-
-W, S, J, I = Visibility.WORLD, Visibility.SHARED, Visibility.JOINED, Visibility.INVITED
-
-
-def _message_between(before: Callable[[HubRoom], None], after: Callable[[HubRoom], None]):
-    def run(room: HubRoom) -> m.Event:
-        before(room)
-        event = room.message(ANA)
-        after(room)
-        return event
-
-    return run
-
-
-def _nothing(room: HubRoom) -> None:
-    pass
-
-
-def _add(room: HubRoom) -> None:
-    room.add(CAT)
-
-
-def _add_leave(room: HubRoom) -> None:
-    room.add(CAT)
-    room.user(CAT, CAT, LEAVE)
-
-
-def _invite(room: HubRoom) -> None:
-    room.user(ANA, CAT, INVITE)
-
-
-def _join(room: HubRoom) -> None:
-    room.user(CAT, CAT, JOIN)
-
-
-def _leave(room: HubRoom) -> None:
-    room.user(CAT, CAT, LEAVE)
-
-
-def _knock(room: HubRoom) -> None:
-    room.join_rule(JoinRule.KNOCK)
-    room.user(CAT, CAT, KNOCK)
-
-
-def _ban(room: HubRoom) -> None:
-    room.user(ANA, CAT, BAN)
-
-
-# scenario -> (how the message M is placed against cat's (f1) membership, {visibility: f1 sees M})
-SCENARIOS: Dict[str, tuple] = {
-    "joined_before": (_message_between(_add, _nothing), {W: True, S: True, J: True, I: True}),
-    "joined_after": (_message_between(_nothing, _add), {W: True, S: True, J: False, I: False}),
-    # None: f1 has no user in the room, so it may not read it at all unless it is world-readable
-    "never": (_message_between(_nothing, _nothing), {W: True, S: None, J: None, I: None}),
-    "invited_at_the_time": (_message_between(_invite, _nothing), {W: True, S: False, J: False, I: True}),
-    "invited_then_joined": (_message_between(_invite, _join), {W: True, S: True, J: False, I: True}),
-    "left_before": (_message_between(_add_leave, _nothing), {W: True, S: False, J: False, I: False}),
-    "left_before_rejoined_after": (_message_between(_add_leave, _add), {W: True, S: True, J: False, I: False}),
-    "joined_then_left": (_message_between(_add, _leave), {W: True, S: True, J: True, I: True}),
-    "knocking_at_the_time": (_message_between(_knock, _nothing), {W: True, S: False, J: False, I: False}),
-    "banned_at_the_time": (_message_between(_ban, _nothing), {W: True, S: False, J: False, I: False}),
-}
-
-CASES = [(name, v) for name in SCENARIOS for v in (W, S, J, I)]
+from hubpolicykit import ANA, BAN, CAT, DAN, EVE, F1, F2, HUB, INVITE, JOIN, LEAVE, HubRoom, server_of
+from m0_cases import VISIBILITY_HUB, VisibilityCase, ids, run_visibility_case
+from mimi_signaling.content import Visibility
 
 
 def _served(room: HubRoom, event: m.Event, server: str, *, visible: bool) -> None:
@@ -104,31 +43,31 @@ def _check_backfill_state_whole(room: HubRoom, server: str) -> None:
             assert event.encode() == room.hub.get_event(room.room_id, event.event_id).encode()
 
 
-@pytest.mark.parametrize("scenario,visibility", CASES, ids=[f"{n}-{v.name.lower()}" for n, v in CASES])
-def test_visibility_table(room: HubRoom, scenario: str, visibility: Visibility) -> None:
-    place, table = SCENARIOS[scenario]
-    room.visibility(visibility)
+@pytest.mark.parametrize("case", VISIBILITY_HUB, ids=ids(VISIBILITY_HUB))
+def test_visibility_table(room: HubRoom, case: VisibilityCase) -> None:
     name = room.name(ANA)  # a state event sent while f1 has no joined user
-    message = place(room)
+    message = run_visibility_case(room, case)
     room.message(ANA)  # a trailer, so that backfill(before=last) covers the message
+    server = server_of(case.user)
+    assert server == F1
     readers = []
-    if table[visibility] is None:
+    if case.sees is None:
         _refused_to_read(room, message, F1)
     else:
-        _served(room, message, F1, visible=table[visibility])
+        _served(room, message, F1, visible=case.sees)
         readers.append(F1)
     # f2 never had a user in the room: it may read only world-readable rooms (PROFILE.md
     # section 6, "Who may read a room"), and then sees everything.
-    if visibility == W:
+    if room.state.history_visibility() == Visibility.WORLD:
         _served(room, message, F2, visible=True)
         readers.append(F2)
     else:
         _refused_to_read(room, message, F2)
     _served(room, message, HUB, visible=True)
     assert room.hub.get_event(room.room_id, message.event_id).encode() == message.encode()
-    for server in readers:
-        _served(room, name, server, visible=True)
-        _check_backfill_state_whole(room, server)
+    for reader in readers:
+        _served(room, name, reader, visible=True)
+        _check_backfill_state_whole(room, reader)
 
 
 def _refused_to_read(room: HubRoom, event: m.Event, server: str) -> None:

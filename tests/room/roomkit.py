@@ -3,7 +3,7 @@ builds real rooms (Ed25519-signed events, checked by shape + policy, applied to 
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Type
+from typing import Any, Dict, List, Optional, Sequence, Set, Tuple, Type
 
 import pytest
 
@@ -180,3 +180,43 @@ class RoomBuilder:
         assert self.state is not None
         self.user(inviter or self.state.creator, user_id, Participation.INVITE)
         return self.user(user_id, user_id, Participation.JOIN)
+
+
+class RoomDriver:
+    """``m0_cases.CaseDriver`` and ``VisibilityDriver`` over a ``RoomBuilder`` (shape, policy
+    and apply; no hub)."""
+
+    def __init__(self, room: RoomBuilder) -> None:
+        self.room = room
+
+    def user(self, sender: str, target: str, participation: Participation) -> Any:
+        return self.room.user(sender, target, participation)
+
+    def refuse_user(self, sender: str, target: str, participation: Participation, match: str) -> Any:
+        return self.room.reject_user(sender, target, participation, match)
+
+    def join_rule(self, rule: JoinRule) -> Any:
+        return self.room.join_rules(rule)
+
+    def add(self, user: str) -> Any:
+        return self.room.join(user)
+
+    def role(self, role_id: str, **permissions: Any) -> Any:
+        return self.room.role(role_id, **permissions)
+
+    def role_map(self, configs: Sequence[Tuple[str, Sequence[str], int]]) -> Any:
+        return self.room.role_map(configs)
+
+    def visibility(self, visibility: Visibility) -> Any:
+        return self.room.visibility(visibility)
+
+    def message(self, sender: str) -> ms.Event:
+        return self.room.message(sender)
+
+    def participation(self, user: str) -> Optional[Participation]:
+        assert self.room.state is not None
+        return self.room.state.participation(user)
+
+    def joined_users(self) -> Set[str]:
+        assert self.room.state is not None
+        return set(self.room.state.joined_users())

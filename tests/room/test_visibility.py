@@ -1,4 +1,5 @@
-"""History visibility over a table of cases, per user and per server."""
+"""History visibility over the table of cases (tests/m0_cases.py), per user and per server,
+and who may read a room."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ from mimi_signaling.room.policy.m0.visibility import (
     visible_to_server,
 )
 from mimi_signaling.node.chain import RoomChain
-from roomkit import RoomBuilder
+from m0_cases import VISIBILITY, VisibilityCase, ids, run_visibility_case
+from roomkit import RoomBuilder, RoomDriver
 
 ANA = "@ana:hub.test"
 BEN = "@ben:follower.test"
@@ -55,43 +57,23 @@ def _play(steps: List[Tuple[str, object]]) -> Tuple[RoomBuilder, int]:
     return room, position
 
 
-# (case, steps, user, expected)
-CASES = [
-    ("shared: joined at p", [("vis", S), ("join", BEN), ("msg", None)], BEN, True),
-    ("default is shared: joined later", [("msg", None), ("join", BEN)], BEN, True),
-    ("shared: invited at p, never joined", [("vis", S), ("invite", BEN), ("msg", None)], BEN, False),
-    ("shared: invited at p, joined after", [("vis", S), ("invite", BEN), ("msg", None), ("join", BEN)], BEN, True),
-    ("shared: absent at p, joined after", [("vis", S), ("msg", None), ("join", BEN)], BEN, True),
-    ("shared: joined at p, left after", [("join", BEN), ("msg", None), ("leave", BEN)], BEN, True),
-    ("shared: left before p, never back", [("join", BEN), ("leave", BEN), ("msg", None)], BEN, False),
-    ("shared: left before p, back after", [("join", BEN), ("leave", BEN), ("msg", None), ("join", BEN)], BEN, True),
-    ("shared: banned at p", [("join", BEN), ("ban", BEN), ("msg", None)], BEN, False),
-    ("shared: never in the room", [("msg", None)], BEN, False),
-    ("joined: joined at p", [("vis", J), ("join", BEN), ("msg", None)], BEN, True),
-    ("joined: invited at p, joined after", [("vis", J), ("invite", BEN), ("msg", None), ("join", BEN)], BEN, False),
-    ("joined: absent at p, joined after", [("vis", J), ("msg", None), ("join", BEN)], BEN, False),
-    ("joined: joined at p, left after", [("vis", J), ("join", BEN), ("msg", None), ("leave", BEN)], BEN, True),
-    ("invited: invited at p", [("vis", I), ("invite", BEN), ("msg", None)], BEN, True),
-    ("invited: invited at p, left after", [("vis", I), ("invite", BEN), ("msg", None), ("leave", BEN)], BEN, True),
-    ("invited: absent at p, invited after", [("vis", I), ("msg", None), ("invite", BEN), ("join", BEN)], BEN, False),
-    ("invited: knocking at p", [("vis", I), ("rules", JoinRule.KNOCK), ("knock", BEN), ("msg", None)], BEN, False),
-    ("world: never in the room", [("vis", W), ("msg", None)], BEN, True),
-    ("not retroactive: joined at p, world later", [("vis", J), ("msg", None), ("vis", W), ("join", BEN)], BEN, False),
-    ("not retroactive: world at p, joined later", [("vis", W), ("msg", None), ("vis", J)], BEN, True),
-    ("not retroactive: shared at p, joined-only later", [("msg", None), ("vis", J), ("join", BEN)], BEN, True),
-    ("the sender sees", [("vis", J), ("msg", None)], ANA, True),
-]
-
-
-@pytest.mark.parametrize("case, steps, user, expected", CASES, ids=[c[0] for c in CASES])
-def test_user_visibility(case, steps, user, expected) -> None:
-    room, position = _play(steps)
-    assert user_sees(room.state.history, position, user) is expected
-    server = ms.parse_user_id(user)[1]
+@pytest.mark.parametrize("case", VISIBILITY, ids=ids(VISIBILITY))
+def test_user_visibility(case: VisibilityCase) -> None:
+    """Every case of the visibility table (tests/m0_cases.py; the hub serves them in
+    tests/hubpolicy/test_hub_visibility.py)."""
+    room = RoomBuilder()
+    message = run_visibility_case(RoomDriver(room), case)
+    position = room.events.index(message)
+    history = room.state.history
+    expected = bool(case.sees)
+    assert user_sees(history, position, case.user) is expected
+    server = ms.parse_user_id(case.user)[1]
     # The user's server has only this user in these cases: the server verdict is the user's.
-    assert visible_to_server(room.state.history, position, server) is expected
-    assert room.state.policy.visible_to_server(room.state.history, position, server) is expected
-    assert served_redacted(room.state.history, position, server) is (not expected)
+    assert visible_to_server(history, position, server) is expected
+    assert room.state.policy.visible_to_server(history, position, server) is expected
+    assert served_redacted(history, position, server) is (not expected)
+    if case.sees is None:  # no user there and not world-readable: it may not read at all
+        assert not may_read(room.state, server)
 
 
 def test_server_sees_when_any_of_its_users_does() -> None:
