@@ -24,7 +24,7 @@ import mimi_signaling as m
 from mimi_signaling.content import JoinRule, Participation
 from mimi_signaling.node.hub import Hub
 from mimi_signaling.node.keys import KeyStore
-from mimi_signaling.roomfile import generate_room
+from mimi_signaling.testing.rooms import generate_room
 from mimi_signaling.storage import SQLiteEventStore
 
 #: Ciphertext bytes of every message event, in this project's events and the Matrix-style ones.

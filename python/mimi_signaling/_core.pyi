@@ -45,6 +45,8 @@ __all__ = [
     "Permission",
     "PolicyRejectedError",
     "REGISTERED_TYPES",
+    "ROOM_FILE_EVENT_RECORD",
+    "ROOM_FILE_KEYS_RECORD",
     "ROOM_FILE_MAGIC",
     "RateLimitedError",
     "RoleConfig",
@@ -475,6 +477,8 @@ def decode_snapshot_response(data: bytes) -> tuple[list[Event], list[Event], str
 # --- room export file (section 9) --------------------------------------------------------
 
 ROOM_FILE_MAGIC: bytes  # b"MIMIROOM"
+ROOM_FILE_KEYS_RECORD: int  # 1: a ServerKeys record (section 9)
+ROOM_FILE_EVENT_RECORD: int  # 2: an Event record
 
 def encode_room_file_header() -> bytes: ...
 def encode_room_file_record(kind: int, body: bytes) -> bytes: ...

@@ -24,7 +24,7 @@ def golden_room_file(golden, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def room_100k(tmp_path_factory):
-    from mimi_signaling.roomfile import generate_room
+    from mimi_signaling.testing.rooms import generate_room
 
     path = tmp_path_factory.mktemp("room100k") / "room100k.room"
     return generate_room(path, 100_000, seed=100_000)

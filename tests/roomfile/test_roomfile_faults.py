@@ -11,7 +11,8 @@ import pytest
 from roomfile_helpers import run_mimi
 
 import mimi_signaling as m
-from mimi_signaling.roomfile import FAULT_KINDS, Fault, generate_room, verify_room_file
+from mimi_signaling.roomfile import verify_room_file
+from mimi_signaling.testing.rooms import FAULT_KINDS, Fault, generate_room
 
 CHUNK = 256
 ROOM_EVENTS = 600

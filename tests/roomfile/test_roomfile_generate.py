@@ -6,7 +6,8 @@ from roomfile_helpers import run_mimi
 
 import mimi_signaling as m
 from mimi_signaling.content import M_ROOM_ROLE_MAP, M_ROOM_USER, Participation
-from mimi_signaling.roomfile import generate_room, verify_room_file
+from mimi_signaling.roomfile import verify_room_file
+from mimi_signaling.testing.rooms import generate_room
 
 
 def _events(path):

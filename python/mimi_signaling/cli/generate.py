@@ -7,7 +7,7 @@ import argparse
 import sys
 from typing import List
 
-from ..roomfile import FAULT_KINDS, Fault, generate_room
+from ..testing.rooms import FAULT_KINDS, Fault, generate_room
 
 
 def _fault(text: str) -> Fault:

@@ -126,6 +126,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("ORIGIN_LABEL", PyBytes::new(m.py(), sign::ORIGIN_LABEL))?;
     m.add("HUB_LABEL", PyBytes::new(m.py(), sign::HUB_LABEL))?;
     m.add("ROOM_FILE_MAGIC", PyBytes::new(m.py(), crate::wire::room_file::MAGIC))?;
+    m.add("ROOM_FILE_KEYS_RECORD", crate::wire::room_file::KIND_SERVER_KEYS)?;
+    m.add("ROOM_FILE_EVENT_RECORD", crate::wire::room_file::KIND_EVENT)?;
     m.add("REGISTERED_TYPES", crate::wire::content::REGISTERED_TYPES.to_vec())?;
     m.add_class::<keys::PyVerifyKey>()?;
     m.add_class::<keys::PySigningKey>()?;

@@ -41,6 +41,9 @@ pub struct RoomFileReader<R: Read> {
     /// An error met after some events of a chunk were read: those are returned first, so
     /// that a bad record is reported with its index only after the events before it.
     deferred_error: Option<MimiError>,
+    /// The kind byte of the record being read: a record that fails after a kind other than
+    /// `ServerKeys` is the first event's (its error is the event's, not the keys section's).
+    current_kind: Option<u8>,
 }
 
 fn read_exact_or_eof<R: Read>(r: &mut R, buf: &mut [u8]) -> Result<bool> {
@@ -69,9 +72,27 @@ impl<R: Read> RoomFileReader<R> {
         if version != VERSION {
             return Err(MimiError::new(crate::error::ErrorCode::UnsupportedVersion, format!("room file version {version} is not supported")));
         }
-        let mut this = RoomFileReader { reader, pending_event: None, server_keys: vec![], events_read: 0, finished: false, deferred_error: None };
+        let mut this = RoomFileReader {
+            reader,
+            pending_event: None,
+            server_keys: vec![],
+            events_read: 0,
+            finished: false,
+            deferred_error: None,
+            current_kind: None,
+        };
         loop {
-            match this.next_record()? {
+            let next = match this.next_record() {
+                Ok(next) => next,
+                // The keys section ended and the first event's record is bad: the file opens,
+                // and reading events reports the error as event 0's.
+                Err(e) if this.current_kind.is_some_and(|kind| kind != KIND_SERVER_KEYS) => {
+                    this.deferred_error = Some(e);
+                    break;
+                }
+                Err(e) => return Err(e),
+            };
+            match next {
                 None => break,
                 Some((KIND_SERVER_KEYS, body)) => this.server_keys.push(ServerKeys::decode(&body).map_err(|e| e.context("ServerKeys record"))?),
                 Some((_, body)) => {
@@ -102,6 +123,7 @@ impl<R: Read> RoomFileReader<R> {
             return Ok(None);
         }
         let kind = kind[0];
+        self.current_kind = Some(kind);
         let limit = match kind {
             KIND_SERVER_KEYS => MAX_SERVER_KEYS_SIZE,
             KIND_EVENT => MAX_EVENT_SIZE,
@@ -255,9 +277,21 @@ mod tests {
     }
 
     #[test]
-    fn an_unknown_record_kind_is_malformed() {
+    fn an_unknown_record_kind_is_malformed_as_the_first_event() {
         let bytes = file(&[(3, b"x")]);
-        assert_eq!(open(&bytes).err().unwrap().code, ErrorCode::Malformed);
+        let mut reader = open(&bytes).unwrap();
+        assert_eq!(reader.read_events(10).err().unwrap().code, ErrorCode::Malformed);
+    }
+
+    #[test]
+    fn a_bad_first_event_record_opens_and_fails_as_event_zero() {
+        let keys = server_keys("hub.example");
+        let mut bytes = file(&[(KIND_SERVER_KEYS, &keys)]);
+        bytes.extend_from_slice(&[KIND_EVENT, 0xc0]); // reserved prefix bits on event 0's record
+        let mut reader = open(&bytes).unwrap();
+        assert_eq!(reader.server_keys.len(), 1);
+        assert_eq!(reader.read_events(10).err().unwrap().code, ErrorCode::Malformed);
+        assert_eq!(reader.events_read, 0);
     }
 
     #[test]
