@@ -291,8 +291,13 @@ class ServerNode:
         if transaction_type == GET_EVENT:
             room_id, event_id = decode_get_event_request(payload)
             # hub and follower apply the same read and visibility rules (PROFILE.md section 6)
-            node = self.hub if self.hub.is_hub_for(room_id) else self.follower
-            return (await self._run(node.get_event, room_id, event_id, for_server=peer)).encode()
+            if self.hub.is_hub_for(room_id):
+                return (await self._run(self.hub.get_event, room_id, event_id, for_server=peer)).encode()
+            # A follower with a partial history may fetch the event from the room's hub: on the
+            # network threads, at most PEER_CONCURRENCY at once for the asking peer.
+            async with self._peer_slot(peer):
+                event = await self._run_network(self.follower.get_event, room_id, event_id, for_server=peer)
+            return event.encode()
         if transaction_type == GET_STATE:
             room_id, type_, state_key = decode_get_state_request(payload)
             self._require_hub(room_id)
