@@ -16,7 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Optional, Protocol, Sequence, Tuple
 
-from mimi_signaling.content import JoinRule, Participation
+from mimi_signaling import PolicyRejectedError
+from mimi_signaling.content import JoinRule, Participation, Visibility
 
 ANA = "@ana:hub.test"  # the creator in every room; admin (100) in the modroom
 BOB = "@bob:hub.test"  # modroom: mod (50)
@@ -57,14 +58,42 @@ def add(user: str) -> Step:
     return ("add", user)
 
 
-def role(role_id: str, **permissions: Any) -> Step:
-    """The creator sends ``m.room.role`` ``role_id`` (``content.role_content`` arguments)."""
-    return ("role", role_id, permissions)
+def role(role_id: str, sender: Optional[str] = None, **permissions: Any) -> Step:
+    """``sender`` (default: the creator) sends ``m.room.role`` ``role_id``
+    (``content.role_content`` arguments): accepted."""
+    return ("role", role_id, permissions, sender)
 
 
-def role_map(*configs: Tuple[str, Sequence[str], int]) -> Step:
-    """The creator sends this ``m.room.role_map``."""
-    return ("map", configs)
+def role_map(*configs: Tuple[str, Sequence[str], int], sender: Optional[str] = None) -> Step:
+    """``sender`` (default: the creator) sends this ``m.room.role_map``: accepted."""
+    return ("map", configs, sender)
+
+
+def send(sender: str, event_type: str, state_key: Optional[str], content: bytes) -> Step:
+    """Any event: accepted."""
+    return ("send", sender, event_type, state_key, content)
+
+
+def refuse(
+    sender: str, event_type: str, state_key: Optional[str], content: bytes, match: str, exc: type = PolicyRejectedError
+) -> Step:
+    """Any event: refused with ``exc`` matching ``match``; nothing changes."""
+    return ("refuse", sender, event_type, state_key, content, match, exc)
+
+
+def message(sender: str) -> Step:
+    """An ``m.room.encrypted`` message: accepted."""
+    return ("message", sender)
+
+
+def visibility(value: Visibility) -> Step:
+    """The creator sets the history visibility."""
+    return ("vis", value)
+
+
+def creator_phase(expected: bool) -> Step:
+    """Whether the room is still in the creator phase (no ``m.room.role_map`` yet)."""
+    return ("creator_phase", expected)
 
 
 def joined(user: str, expected: bool) -> Step:
@@ -114,13 +143,25 @@ class CaseDriver(Protocol):
 
     def add(self, user: str) -> Any: ...
 
-    def role(self, role_id: str, **permissions: Any) -> Any: ...
+    def role(self, role_id: str, sender: Optional[str] = None, **permissions: Any) -> Any: ...
 
-    def role_map(self, configs: Sequence[Tuple[str, Sequence[str], int]]) -> Any: ...
+    def role_map(self, configs: Sequence[Tuple[str, Sequence[str], int]], sender: Optional[str] = None) -> Any: ...
+
+    def send(self, sender: str, event_type: str, state_key: Optional[str], content: bytes) -> Any: ...
+
+    def refuse(
+        self, sender: str, event_type: str, state_key: Optional[str], content: bytes, match: str, exc: type
+    ) -> Any: ...
+
+    def message(self, sender: str) -> Any: ...
+
+    def visibility(self, visibility: Visibility) -> Any: ...
 
     def participation(self, user: str) -> Optional[Participation]: ...
 
     def joined_users(self) -> Any: ...
+
+    def creator_phase(self) -> bool: ...
 
 
 def run_case(driver: CaseDriver, case: Case) -> None:
@@ -137,11 +178,21 @@ def run_case(driver: CaseDriver, case: Case) -> None:
         elif kind == "add":
             driver.add(args[0])
         elif kind == "role":
-            driver.role(args[0], **args[1])
+            driver.role(args[0], args[2], **args[1])
         elif kind == "map":
-            driver.role_map(list(args[0]))
+            driver.role_map(list(args[0]), args[1])
+        elif kind == "send":
+            driver.send(*args)
+        elif kind == "refuse":
+            driver.refuse(*args)
+        elif kind == "message":
+            driver.message(args[0])
+        elif kind == "vis":
+            driver.visibility(args[0])
         elif kind == "joined":
             assert (args[0] in driver.joined_users()) is args[1]
+        elif kind == "creator_phase":
+            assert driver.creator_phase() is args[0]
         else:  # pragma: no cover
             raise AssertionError(step)
 
@@ -542,7 +593,7 @@ class VisibilityCase:
 
 
 class VisibilityDriver(Protocol):
-    def visibility(self, visibility: Any) -> Any: ...
+    def visibility(self, visibility: Visibility) -> Any: ...
 
     def user(self, sender: str, target: str, participation: Participation) -> Any: ...
 
@@ -583,8 +634,6 @@ def run_visibility_case(driver: VisibilityDriver, case: VisibilityCase) -> Any:
 
 
 def _visibility_grid() -> Tuple[VisibilityCase, ...]:
-    from mimi_signaling.content import Visibility
-
     W, S, J, I = Visibility.WORLD, Visibility.SHARED, Visibility.JOINED, Visibility.INVITED
     M = ("msg",)
     # scenario -> (cat's (f1) participation around M, {visibility: cat sees M})
@@ -620,3 +669,337 @@ def _visibility_grid() -> Tuple[VisibilityCase, ...]:
 
 VISIBILITY: Tuple[VisibilityCase, ...] = _visibility_grid()
 VISIBILITY_HUB = tuple(case for case in VISIBILITY if case.hub)
+
+
+# --- roles: the creator phase, sending permission and the role-change rule (policy draft
+# "Event Sending Permissions" and "Calculating Permissions"; PROFILE.md section 6: an
+# ``m.room.role`` for R, or a role map that adds, removes or changes R, needs the ``events``
+# permission for the type and R in the sender's resolved ``roles``) -------------------------
+
+_ENC, _NAME, _TOPIC = "m.room.encrypted", "m.room.name", "m.room.topic"
+_ROLE, _MAP = "m.room.role", "m.room.role_map"
+
+
+def _text(value: bytes) -> bytes:
+    from mimi_signaling.content import text_content
+
+    return text_content(value)
+
+
+def _roles(**permissions: Any) -> bytes:
+    from mimi_signaling.content import role_content
+
+    return role_content(**permissions)
+
+
+def _map(configs: Sequence[Tuple[str, Sequence[str], int]]) -> bytes:
+    from mimi_signaling.content import role_map_content
+
+    return role_map_content(list(configs))
+
+
+#: owner (ana) may affect mod and member; mod (bob) may affect member; member (cat) may talk.
+ROLED_MAP = (("owner", [ANA], 100), ("mod", [BOB], 50), ("member", [CAT], 1))
+ROLED: Tuple[Step, ...] = (
+    add(BOB),
+    add(CAT),
+    add(DAN),
+    role("owner", events=[(_ROLE, True), (_MAP, True), (_ENC, True)], roles=["mod", "member"]),
+    role("mod", events=[(_MAP, True)], roles=["member"]),
+    role("member", events=[(_ENC, True)]),
+    role_map(*ROLED_MAP),
+)
+
+#: admin (ana) may affect every role but itself; mod (bob) may affect helper; nolist (dan) may
+#: send role events but lists no role; noevents (eve) lists helper but may not send role
+#: events; lowlist (bob, order 5) lists nolist, below mod's list.
+_RP = [(_ROLE, True), (_MAP, True)]
+ROLEROOM_MAP = (
+    ("admin", [ANA], 100),
+    ("mod", [BOB], 50),
+    ("nolist", [DAN], 20),
+    ("noevents", [EVE], 15),
+    ("helper", [CAT], 10),
+    ("lowlist", [BOB], 5),
+)
+ROLEROOM: Tuple[Step, ...] = (
+    add(BOB),
+    add(CAT),
+    add(DAN),
+    add(EVE),
+    role("admin", events=_RP, roles=["mod", "nolist", "noevents", "helper", "lowlist", "extra", "muzzle"]),
+    role("mod", events=_RP, roles=["helper"]),
+    role("nolist", events=_RP),
+    role("noevents", roles=["helper"]),
+    role("helper", invite=True),
+    role("lowlist", roles=["nolist"]),
+    role_map(*ROLEROOM_MAP),
+)
+SETUPS.update(roled=ROLED, roleroom=ROLEROOM)
+
+
+def _roleroom_map(*changes: Tuple[str, Sequence[str], int], drop: Sequence[str] = ()) -> list:
+    """ROLEROOM_MAP with configs replaced/added by role ID and some dropped."""
+    configs = {r: (r, users, order) for r, users, order in ROLEROOM_MAP}
+    for config in changes:
+        configs[config[0]] = config
+    return [c for r, c in configs.items() if r not in drop]
+
+
+def wire_vec(data: bytes) -> bytes:
+    """A varint length prefix and ``data`` (the wire's vector encoding)."""
+    from mimi_signaling import encode_varint
+
+    return encode_varint(len(data)) + data
+
+
+def raw_role_map_content(configs: Sequence[Tuple[str, Sequence[str], int]]) -> bytes:
+    """The wire form of a role map, encoded by hand so that it may break the validity rules
+    (the core's encoder refuses duplicate role IDs and orders)."""
+    body = b"".join(
+        wire_vec(role.encode()) + wire_vec(b"".join(wire_vec(u.encode()) for u in users)) + order.to_bytes(4, "big")
+        for role, users, order in configs
+    )
+    return wire_vec(body)
+
+
+def _creator_only(event_type: str) -> str:
+    return rf"m\.0 send {event_type.replace('.', '[.]')}: before the room has an m\.room\.role_map only the creator may send state events"
+
+
+def _role_cases() -> Tuple[Case, ...]:
+    from mimi_signaling import MalformedError, MimiError
+    from mimi_signaling.content import create_content, history_visibility_content, join_rules_content
+
+    W, J = Visibility.WORLD, Visibility.JOINED
+    return (
+        # --- the creator phase
+        Case("creator_holds_every_permission_before_the_role_map", "room", (
+            creator_phase(True),
+            add(BOB),
+            send(ANA, _NAME, "", _text(b"A room")),
+            send(ANA, "org.example.pin", "", b"pinned"),  # a custom state type
+            ok(ANA, CAT, INVITE),
+            ok(ANA, CAT, LEAVE),  # kick (revoke)
+            ok(ANA, BOB, BAN),
+            ok(ANA, BOB, LEAVE),  # unban
+            role("anything", invite=True),
+        )),
+        Case("creator_can_do_everything_before_a_role_map", "room", (
+            add(BOB),
+            add(CAT),
+            send(ANA, _NAME, "", _text(b"name")),
+            send(ANA, _TOPIC, "", _text(b"topic")),
+            rule(JoinRule.KNOCK),
+            visibility(J),
+            send(ANA, "org.example.custom_state", "k", b"opaque"),
+            role("anything", ban=True),
+            message(ANA),
+            ok(ANA, EVE, INVITE),
+            ok(ANA, EVE, LEAVE),
+            ok(ANA, CAT, BAN),
+        ), hub=True),
+        Case("other_joined_users_may_send_non_state_events_only", "room", (
+            add(BOB),
+            message(BOB),
+            send(BOB, "org.example.reaction", None, b"+1"),  # custom non-state type
+            refuse(BOB, _NAME, "", _text(b"mine"), "only the creator may send state events"),
+            refuse(BOB, "org.example.pin", "", b"x", "only the creator may send state events"),
+            refuse(BOB, _ROLE, "r", _roles(invite=True), "only the creator"),
+            refuse(BOB, _MAP, "", _map([("r", [BOB], 1)]), "only the creator"),
+            no(BOB, CAT, INVITE, r"m\.0 invite: @bob:hub\.test lacks the invite permission"),
+            no(BOB, ANA, LEAVE, "lacks the kick permission"),
+            no(BOB, ANA, BAN, "lacks the ban permission"),
+            ok(BOB, BOB, LEAVE),  # own participation is always the participation rules' call
+        )),
+        Case("others_only_send_non_state_events_while_joined", "room", (
+            add(BOB),
+            add(CAT),
+            message(BOB),
+            message(CAT),
+            send(CAT, "org.example.chat", None, b"custom non-state"),
+            refuse(CAT, _NAME, "", _text(b"cat's room"), _creator_only(_NAME)),
+            refuse(CAT, "m.room.join_rules", "", join_rules_content(JoinRule.PUBLIC), _creator_only("m.room.join_rules")),
+            refuse(CAT, "m.room.history_visibility", "", history_visibility_content(W),
+                   _creator_only("m.room.history_visibility")),
+            refuse(CAT, _ROLE, "mod", _roles(kick=True), _creator_only(_ROLE)),
+            refuse(CAT, _MAP, "", _map([("mod", [CAT], 1)]), _creator_only(_MAP)),
+            refuse(CAT, "org.example.custom_state", "", b"x", _creator_only("org.example.custom_state")),
+            # not joined: invited, or never in the room
+            ok(ANA, EVE, INVITE),
+            refuse(EVE, _ENC, None, b"hi", r"m\.0 send m\.room\.encrypted: sender @eve:f2\.test is not joined \(invite\)"),
+            refuse(FAY, _ENC, None, b"hi",
+                   r"m\.0 send m\.room\.encrypted: sender @fay:f2\.test is not joined \(no participation\)"),
+        ), hub=True),
+        Case("non_joined_users_cannot_send", "room", (
+            ok(ANA, BOB, INVITE),
+            refuse(BOB, _ENC, None, b"x", r"m\.0 send m\.room\.encrypted: sender @bob:hub\.test is not joined \(invite\)"),
+            refuse(CAT, _ENC, None, b"x", r"is not joined \(no participation\)"),
+            ok(ANA, ANA, LEAVE),
+            refuse(ANA, _NAME, "", _text(b"x"), r"sender @ana:hub\.test is not joined \(leave\)"),
+        )),
+        Case("role_map_ends_the_creator_phase", "room", (
+            add(BOB),
+            role("chat", events=[(_ENC, True)]),
+            role_map(("chat", [BOB], 1)),  # the creator gives herself nothing
+            creator_phase(False),
+            message(BOB),
+            refuse(ANA, _ENC, None, b"x", r"@ana:hub\.test lacks the events permission for m\.room\.encrypted"),
+            refuse(ANA, _NAME, "", _text(b"x"), r"lacks the events permission for m\.room\.name"),
+            no(ANA, BOB, LEAVE, "lacks the kick permission"),
+            ok(ANA, ANA, LEAVE),
+        )),
+        Case("the_first_role_map_ends_the_creator_phase", "room", (
+            add(CAT),
+            role_map(),  # even an empty map
+            creator_phase(False),
+            refuse(ANA, _NAME, "", _text(b"n"), r"m\.0 send m\.room\.name: @ana:hub\.test lacks the events permission for m\.room\.name"),
+            refuse(ANA, _ENC, None, b"hi", r"m\.0 send m\.room\.encrypted: @ana:hub\.test lacks the events permission"),
+            refuse(CAT, _ENC, None, b"hi", r"m\.0 send m\.room\.encrypted: @cat:f1\.test lacks the events permission"),
+            no(ANA, EVE, INVITE, r"m\.0 invite: @ana:hub\.test lacks the invite permission"),
+            # users may still send their own m.room.user events as the participation rules allow
+            ok(CAT, CAT, LEAVE),
+            no(CAT, CAT, JOIN, r"m\.0 join: join rule is invite"),
+        ), hub=True),
+        Case("user_without_role_cannot_send_after_role_map", "room", (
+            add(BOB),
+            role("admin", events=[(_ENC, True)]),
+            role_map(("admin", [ANA], 10)),
+            message(ANA),
+            refuse(BOB, _ENC, None, b"x", r"lacks the events permission for m\.room\.encrypted"),
+        )),
+        Case("a_creator_who_keeps_a_role_keeps_only_what_it_grants", "room", (
+            role("admin", events=[(_NAME, True), (_ROLE, True)], roles=["admin"]),
+            role_map(("admin", [ANA], 1)),
+            send(ANA, _NAME, "", _text(b"name")),
+            role("admin", events=[(_NAME, True), (_ROLE, True), (_ENC, True)], roles=["admin"]),
+            message(ANA),
+            refuse(ANA, _TOPIC, "", _text(b"t"), r"lacks the events permission for m\.room\.topic"),
+            refuse(ANA, _MAP, "", _map([("admin", [ANA], 2)]), r"lacks the events permission for m\.room\.role_map"),
+        )),
+        Case("a_second_create_event_is_refused", "room", (
+            refuse(ANA, "m.room.create", "", create_content("m.0", "org.example.plaintext"), r"m\.room\.create", MimiError),
+        ), hub=True),
+        # --- role-map validity (after the shape check, before the policy)
+        Case("duplicate_role_ids_are_rejected", "room", (
+            refuse(ANA, _MAP, "", raw_role_map_content([("mod", [CAT], 1), ("mod", [DAN], 2)]),
+                   r"role_map.*\"?mod\"? twice", MalformedError),
+            creator_phase(True),  # still the creator phase
+            send(ANA, _NAME, "", _text(b"name")),
+        ), hub=True),
+        Case("duplicate_orders_are_rejected", "room", (
+            refuse(ANA, _MAP, "", raw_role_map_content([("mod", [CAT], 7), ("admin", [ANA], 7)]),
+                   r"role_map.*order 7 twice", MalformedError),
+            role_map(("mod", [CAT], 7), ("admin", [ANA], 8)),  # distinct: fine
+        )),
+        Case("invalid_role_map_rejected_after_the_phase_too", "room", (
+            role("admin", events=[(_MAP, True)], roles=["admin", "mod"]),
+            role_map(("admin", [ANA], 10)),
+            refuse(ANA, _MAP, "", raw_role_map_content([("admin", [ANA], 10), ("mod", [], 10)]), r"order 10 twice",
+                   MalformedError),
+            refuse(ANA, _MAP, "", raw_role_map_content([("admin", [ANA], 10), ("admin", [], 3)]), r"twice",
+                   MalformedError),
+        )),
+        # --- role changes (roled: owner / mod / member)
+        Case("role_event_needs_the_role_in_the_roles_list", "roled", (
+            role("mod", events=[(_MAP, True)], roles=["member"], invite=True),
+            role("member", events=[(_ENC, False)]),
+            refuse(ANA, _ROLE, "owner", _roles(invite=True),
+                   r"m\.0 m\.room\.role: role 'owner' is not in @ana:hub\.test's roles permission"),
+            refuse(ANA, _ROLE, "fresh", _roles(invite=True), "role 'fresh' is not in"),
+        )),
+        Case("role_event_needs_the_events_permission", "roled", (
+            refuse(BOB, _ROLE, "member", _roles(invite=True), r"@bob:hub\.test lacks the events permission for m\.room\.role"),
+        )),
+        Case("role_map_changes_need_each_role_in_the_roles_list", "roled", (
+            # bob may add dan to member (member is in his list)...
+            role_map(("owner", [ANA], 100), ("mod", [BOB], 50), ("member", [CAT, DAN], 1), sender=BOB),
+            message(DAN),
+            # ... but not himself to owner, nor change mod's order, nor add or remove other roles.
+            refuse(BOB, _MAP, "", _map([("owner", [ANA, BOB], 100), ("mod", [BOB], 50), ("member", [CAT, DAN], 1)]),
+                   r"m\.0 m\.room\.role_map: role 'owner' is not in @bob:hub\.test's roles permission"),
+            refuse(BOB, _MAP, "", _map([("owner", [ANA], 100), ("mod", [BOB], 60), ("member", [CAT, DAN], 1)]),
+                   "role 'mod' is not in"),
+            refuse(BOB, _MAP, "", _map([*ROLED_MAP, ("extra", [BOB], 7)]), "role 'extra' is not in"),
+            refuse(BOB, _MAP, "", _map([("mod", [BOB], 50), ("member", [CAT, DAN], 1)]), "role 'owner' is not in"),
+            # Removing member (in his list) is fine.
+            role_map(("owner", [ANA], 100), ("mod", [BOB], 50), sender=BOB),
+            refuse(CAT, _ENC, None, b"x", "lacks the events permission"),
+        )),
+        Case("role_map_reordering_is_not_a_change", "roled", (
+            # Another list order and another order of user IDs: no role's config changed.
+            role_map(("member", [CAT], 1), ("mod", [BOB], 50), ("owner", [ANA], 100), sender=BOB),
+            role_map(("member", [CAT, DAN], 1), ("mod", [BOB], 50), ("owner", [ANA], 100), sender=BOB),
+            role_map(("member", [DAN, CAT], 1), ("mod", [BOB], 50), ("owner", [ANA], 100), sender=BOB),
+        )),
+        Case("role_map_needs_the_events_permission", "roled", (
+            refuse(CAT, _MAP, "", _map([("owner", [ANA], 100), ("mod", [BOB], 50), ("member", [CAT, DAN], 1)]),
+                   r"@cat:f1\.test lacks the events permission for m\.room\.role_map"),
+        )),
+        # --- role changes (roleroom: admin / mod / nolist / noevents / helper / lowlist)
+        Case("role_event_for_a_role_in_the_roles_list", "roleroom", (
+            role("helper", sender=BOB, invite=True, kick=True),
+            role("mod", sender=ANA, events=_RP, roles=["helper", "nolist"]),
+            role("nolist", sender=BOB, events=_RP),  # bob's list now names nolist
+        ), hub=True),
+        Case("role_event_refused_outside_the_roles_list", "roleroom", (
+            refuse(BOB, _ROLE, "mod", _roles(ban=True), r"m\.0 m\.room\.role: role 'mod' is not in @bob:hub\.test's roles permission"),
+            refuse(BOB, _ROLE, "admin", _roles(ban=True), r"m\.0 m\.room\.role: role 'admin' is not in"),
+            refuse(ANA, _ROLE, "admin", _roles(ban=True), r"m\.0 m\.room\.role: role 'admin' is not in @ana:hub\.test's"),
+            refuse(BOB, _ROLE, "brand_new", _roles(), r"role 'brand_new' is not in"),
+        ), hub=True),
+        Case("role_event_refused_without_a_roles_list", "roleroom", (
+            refuse(DAN, _ROLE, "helper", _roles(), r"m\.0 m\.room\.role: role 'helper' is not in @dan:f1\.test's roles permission"),
+        )),
+        Case("role_event_refused_without_the_events_permission", "roleroom", (
+            refuse(EVE, _ROLE, "helper", _roles(), r"m\.0 send m\.room\.role: @eve:f2\.test lacks the events permission for m\.room\.role"),
+            refuse(EVE, _MAP, "", _map(_roleroom_map(("helper", [CAT, DAN], 10))),
+                   r"m\.0 send m\.room\.role_map: @eve:f2\.test lacks the events permission"),
+        ), hub=True),
+        Case("roles_list_comes_from_the_highest_order_role_defining_it", "roleroom", (
+            # bob: mod (50, roles [helper]) and lowlist (5, roles [nolist]): only [helper] counts.
+            refuse(BOB, _ROLE, "nolist", _roles(), r"role 'nolist' is not in @bob:hub\.test's"),
+            refuse(BOB, _MAP, "", _map(_roleroom_map(("nolist", [DAN, FAY], 20))), r"m\.0 m\.room\.role_map: role 'nolist' is not in"),
+        )),
+        Case("events_permission_denied_by_a_higher_role", "roleroom", (
+            role("muzzle", events=[(_ROLE, False)]),
+            role_map(*_roleroom_map(("muzzle", [BOB], 60))),
+            refuse(BOB, _ROLE, "helper", _roles(), r"m\.0 send m\.room\.role: @bob:hub\.test lacks the events permission for m\.room\.role"),
+            role_map(*_roleroom_map(("muzzle", [BOB], 60), ("helper", [CAT, DAN], 10)), sender=BOB),
+        )),
+        Case("role_map_changes_inside_the_roles_list", "roleroom", (
+            role_map(*_roleroom_map(("helper", [CAT, DAN], 10)), sender=BOB),  # users changed
+            role_map(*_roleroom_map(("helper", [CAT, DAN], 11)), sender=BOB),  # order changed
+            role_map(*_roleroom_map(drop=("helper",)), sender=BOB),  # removed
+            role_map(*_roleroom_map(("helper", [FAY], 12)), sender=BOB),  # added back
+            creator_phase(False),
+        ), hub=True),
+        Case("role_map_changes_outside_the_roles_list", "roleroom", (
+            refuse(BOB, _MAP, "", _map(_roleroom_map(("extra", [CAT], 70))),
+                   r"m\.0 m\.room\.role_map: role 'extra' is not in @bob:hub\.test's roles permission"),
+            refuse(BOB, _MAP, "", _map(_roleroom_map(drop=("nolist",))), r"role 'nolist' is not in"),
+            refuse(BOB, _MAP, "", _map(_roleroom_map(("mod", [BOB, CAT], 50))), r"role 'mod' is not in"),
+            refuse(BOB, _MAP, "", _map(_roleroom_map(("mod", [BOB], 51))), r"role 'mod' is not in"),
+            # one allowed change plus one forbidden one: refused as a whole
+            refuse(BOB, _MAP, "", _map(_roleroom_map(("helper", [CAT, DAN], 10), ("admin", [ANA, BOB], 100))),
+                   r"role 'admin' is not in"),
+            refuse(DAN, _MAP, "", _map(_roleroom_map(("helper", [CAT, DAN], 10))), r"role 'helper' is not in @dan:f1\.test's"),
+        ), hub=True),
+        Case("role_map_reordering_changes_no_role", "roleroom", (
+            # dan lists no role at all, yet may resend the same configs in another order
+            # (decision: only the set of users and the order of a role count as its config).
+            role_map(*[(r, list(reversed(users)), order) for r, users, order in reversed(ROLEROOM_MAP)], sender=DAN),
+            role_map(*ROLEROOM_MAP, sender=DAN),
+        ), hub=True),
+        Case("admin_adds_a_role_and_its_holder_gains_it", "roleroom", (
+            role("extra", sender=ANA, invite=True),
+            no(DAN, FAY, INVITE, r"m\.0 invite: @dan:f1\.test lacks the invite permission"),
+            role_map(*_roleroom_map(("extra", [DAN], 30))),
+            ok(DAN, FAY, INVITE),
+            ok(FAY, FAY, JOIN),
+        )),
+    )
+
+
+ROLES: Tuple[Case, ...] = _role_cases()
+ROLES_HUB = tuple(case for case in ROLES if case.hub)

@@ -34,6 +34,9 @@ from mimi_signaling.content import (
     text_content,
     user_content,
 )
+from mimi_signaling.room.policy.m0.roles import in_creator_phase
+from m0_cases import raw_role_map_content  # noqa: F401  (re-exported for the hub tests)
+from m0_cases import wire_vec as _vec
 from node.nodekit import Network
 
 HUB, F1, F2 = "hub.test", "f1.test", "f2.test"
@@ -90,20 +93,6 @@ def scratch_dir(fallback: Optional[Path] = None) -> Iterator[Path]:
 # role_content / role_map_content: mimi_signaling.content (re-exported here for the tests).
 
 
-def _vec(data: bytes) -> bytes:
-    return m.encode_varint(len(data)) + data
-
-
-def raw_role_map_content(configs: Sequence[Tuple[str, Sequence[str], int]]) -> bytes:
-    """The wire form of a role map, encoded by hand so that it may break the validity rules
-    (the core's encoder refuses duplicate role IDs and orders)."""
-    body = b"".join(
-        _vec(role.encode()) + _vec(b"".join(_vec(u.encode()) for u in users)) + order.to_bytes(4, "big")
-        for role, users, order in configs
-    )
-    return _vec(body)
-
-
 def raw_role_content(event_types: Sequence[str] = (), role_ids: Optional[Sequence[str]] = None) -> bytes:
     """``m.room.role`` content encoded by hand (the core's encoder refuses bad identifiers):
     an ``events`` permission (tag 5) granting ``event_types``, and a ``roles`` permission (tag
@@ -151,6 +140,12 @@ class HubRoom:
 
     def joined_users(self):
         return self.state.joined_users()
+
+    def creator_phase(self) -> bool:
+        return in_creator_phase(self.state)
+
+    def send(self, sender: str, type: str, state_key: Optional[str], content: bytes) -> m.Event:
+        return self.submit(sender, type, state_key, content)
 
     def queued(self, dest: str) -> List[str]:
         """Event IDs waiting in the hub's queue for ``dest``, oldest first."""

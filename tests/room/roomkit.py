@@ -28,6 +28,7 @@ from mimi_signaling.content import (
     user_content,
 )
 from mimi_signaling.room import RoomState, check_shape
+from mimi_signaling.room.policy.m0.roles import in_creator_phase
 
 
 def server_of(user_id: str) -> str:
@@ -201,11 +202,23 @@ class RoomDriver:
     def add(self, user: str) -> Any:
         return self.room.join(user)
 
-    def role(self, role_id: str, **permissions: Any) -> Any:
-        return self.room.role(role_id, **permissions)
+    def role(self, role_id: str, sender: Optional[str] = None, **permissions: Any) -> Any:
+        return self.room.role(role_id, sender, **permissions)
 
-    def role_map(self, configs: Sequence[Tuple[str, Sequence[str], int]]) -> Any:
-        return self.room.role_map(configs)
+    def role_map(self, configs: Sequence[Tuple[str, Sequence[str], int]], sender: Optional[str] = None) -> Any:
+        return self.room.role_map(configs, sender)
+
+    def send(self, sender: str, event_type: str, state_key: Optional[str], content: bytes) -> ms.Event:
+        return self.room.send(event_type, state_key, sender, content)
+
+    def refuse(
+        self, sender: str, event_type: str, state_key: Optional[str], content: bytes, match: str, exc: Type[BaseException]
+    ) -> BaseException:
+        return self.room.reject(event_type, state_key, sender, content, match, exc)
+
+    def creator_phase(self) -> bool:
+        assert self.room.state is not None
+        return in_creator_phase(self.room.state)
 
     def visibility(self, visibility: Visibility) -> Any:
         return self.room.visibility(visibility)
