@@ -35,28 +35,29 @@ from mimi_signaling.content import (
     user_content,
 )
 from mimi_signaling.room.policy.m0.roles import in_creator_phase
-from m0_cases import raw_role_map_content  # noqa: F401  (re-exported for the hub tests)
+from m0_cases import (  # noqa: F401  (re-exported for the hub tests)
+    ANA,
+    BAN,
+    BOB,
+    CAT,
+    DAN,
+    EVE,
+    FAY,
+    INVITE,
+    JOIN,
+    KNOCK,
+    LEAVE,
+    raw_role_map_content,
+)
 from m0_cases import wire_vec as _vec
 from node.nodekit import Network
 
 HUB, F1, F2 = "hub.test", "f1.test", "f2.test"
 FOLLOWERS = (F1, F2)
 
-ANA = "@ana:hub.test"  # the creator in every room
-BOB = "@bob:hub.test"
-CAT = "@cat:f1.test"
-DAN = "@dan:f1.test"
-EVE = "@eve:f2.test"
-FAY = "@fay:f2.test"
+# The users (ana the creator; bob on the hub, cat and dan on f1, eve and fay on f2) and the
+# participation shorthands are the case tables' (tests/m0_cases.py).
 USERS = (ANA, BOB, CAT, DAN, EVE, FAY)
-
-INVITE, JOIN, LEAVE, BAN, KNOCK = (
-    Participation.INVITE,
-    Participation.JOIN,
-    Participation.LEAVE,
-    Participation.BAN,
-    Participation.KNOCK,
-)
 
 
 def server_of(user_id: str) -> str:
