@@ -43,8 +43,9 @@ log = logging.getLogger(__name__)
 #: batch Ed25519 (batches of 256 events and more already run at full speed).  A chunk in
 #: flight costs about 3.6 KB per event (blobs, the core's prepared events and signature
 #: inputs, the Event objects): ~15 MB at 4096, and the pipeline holds two, so ``mimi verify``
-#: peaks near 105 MB whatever the room's length (66 MB with glibc's malloc instead of the
-#: extension's mimalloc; 16384 gave the same speed at ~180 MB).
+#: peaks near 95 MB whatever the room's length (with the extension's mimalloc returning freed
+#: memory at once; 127-150 MB with its default purge delay; 16384 gave the same speed at
+#: ~180 MB).
 DEFAULT_CHUNK = 4096
 
 
