@@ -40,7 +40,7 @@ from mimi_signaling.config import Config
 from mimi_signaling.content import JoinRule, Participation
 from mimi_signaling.node.hub import Hub
 from mimi_signaling.node.keys import KeyStore
-from mimi_signaling.service import ServerNode
+from mimi_signaling.server import ServerNode
 from mimi_signaling.storage import open_store
 
 HUB, FOLLOWER = "hub.test", "fol.test"
@@ -143,7 +143,7 @@ async def join_once(config: Config, room_id: str) -> Dict[str, Any]:
         # room takes longer than one request's timeout: ask again until it answers).
         for attempt in range(20):
             try:
-                await node._run(node._snapshot_blocking, room_id)
+                await node.run(node._snapshot_blocking, room_id)
                 break
             except Exception as exc:  # timeouts while the hub loads
                 print(f"  hub still loading the room ({type(exc).__name__}), asking again", flush=True)
@@ -152,7 +152,7 @@ async def join_once(config: Config, room_id: str) -> Dict[str, Any]:
         moved.update(requests=0, bytes=0)
         join = ms.UserContent(Participation.JOIN).encode()
         started = time.perf_counter()
-        await node._run(node.submit_local, room_id, READER, "m.room.user", READER, join)
+        await node.run(node.submit_local, room_id, READER, "m.room.user", READER, join)
         elapsed = time.perf_counter() - started
         held = node.store.count(room_id)
         kept = len(node.store.kept_events(room_id))
@@ -162,7 +162,7 @@ async def join_once(config: Config, room_id: str) -> Dict[str, Any]:
         # Scrolling back: the 1,000 events before our join (a "recent" follower fetches them).
         before = (moved["requests"], moved["bytes"])
         started = time.perf_counter()
-        page = await node._run(node.follower.history_before, room_id, joined[1], 1000)
+        page = await node.run(node.follower.history_before, room_id, joined[1], 1000)
         scroll = time.perf_counter() - started
         assert len(page) == 1000
     finally:

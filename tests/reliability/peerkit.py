@@ -25,7 +25,7 @@ from aiohttp import web
 import mimi_signaling as ms
 from mimi_signaling.testing.cluster import Cluster, ServerProcess, free_port
 from mimi_signaling.config import Config
-from mimi_signaling.service import ServerNode
+from mimi_signaling.server import ServerNode
 from mimi_signaling.transport.server import SignalingServer
 from mimi_signaling.transport.tls import issue_server_cert, server_ssl_context
 
@@ -175,7 +175,7 @@ class HubThread:
 
     def call(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Run a blocking node method on the node's worker threads, as its handlers do."""
-        return asyncio.run_coroutine_threadsafe(self.node._run(fn, *args), self.loop).result(60)
+        return asyncio.run_coroutine_threadsafe(self.node.run(fn, *args), self.loop).result(60)
 
     def send(self, room: str, sender: str, type_: str, state_key: Optional[str], content: bytes) -> "ms.Event":
         return self.call(self.node.submit_local, room, sender, type_, state_key, content)

@@ -27,7 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..service import LocalClient
+    from ..server import LocalClient
 
     client = LocalClient(Config.load(args.config))
     if args.action == "reset":

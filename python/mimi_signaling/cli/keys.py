@@ -31,7 +31,7 @@ def keygen(args: argparse.Namespace) -> int:
 
 
 def rotate(args: argparse.Namespace) -> int:
-    from ..service import LocalClient
+    from ..server import LocalClient
 
     result = LocalClient(Config.load(args.config)).call("rotate_key")
     print(json.dumps(result))

@@ -13,7 +13,7 @@ from ..config import Config
 
 
 def _client(args: argparse.Namespace):
-    from ..service import LocalClient
+    from ..server import LocalClient
 
     return LocalClient(Config.load(args.config))
 

@@ -19,7 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 async def serve(config: Config) -> None:
-    from ..service import ServerNode
+    from ..server import ServerNode
 
     config.check_files()
     node = ServerNode(config)

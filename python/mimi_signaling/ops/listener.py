@@ -28,7 +28,7 @@ from .metrics import render_latest
 from .status import destination_rows, render_status_page, snapshot
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..service import ServerNode
+    from ..server import ServerNode
 
 log = logging.getLogger(__name__)
 

@@ -32,7 +32,7 @@ from prometheus_client.registry import Collector
 from .. import MimiError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..service import ServerNode
+    from ..server import ServerNode
 
 __all__ = ["NodeMetrics", "METRIC_NAMES"]
 

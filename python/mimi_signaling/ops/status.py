@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Dict, List, Optional, Tuple
 from .. import ServerKeys
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..service import ServerNode
+    from ..server import ServerNode
 
 __all__ = ["QueueAges", "RoomRow", "DestinationRow", "KeyRow", "Snapshot", "snapshot", "destination_rows",
            "render_status_page"]

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
 from ..config import Config
-from ..service import LocalClient
+from ..server import LocalClient
 
 log = logging.getLogger(__name__)
 
