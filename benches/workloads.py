@@ -387,7 +387,7 @@ class HttpsCluster:
         ``rate`` (events/s, both senders together) the batches are paced at that rate
         instead of sent as fast as they are answered.  The first ``warmup`` batches of each
         sender open the connections and are not timed."""
-        from mimi_signaling.server import SUBMIT
+        from mimi_signaling.server.federation import SUBMIT
         from mimi_signaling.transport.client import SignalingClient
 
         def chunks(events: Sequence[bytes]) -> List[List[bytes]]:
@@ -467,7 +467,7 @@ class HttpsCluster:
         """Submit every event to the hub over HTTPS (``concurrency`` in flight) and time each
         submit -> accepted; then (``converge``) wait, bounded, for both followers to hold the
         last one."""
-        from mimi_signaling.server import SUBMIT
+        from mimi_signaling.server.federation import SUBMIT
         from mimi_signaling.transport.client import SignalingClient
 
         warm, timed = list(events[:warmup]), list(events[warmup:])

@@ -22,7 +22,7 @@ import mimi_signaling as ms
 from mimi_signaling.testing.cluster import Cluster
 from mimi_signaling.config import Config
 from mimi_signaling.content import JoinRule, Participation
-from mimi_signaling.server import BACKFILL
+from mimi_signaling.server.federation import BACKFILL
 
 from e2ekit import ALICE, ALPHA, BETA, BOB, CAROL, HUB, MESSAGE, envelope, event_ids, wait_for, wait_same_history
 from peerkit import HubThread, sends_meanwhile

@@ -19,7 +19,7 @@ import mimi_signaling as ms
 from mimi_signaling.testing.cluster import Cluster
 from mimi_signaling.config import Config
 from mimi_signaling.content import JoinRule, Participation
-from mimi_signaling.server import BACKFILL, GET_EVENT, SNAPSHOT
+from mimi_signaling.server.federation import BACKFILL, GET_EVENT, SNAPSHOT
 from mimi_signaling.storage.urls import sqlite_path_from_url
 
 from e2ekit import ALICE, ALPHA, BOB, HUB, MESSAGE, history, stored_rows, wait_for
