@@ -69,7 +69,7 @@ def test_verify_signatures_batch(benchmark, messages: List[bytes], ring: m.KeyRi
     events = m.decode_events(batches(messages, size))
     msgs, sigs, keys = [], [], []
     for e in events:
-        msgs += [m.sign_content(m.ORIGIN_LABEL, e.origin_signed_form()), m.sign_content(m.HUB_LABEL, e.reference_hash_input())]
+        msgs += [m.wire.sign_content(m.ORIGIN_LABEL, e.origin_signed_form()), m.wire.sign_content(m.HUB_LABEL, e.reference_hash_input())]
         sigs += [e.origin_signature[0].signature, e.hub_signature[0].signature]
         keys += [ring.get(e.origin_server)[0].public_key, ring.get(e.hub_server)[0].public_key]
     benchmark.extra_info["events"] = size

@@ -93,10 +93,10 @@ def bound_inputs(blobs: Sequence[bytes], ring: m.KeyRing) -> List[BoundInput]:
     for event in m.decode_events(list(blobs)):
         out.append(
             BoundInput(
-                m.sign_content(m.ORIGIN_LABEL, event.origin_signed_form()),
+                m.wire.sign_content(m.ORIGIN_LABEL, event.origin_signed_form()),
                 event.origin_signature[0].signature,
                 ring.get(event.origin_server)[0].public_key,
-                m.sign_content(m.HUB_LABEL, event.reference_hash_input()),
+                m.wire.sign_content(m.HUB_LABEL, event.reference_hash_input()),
                 event.hub_signature[0].signature,
                 ring.get(event.hub_server)[0].public_key,
                 event.content_hash_input(),

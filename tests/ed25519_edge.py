@@ -101,7 +101,7 @@ def s_plus_l(signature: bytes) -> bytes:
 
 def origin_message(limited: ms.LimitedEvent) -> bytes:
     """The SignContent bytes the origin signature covers (PROFILE.md section 2)."""
-    return ms.sign_content(ms.ORIGIN_LABEL, limited.to_unsigned_event([], "", "ed25519:x").origin_signed_form())
+    return ms.wire.sign_content(ms.ORIGIN_LABEL, limited.to_unsigned_event([], "", "ed25519:x").origin_signed_form())
 
 
 def with_origin_signature(encoded: bytes, signature: bytes, decode=ms.LimitedEvent.decode) -> bytes:

@@ -748,7 +748,7 @@ def _roleroom_map(*changes: Tuple[str, Sequence[str], int], drop: Sequence[str] 
 
 def wire_vec(data: bytes) -> bytes:
     """A varint length prefix and ``data`` (the wire's vector encoding)."""
-    from mimi_signaling import encode_varint
+    from mimi_signaling.wire import encode_varint
 
     return encode_varint(len(data)) + data
 

@@ -36,7 +36,7 @@ def test_check_events_batch_of_100k(chain):
     assert result.event_ids == ids
     hashes = np.frombuffer(result.reference_hashes, dtype=np.uint8).reshape(-1, 32)
     assert hashes.shape == (N, 32)
-    assert "$" + m.base64url_encode(hashes[12345].tobytes()) == ids[12345]
+    assert "$" + m.wire.base64url_encode(hashes[12345].tobytes()) == ids[12345]
     assert m.compute_event_ids(blobs[:1000]) == ids[:1000]
 
 

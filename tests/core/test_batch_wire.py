@@ -14,21 +14,21 @@ KEYS = "mimi.signaling.keys"
 
 def envelope(transaction_type: str, payload: bytes, version: int = 1) -> bytes:
     t = transaction_type.encode()
-    return struct.pack(">H", version) + ms.encode_varint(len(t)) + t + ms.encode_varint(len(payload)) + payload
+    return struct.pack(">H", version) + ms.wire.encode_varint(len(t)) + t + ms.wire.encode_varint(len(payload)) + payload
 
 
 def raw_batch(envelopes: list) -> bytes:
     body = b"".join(envelopes)
-    return ms.encode_varint(len(body)) + body
+    return ms.wire.encode_varint(len(body)) + body
 
 
 def test_round_trip_keeps_order_types_and_bytes() -> None:
     entries = [(KEYS, b""), ("mimi.signaling.submit", b"\x01\x02"), ("org.example.unknown", b"x" * 300)]
-    data = ms.encode_batch_request(entries)
-    assert ms.decode_batch_request(data) == entries
+    data = ms.wire.encode_batch_request(entries)
+    assert ms.wire.decode_batch_request(data) == entries
     assert data == raw_batch([envelope(t, p) for t, p in entries])
-    results = [(200, b"ok"), (403, ms.encode_error_body(4, "no")), (200, b"")]
-    assert ms.decode_batch_response(ms.encode_batch_response(results), 3) == results
+    results = [(200, b"ok"), (403, ms.wire.encode_error_body(4, "no")), (200, b"")]
+    assert ms.wire.decode_batch_response(ms.wire.encode_batch_response(results), 3) == results
 
 
 def test_transaction_type_table_names_batch_once() -> None:
@@ -40,22 +40,22 @@ def test_transaction_type_table_names_batch_once() -> None:
 @pytest.mark.parametrize("count", [0, ms.MAX_BATCH_ENTRIES + 1])
 def test_entry_count_outside_1_to_1024_is_malformed(count: int) -> None:
     with pytest.raises(ms.MalformedError):
-        ms.encode_batch_request([(KEYS, b"")] * count)
+        ms.wire.encode_batch_request([(KEYS, b"")] * count)
     with pytest.raises(ms.MalformedError):
-        ms.decode_batch_request(raw_batch([envelope(KEYS, b"")] * count))
-    assert len(ms.decode_batch_request(raw_batch([envelope(KEYS, b"")] * ms.MAX_BATCH_ENTRIES))) == 1024
+        ms.wire.decode_batch_request(raw_batch([envelope(KEYS, b"")] * count))
+    assert len(ms.wire.decode_batch_request(raw_batch([envelope(KEYS, b"")] * ms.MAX_BATCH_ENTRIES))) == 1024
 
 
 def test_nested_batch_and_bad_types_refuse_the_whole_batch() -> None:
     with pytest.raises(ms.MalformedError, match="nest"):
-        ms.encode_batch_request([(KEYS, b""), (ms.BATCH_TRANSACTION, b"")])
-    inner = ms.encode_batch_request([(KEYS, b"")])
+        ms.wire.encode_batch_request([(KEYS, b""), (ms.BATCH_TRANSACTION, b"")])
+    inner = ms.wire.encode_batch_request([(KEYS, b"")])
     with pytest.raises(ms.MalformedError, match="nest"):
-        ms.decode_batch_request(raw_batch([envelope(KEYS, b""), envelope(ms.BATCH_TRANSACTION, inner)]))
+        ms.wire.decode_batch_request(raw_batch([envelope(KEYS, b""), envelope(ms.BATCH_TRANSACTION, inner)]))
     with pytest.raises(ms.MalformedError):
-        ms.decode_batch_request(raw_batch([envelope("", b"")]))
+        ms.wire.decode_batch_request(raw_batch([envelope("", b"")]))
     with pytest.raises(ms.UnsupportedVersionError):
-        ms.decode_batch_request(raw_batch([envelope(KEYS, b"", version=2)]))
+        ms.wire.decode_batch_request(raw_batch([envelope(KEYS, b"", version=2)]))
 
 
 @pytest.mark.parametrize(
@@ -64,20 +64,20 @@ def test_nested_batch_and_bad_types_refuse_the_whole_batch() -> None:
 )
 def test_malformed_encodings_are_refused(data: bytes) -> None:
     with pytest.raises(ms.MalformedError):
-        ms.decode_batch_request(data)
+        ms.wire.decode_batch_request(data)
 
 
 def test_body_over_16_mib_is_too_large_before_decoding() -> None:
     with pytest.raises(ms.TooLargeError):
-        ms.decode_batch_request(b"\x00" * (ms.MAX_BATCH_BODY + 1))
+        ms.wire.decode_batch_request(b"\x00" * (ms.MAX_BATCH_BODY + 1))
     with pytest.raises(ms.TooLargeError):
-        ms.encode_batch_request([("mimi.signaling.deliver", b"\x00" * ms.MAX_BATCH_BODY)])
+        ms.wire.encode_batch_request([("mimi.signaling.deliver", b"\x00" * ms.MAX_BATCH_BODY)])
 
 
 def test_response_must_answer_every_entry_with_an_http_status() -> None:
-    data = ms.encode_batch_response([(200, b"")])
+    data = ms.wire.encode_batch_response([(200, b"")])
     with pytest.raises(ms.MalformedError):
-        ms.decode_batch_response(data, 2)
-    bad_status = ms.encode_varint(3) + struct.pack(">H", 302) + b"\x00"
+        ms.wire.decode_batch_response(data, 2)
+    bad_status = ms.wire.encode_varint(3) + struct.pack(">H", 302) + b"\x00"
     with pytest.raises(ms.MalformedError):
-        ms.decode_batch_response(bad_status, 1)
+        ms.wire.decode_batch_response(bad_status, 1)

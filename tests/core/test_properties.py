@@ -12,7 +12,7 @@ from builders import Servers
 SERVERS = Servers("hub.test", "f1.test", "f2.test:8448")
 LOCAL = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-._=/+", min_size=1, max_size=12)
 SERVER = st.sampled_from(["f1.test", "f2.test:8448", "hub.test"])
-EVENT_ID = st.binary(min_size=32, max_size=32).map(lambda b: "$" + m.base64url_encode(b))
+EVENT_ID = st.binary(min_size=32, max_size=32).map(lambda b: "$" + m.wire.base64url_encode(b))
 
 
 @st.composite

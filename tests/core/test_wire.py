@@ -58,15 +58,15 @@ def test_transport_round_trips(event):
     assert m.TransactionEnvelope.decode(env.encode()).payload == b"\x01\x02"
     with pytest.raises(m.UnsupportedVersionError):
         m.TransactionEnvelope.decode(m.TransactionEnvelope("x.y", b"", version=2).encode())
-    assert m.decode_error_body(m.encode_error_body(4, "no")) == (4, "no")
-    assert m.decode_get_event_request(m.encode_get_event_request(ROOM, event.event_id)) == (ROOM, event.event_id)
-    assert m.decode_get_state_request(m.encode_get_state_request(ROOM, "m.room.name", "")) == (ROOM, "m.room.name", "")
-    assert m.decode_backfill_request(m.encode_backfill_request(ROOM, event.event_id, 10)) == (ROOM, event.event_id, 10)
+    assert m.wire.decode_error_body(m.wire.encode_error_body(4, "no")) == (4, "no")
+    assert m.wire.decode_get_event_request(m.wire.encode_get_event_request(ROOM, event.event_id)) == (ROOM, event.event_id)
+    assert m.wire.decode_get_state_request(m.wire.encode_get_state_request(ROOM, "m.room.name", "")) == (ROOM, "m.room.name", "")
+    assert m.wire.decode_backfill_request(m.wire.encode_backfill_request(ROOM, event.event_id, 10)) == (ROOM, event.event_id, 10)
     with pytest.raises(m.MalformedError):
-        m.decode_backfill_request(m.encode_backfill_request(ROOM, event.event_id, 1001))
-    assert m.decode_backfill_response(m.encode_backfill_response([event, event])) == [event, event]
-    assert m.decode_snapshot_request(m.encode_snapshot_request(ROOM)) == ROOM
-    state, chain, latest = m.decode_snapshot_response(m.encode_snapshot_response([event], [event], event.event_id))
+        m.wire.decode_backfill_request(m.wire.encode_backfill_request(ROOM, event.event_id, 1001))
+    assert m.wire.decode_backfill_response(m.wire.encode_backfill_response([event, event])) == [event, event]
+    assert m.wire.decode_snapshot_request(m.wire.encode_snapshot_request(ROOM)) == ROOM
+    state, chain, latest = m.wire.decode_snapshot_response(m.wire.encode_snapshot_response([event], [event], event.event_id))
     assert (state, chain, latest) == ([event], [event], event.event_id)
     err = m.error_from_code(8, "big")
     assert isinstance(err, m.TooLargeError) and err.code == 8 and err.http_status == 413

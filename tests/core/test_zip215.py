@@ -62,9 +62,9 @@ def test_zip215_vectors_single_and_batch() -> None:
 def _server_keys_bytes(server: str, public_key: bytes) -> bytes:
     """A ``ServerKeys`` encoding (section 8) built by hand: the constructors refuse the key."""
     key_id = b"ed25519:k"
-    verify_key = m.encode_varint(len(key_id)) + key_id + m.encode_varint(len(public_key)) + public_key + bytes(8)
+    verify_key = m.wire.encode_varint(len(key_id)) + key_id + m.wire.encode_varint(len(public_key)) + public_key + bytes(8)
     name = server.encode()
-    return m.encode_varint(len(name)) + name + m.encode_varint(len(verify_key)) + verify_key
+    return m.wire.encode_varint(len(name)) + name + m.wire.encode_varint(len(verify_key)) + verify_key
 
 
 @pytest.mark.parametrize(

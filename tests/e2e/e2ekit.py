@@ -262,7 +262,7 @@ class WireClient:
         status, data, content_type = self.post(to, body)
         assert status != 200, f"{to} accepted what should have been refused"
         assert content_type == "application/octet-stream", (status, content_type, data[:200])
-        code, message = ms.decode_error_body(data)
+        code, message = ms.wire.decode_error_body(data)
         return Refusal(status, code, message)
 
     def keys_of(self, server: str) -> ms.ServerKeys:
@@ -276,6 +276,6 @@ def envelope(transaction_type: str, payload: bytes) -> bytes:
 def replace_content(encoded: bytes, old: bytes, new: bytes) -> bytes:
     """An encoded (limited) event with its content field swapped, nothing else touched: the
     content hash and the signatures stay those of ``old``."""
-    field_old = ms.encode_varint(len(old)) + old
+    field_old = ms.wire.encode_varint(len(old)) + old
     assert encoded.count(field_old) == 1, "the content must occur exactly once in the encoding"
-    return encoded.replace(field_old, ms.encode_varint(len(new)) + new)
+    return encoded.replace(field_old, ms.wire.encode_varint(len(new)) + new)

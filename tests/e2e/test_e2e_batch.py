@@ -153,10 +153,10 @@ def test_batches_refused_whole(trio: Cluster, as_alpha: WireClient) -> None:
 
     def raw_batch(envelopes: List[bytes]) -> bytes:
         body = b"".join(envelopes)
-        return ms.encode_varint(len(body)) + body
+        return ms.wire.encode_varint(len(body)) + body
 
     keys_entry = envelope(KEYS, b"")
-    nested = raw_batch([keys_entry, envelope(BATCH, ms.encode_batch_request([(KEYS, b"")]))])
+    nested = raw_batch([keys_entry, envelope(BATCH, ms.wire.encode_batch_request([(KEYS, b"")]))])
     refusal = as_alpha.refused(HUB, envelope(BATCH, nested))
     assert (refusal.code, refusal.status) == (ms.MalformedError.code, 400) and "nest" in refusal.message
     too_many = raw_batch([keys_entry] * (ms.MAX_BATCH_ENTRIES + 1))

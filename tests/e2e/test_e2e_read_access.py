@@ -25,10 +25,10 @@ BACKFILL, SNAPSHOT = "mimi.signaling.backfill", "mimi.signaling.snapshot"
 def reads(room: str, event_id: str, latest: str) -> Dict[str, tuple]:
     """The four read transactions of the rule, as (type, payload)."""
     return {
-        "snapshot": (SNAPSHOT, ms.encode_snapshot_request(room)),
-        "get_state": (GET_STATE, ms.encode_get_state_request(room, "m.room.create", "")),
-        "get_event": (GET_EVENT, ms.encode_get_event_request(room, event_id)),
-        "backfill": (BACKFILL, ms.encode_backfill_request(room, latest, 100)),
+        "snapshot": (SNAPSHOT, ms.wire.encode_snapshot_request(room)),
+        "get_state": (GET_STATE, ms.wire.encode_get_state_request(room, "m.room.create", "")),
+        "get_event": (GET_EVENT, ms.wire.encode_get_event_request(room, event_id)),
+        "backfill": (BACKFILL, ms.wire.encode_backfill_request(room, latest, 100)),
     }
 
 
@@ -49,7 +49,7 @@ def assert_may_read(client: WireClient, room: str, event_id: str, latest: str) -
 
 
 def served(client: WireClient, to: str, room: str, event_id: str) -> ms.Event:
-    return ms.Event.decode(client.request(to, GET_EVENT, ms.encode_get_event_request(room, event_id)))
+    return ms.Event.decode(client.request(to, GET_EVENT, ms.wire.encode_get_event_request(room, event_id)))
 
 
 def send(cluster: Cluster, room: str, text: str) -> str:
@@ -94,7 +94,7 @@ def test_a_server_whose_user_was_banned_or_left_may_read(trio: Cluster, clients:
     wait_same_history(trio, room, [ALPHA])
     beta = clients[BETA]
     assert_may_read(beta, room, before, latest)
-    state, _auth_chain, snapshot_latest = ms.decode_snapshot_response(beta.request(HUB, SNAPSHOT, ms.encode_snapshot_request(room)))
+    state, _auth_chain, snapshot_latest = ms.wire.decode_snapshot_response(beta.request(HUB, SNAPSHOT, ms.wire.encode_snapshot_request(room)))
     assert snapshot_latest == latest and any(e.state_key == CAROL for e in state)
     ids = event_ids(trio[HUB], room)
     for event_id in (before, after):
@@ -105,7 +105,7 @@ def test_a_server_whose_user_was_banned_or_left_may_read(trio: Cluster, clients:
     # state events are served whole, by both
     carol_event = [e for e in state if e.state_key == CAROL][0]
     assert served(beta, ALPHA, room, carol_event.event_id).encode() == carol_event.encode()
-    backfill = ms.decode_backfill_response(beta.request(HUB, BACKFILL, ms.encode_backfill_request(room, latest, 100)))
+    backfill = ms.wire.decode_backfill_response(beta.request(HUB, BACKFILL, ms.wire.encode_backfill_request(room, latest, 100)))
     assert [e.event_id for e in backfill] == list(reversed(ids[:-1]))
     # the hub itself reads from the follower by the same rules: alice was joined, so whole
     assert not served(clients[HUB], ALPHA, room, before).is_redacted()

@@ -177,7 +177,7 @@ def next_event_signed_by_the_hub(trio: Cluster, room: str, as_beta: WireClient) 
     """A valid next event of the room, hub-signed, that the hub never sequenced (so a
     follower accepting it would fork from the hub)."""
     latest = ms.Event.decode(
-        as_beta.request(HUB, "mimi.signaling.get_event", ms.encode_get_event_request(room, event_ids(trio[HUB], room)[-1]))
+        as_beta.request(HUB, "mimi.signaling.get_event", ms.wire.encode_get_event_request(room, event_ids(trio[HUB], room)[-1]))
     )
     hub_key = key_of(trio, HUB)
     # alice's last message has the auth events a message of alice needs now.
@@ -185,7 +185,7 @@ def next_event_signed_by_the_hub(trio: Cluster, room: str, as_beta: WireClient) 
         e for e in trio[HUB].call("history", room_id=room, limit=1000) if e["sender"] == ALICE and e["type"] == MESSAGE
     ]
     model = ms.Event.decode(
-        as_beta.request(HUB, "mimi.signaling.get_event", ms.encode_get_event_request(room, alices[-1]["event_id"]))
+        as_beta.request(HUB, "mimi.signaling.get_event", ms.wire.encode_get_event_request(room, alices[-1]["event_id"]))
     )
     lim = ms.LimitedEvent.create(room, MESSAGE, None, ALICE, b"never sequenced", hub_key)
     return lim.to_event(model.auth_events, latest.event_id, hub_key)

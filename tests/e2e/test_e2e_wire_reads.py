@@ -36,30 +36,30 @@ def test_hub_answers_verify(make_cluster: Callable[..., Cluster], tmp_path: Path
 
     # get_event: every event, by ID, verifies and has that ID.
     for event_id in ids:
-        event = ms.Event.decode(alpha.request(HUB, "mimi.signaling.get_event", ms.encode_get_event_request(room, event_id)))
+        event = ms.Event.decode(alpha.request(HUB, "mimi.signaling.get_event", ms.wire.encode_get_event_request(room, event_id)))
         assert event.event_id == event_id
         event.verify(ring)
 
     # get_state: the current state events, hub-signed.
     for type_, state_key in (("m.room.create", ""), ("m.room.user", ALICE), ("m.room.user", BOB),
                              ("m.room.join_rules", ""), ("m.room.name", "")):
-        body = alpha.request(HUB, "mimi.signaling.get_state", ms.encode_get_state_request(room, type_, state_key))
+        body = alpha.request(HUB, "mimi.signaling.get_state", ms.wire.encode_get_state_request(room, type_, state_key))
         event = ms.Event.decode(body)
         assert (event.type, event.state_key) == (type_, state_key)
         assert event.event_id in ids
         event.verify(ring)
 
     # backfill: newest first, linked, all verifying.
-    events = ms.decode_backfill_response(
-        alpha.request(HUB, "mimi.signaling.backfill", ms.encode_backfill_request(room, ids[-1], 1000))
+    events = ms.wire.decode_backfill_response(
+        alpha.request(HUB, "mimi.signaling.backfill", ms.wire.encode_backfill_request(room, ids[-1], 1000))
     )
     assert [e.event_id for e in events] == list(reversed(ids[:-1]))
     for event in events:
         event.verify(ring)
 
     # snapshot: state, auth chain and the latest event ID.
-    state, auth_chain, latest = ms.decode_snapshot_response(
-        alpha.request(HUB, "mimi.signaling.snapshot", ms.encode_snapshot_request(room))
+    state, auth_chain, latest = ms.wire.decode_snapshot_response(
+        alpha.request(HUB, "mimi.signaling.snapshot", ms.wire.encode_snapshot_request(room))
     )
     assert latest == ids[-1]
     assert {e.event_id for e in state} <= set(ids) and {e.event_id for e in auth_chain} <= set(ids)

@@ -102,7 +102,7 @@ def test_s_plus_l_is_refused_everywhere(trio: Cluster, room: str, tmp_path) -> N
     # bob's last message carries the auth events a message of bob needs now.
     bobs = [e for e in trio[HUB].call("history", room_id=room, limit=1000) if e["sender"] == BOB and e["type"] == MESSAGE]
     model = ms.Event.decode(as_alpha.request(HUB, "mimi.signaling.get_event",
-                                             ms.encode_get_event_request(room, bobs[-1]["event_id"])))
+                                             ms.wire.encode_get_event_request(room, bobs[-1]["event_id"])))
     for torsion in (0, 3):
         limited = bobs_message(trio, room, f"s + l, torsion {torsion}")
         payload = edge.limited_with(limited, seed, torsion=torsion, plus_l=True)

@@ -232,7 +232,7 @@ def test_identifiers_inside_content_are_malformed_on_every_path(
 
     path = export(room, tmp_path / "forged.mimiroom")
     with open(path, "ab") as f:
-        f.write(m.encode_room_file_record(2, forged.encode()))
+        f.write(m.wire.encode_room_file_record(2, forged.encode()))
     report = mimi_verify(path)
     assert not report["ok"]
     failure = report["failure"]

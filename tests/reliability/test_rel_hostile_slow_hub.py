@@ -112,10 +112,10 @@ def test_a_long_gap_is_checked_page_by_page(slow_hub_cluster: tuple, tmp_path: P
 
     def changed_second_page(body: bytes) -> bytes:
         pages.append(len(pages) + 1)
-        page = ms.decode_backfill_response(body)
+        page = ms.wire.decode_backfill_response(body)
         if len(pages) == 2:
             page = [page[0].with_content(b"not what alice sent"), *page[1:]]
-        return ms.encode_backfill_response(page)
+        return ms.wire.encode_backfill_response(page)
 
     node.tamper = {BACKFILL: changed_second_page}
     as_hub = HostileClient(cluster, HUB, tmp_path)

@@ -122,7 +122,7 @@ def test_replayed_submits_store_nothing(hostile: Cluster, hostile_room: str, tmp
     # More history after it, then replays of it and of bob's join (a state event).
     later = [_submit(as_alpha, message(room, BOB, f"later {i}", alpha_key)) for i in range(3)]
     join = ms.Event.decode(as_alpha.request(
-        HUB, "mimi.signaling.get_state", ms.encode_get_state_request(room, "m.room.user", BOB)))
+        HUB, "mimi.signaling.get_state", ms.wire.encode_get_state_request(room, "m.room.user", BOB)))
     wait_same_history(hostile, room, [ALPHA, BETA])
     replays: List[ms.LimitedEvent] = [fresh, later[0].limited(), join.limited()]
     with nothing_stored(hostile, EVERYONE, room):

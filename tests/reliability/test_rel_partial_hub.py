@@ -114,7 +114,7 @@ def test_recent_join_over_mutual_tls_backfill_on_demand_and_restart(partial_clus
     # no visibility history).
     old = chain[5]
     body = asyncio.run_coroutine_threadsafe(
-        hub.node.request(ALPHA, GET_EVENT, ms.encode_get_event_request(room, old.event_id)), hub.loop).result(60)
+        hub.node.request(ALPHA, GET_EVENT, ms.wire.encode_get_event_request(room, old.event_id)), hub.loop).result(60)
     assert ms.Event.decode(body).event_id == old.event_id
     assert old.event_id in {e for _, e, _ in stored_rows(cluster[ALPHA].config, room)}
     # New events arrive with every check, pruning keeps keep_recent (50) of them and more.
@@ -139,7 +139,7 @@ def test_recent_join_over_mutual_tls_backfill_on_demand_and_restart(partial_clus
 
 def _snapshot_rewrite(change: Callable[[List[ms.Event], List[ms.Event], str], tuple]) -> Tamper:
     def rewrite(body: bytes) -> bytes:
-        return ms.encode_snapshot_response(*change(*ms.decode_snapshot_response(body)))
+        return ms.wire.encode_snapshot_response(*change(*ms.wire.decode_snapshot_response(body)))
 
     return rewrite
 
@@ -169,7 +169,7 @@ def test_hostile_snapshots_refuse_the_join_and_store_nothing(partial_cluster: Cl
             # latest must be fetched: another event follows our join before the snapshot.
             def snapshot_after_a_message(body: bytes, room: str = room) -> bytes:
                 hub.node.hub.send(room, ALICE, MESSAGE, None, b"after the join")
-                return ms.encode_snapshot_response(*hub.node.hub.snapshot(room, for_server=ALPHA))
+                return ms.wire.encode_snapshot_response(*hub.node.hub.snapshot(room, for_server=ALPHA))
 
             tamper = {**tamper, SNAPSHOT: snapshot_after_a_message}
         hub.node.tamper = tamper
@@ -195,8 +195,8 @@ def test_a_backfill_page_that_does_not_link_is_refused(partial_cluster: Cluster,
     before = stored_rows(cluster[ALPHA].config, room)
 
     def skip_one(body: bytes) -> bytes:
-        page = ms.decode_backfill_response(body)
-        return ms.encode_backfill_response(page[:2] + page[3:])
+        page = ms.wire.decode_backfill_response(body)
+        return ms.wire.encode_backfill_response(page[:2] + page[3:])
 
     hub.node.tamper = {BACKFILL: skip_one}
     try:

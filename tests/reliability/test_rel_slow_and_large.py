@@ -148,7 +148,7 @@ def test_slow_bodies_are_answered_with_408(hostile: Cluster, hostile_room: str,
     assert all(served) and served, served
     for elapsed, raw in results:
         status, _, body = parse_http_response(raw)
-        assert status == 408 and ms.decode_error_body(body)[0] == ms.MalformedError.code, raw[:300]
+        assert status == 408 and ms.wire.decode_error_body(body)[0] == ms.MalformedError.code, raw[:300]
         assert elapsed <= HOSTILE_BODY_TIMEOUT + MARGIN, elapsed
     record("hostile: slow request bodies", connections=len(results), bound_seconds=HOSTILE_BODY_TIMEOUT,
            answered_408=len(results), answered_after_max_seconds=round(max(e for e, _ in results), 2),
@@ -204,7 +204,7 @@ def test_oversized_bodies_keep_memory_bounded(hostile: Cluster, hostile_room: st
     assert all(served) and served, served
     for _sent, raw in results:
         status, _, body = parse_http_response(raw)
-        assert status == 413 and ms.decode_error_body(body)[0] == ms.TooLargeError.code, raw[:300]
+        assert status == 413 and ms.wire.decode_error_body(body)[0] == ms.TooLargeError.code, raw[:300]
     assert peak <= max(base_peak, base_rss + 48 * 1024), (base_rss, base_peak, peak)
     offered = sum(sent for sent, _ in results)
     record("hostile: oversized request bodies", connections=len(results), body_limit=limit,

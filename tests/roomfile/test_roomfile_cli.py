@@ -83,7 +83,7 @@ def test_room_file_content_errors_exit_1(tmp_path):
     result = run_mimi("verify", str(bad_version))
     assert result.returncode == 1 and "unsupported_version" in result.stdout
     empty = tmp_path / "empty.room"
-    empty.write_bytes(m.encode_room_file_header())
+    empty.write_bytes(m.wire.encode_room_file_header())
     result = run_mimi("verify", str(empty), "--json")
     assert result.returncode == 1
     assert json.loads(result.stdout)["failure"]["index"] == 0

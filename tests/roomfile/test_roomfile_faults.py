@@ -176,11 +176,11 @@ def test_golden_room_with_a_tampered_event(tmp_path, golden, golden_room_file):
     tampered = message.with_content(message.content[:-1] + b"X")
     path = tmp_path / "tampered.room"
     with open(path, "wb") as f:
-        f.write(m.encode_room_file_header())
+        f.write(m.wire.encode_room_file_header())
         for sk in reader.server_keys:
-            f.write(m.encode_room_file_record(1, sk.encode()))
+            f.write(m.wire.encode_room_file_record(1, sk.encode()))
         for blob in blobs[:9] + [tampered.encode()]:
-            f.write(m.encode_room_file_record(2, blob))
+            f.write(m.wire.encode_room_file_record(2, blob))
     report = verify_room_file(path)
     assert report.failure is not None
     assert (report.failure.index, report.failure.code_name) == (9, "bad_content_hash")

@@ -27,7 +27,7 @@ def _golden_room_file(golden, path, kinds) -> List[str]:
         event = m.Event.decode(bytes.fromhex(v["event"]))
         kind = kinds[i]
         if kind != "valid":
-            message = m.sign_content(m.ORIGIN_LABEL, event.origin_signed_form())
+            message = m.wire.sign_content(m.ORIGIN_LABEL, event.origin_signed_form())
             signature = edge.sign(seeds[event.origin_server], message, torsion=1 + i % 7 if kind == "torsion" else 0)
             if kind == "s_plus_l":
                 signature = edge.s_plus_l(signature)

@@ -241,7 +241,7 @@ def test_bad_requests_get_the_right_code_and_status(pki):
             ]
             for body, headers, status, code in cases:
                 got_status, got_body = await raw_post(pki, server, body, headers)
-                assert (got_status, ms.decode_error_body(got_body)[0]) == (status, code), (body, headers)
+                assert (got_status, ms.wire.decode_error_body(got_body)[0]) == (status, code), (body, headers)
             assert http_status_for(ms.UnsupportedVersionError) == 400
         assert handler.calls == []
 
@@ -331,7 +331,7 @@ def test_handler_errors_come_back_as_the_same_class(pki):
             for i, cls in enumerate(ALL_ERRORS):
                 status, body = await raw_post(pki, server, envelope(SUBMIT, bytes([i])), OCTET)
                 assert status == http_status_for(cls)
-                assert ms.decode_error_body(body)[0] == cls.code
+                assert ms.wire.decode_error_body(body)[0] == cls.code
 
     run(main())
 
@@ -367,7 +367,7 @@ def test_unexpected_handler_exception_is_internal_500(pki, caplog):
                 with pytest.raises(ms.InternalError) as info:
                     await client.request(HUB, SUBMIT, b"x")
         assert status == 500
-        assert ms.decode_error_body(body)[0] == 12
+        assert ms.wire.decode_error_body(body)[0] == 12
         assert "secret detail" not in str(info.value)
 
     with caplog.at_level("ERROR", logger="mimi_signaling.transport.server"):
@@ -462,7 +462,7 @@ def test_rate_limited_answer_has_retry_after(pki):
         assert first[0] == 200
         assert second[0] == 429
         assert 1 <= int(second[1]) <= 2
-        assert ms.decode_error_body(second[2])[0] == 9
+        assert ms.wire.decode_error_body(second[2])[0] == 9
 
     run(main())
 

@@ -82,7 +82,7 @@ def free_port() -> int:
 def envelope(transaction_type: str, payload: bytes, version: int = 1) -> bytes:
     """Hand-built TransactionEnvelope bytes (so tests can build bad ones too)."""
     t = transaction_type.encode()
-    return version.to_bytes(2, "big") + ms.encode_varint(len(t)) + t + ms.encode_varint(len(payload)) + payload
+    return version.to_bytes(2, "big") + ms.wire.encode_varint(len(t)) + t + ms.wire.encode_varint(len(payload)) + payload
 
 
 @dataclass
@@ -92,7 +92,7 @@ class RawResponse:
     body: bytes
 
     def error(self) -> Tuple[int, str]:
-        return ms.decode_error_body(self.body)
+        return ms.wire.decode_error_body(self.body)
 
 
 def parse_response(data: bytes) -> RawResponse:

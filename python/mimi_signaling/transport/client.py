@@ -196,14 +196,14 @@ class SignalingClient:
         Raised, as for ``request``: the verdict on the batch as a whole (a peer that does not
         know the batch type answers ``MalformedError``), PeerVerificationError, TransportError.
         A batch holding a submit is retried only where nothing was sent, like a submit."""
-        payload = ms.encode_batch_request(entries)
+        payload = ms.wire.encode_batch_request(entries)
         body = ms.TransactionEnvelope(ms.BATCH_TRANSACTION, payload).encode()
         idempotent = not any(t in NON_IDEMPOTENT_TYPES for t, _ in entries)
         max_response = batch_response([t for t, _ in entries], self.max_response_size)
         answer = await self._send(server_name, ms.BATCH_TRANSACTION, body, idempotent, max_response, max_retries)
         return [
             bytes(data) if status == 200 else _entry_error(status, data, server_name)
-            for status, data in ms.decode_batch_response(answer.body, len(entries))
+            for status, data in ms.wire.decode_batch_response(answer.body, len(entries))
         ]
 
     async def _send(
@@ -345,7 +345,7 @@ class SignalingClient:
         decoded = None
         if body is not None and resp.content_type == CONTENT_TYPE:
             try:
-                decoded = ms.decode_error_body(body)
+                decoded = ms.wire.decode_error_body(body)
             except ms.MimiError:
                 decoded = None
         if decoded is not None:
@@ -417,7 +417,7 @@ class SignalingClient:
 def _entry_error(status: int, body: bytes, server_name: str) -> ms.MimiError:
     """The typed error of a batch entry answered ``status`` with an ``Error`` body."""
     try:
-        code, message = ms.decode_error_body(body)
+        code, message = ms.wire.decode_error_body(body)
     except ms.MimiError:
         return ms.InternalError(f"{server_name} answered a batch entry with HTTP {status} and no MIMI error body")
     return ms.error_from_code(code, message)

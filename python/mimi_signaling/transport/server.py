@@ -88,7 +88,7 @@ def _error_body(error: ms.MimiError) -> bytes:
     message = str(error)
     if len(message) > MAX_ERROR_MESSAGE:
         message = message[: MAX_ERROR_MESSAGE - 3] + "..."
-    return ms.encode_error_body(type(error).code, message)
+    return ms.wire.encode_error_body(type(error).code, message)
 
 
 def error_response(
@@ -112,7 +112,7 @@ def envelope_transaction_type(prefix: "bytes | bytearray") -> Optional[str]:
     Bytes that cannot start an envelope give "" (no row: the general bound applies, and the
     envelope decode refuses them)."""
     try:
-        size, used = ms.decode_varint(bytes(prefix[2:6]))
+        size, used = ms.wire.decode_varint(bytes(prefix[2:6]))
     except ms.MalformedError:
         return None if len(prefix) < 6 else ""
     end = 2 + used + size
@@ -443,7 +443,7 @@ class SignalingServer:
         or nested (raised); otherwise every entry gets the status and body it would have had
         alone: the same type and size checks, the rate limit counting each entry, then the
         handler (its ``handle_batch`` when it has one, to work on the entries together)."""
-        entries = ms.decode_batch_request(payload)
+        entries = ms.wire.decode_batch_request(payload)
         allowed = len(entries)
         if self.rate_limiter is not None:  # the request took the first entry's token
             allowed = 1 + self.rate_limiter.allow_many(peer, len(entries) - 1)
@@ -469,7 +469,7 @@ class SignalingServer:
                 answers = await answer_in_order([entries[i] for i in todo], self._handle_entry, peer)
             for i, answer in zip(todo, answers):
                 results[i] = answer
-        return ms.encode_batch_response([_batch_result(r) for r in results])
+        return ms.wire.encode_batch_response([_batch_result(r) for r in results])
 
     async def _handle_entry(self, transaction_type: str, payload: bytes, peer: str) -> Any:
         try:
