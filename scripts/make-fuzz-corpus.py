@@ -72,7 +72,7 @@ def event_seeds(golden: dict) -> Tuple[Seeds, Seeds, Seeds]:
 
 
 def vec(data: bytes) -> bytes:
-    return m.encode_varint(len(data)) + data
+    return m.wire.encode_varint(len(data)) + data
 
 
 def encode_event(ev: "m.Event", **changes: object) -> bytes:
@@ -131,7 +131,7 @@ def regression_seeds(golden: dict) -> Dict[str, Seeds]:
 def envelope(transaction_type: str, payload: bytes, version: int = 1) -> bytes:
     # Built by hand so that an unsupported version can be seeded too.
     t = transaction_type.encode()
-    return struct.pack(">H", version) + m.encode_varint(len(t)) + t + m.encode_varint(len(payload)) + payload
+    return struct.pack(">H", version) + m.wire.encode_varint(len(t)) + t + m.wire.encode_varint(len(payload)) + payload
 
 
 def envelope_seeds(golden: dict) -> Seeds:
@@ -140,12 +140,12 @@ def envelope_seeds(golden: dict) -> Seeds:
     bodies = {
         "mimi.signaling.submit": bytes.fromhex(golden["events"][2]["limited_event"]),
         "mimi.signaling.deliver": bytes.fromhex(golden["events"][2]["event"]),
-        "mimi.signaling.get_event": m.encode_get_event_request(room_id, event_id),
-        "mimi.signaling.get_state": m.encode_get_state_request(room_id, "m.room.join_rules", ""),
-        "mimi.signaling.backfill": m.encode_backfill_request(room_id, event_id, 100),
-        "mimi.signaling.snapshot": m.encode_snapshot_request(room_id),
+        "mimi.signaling.get_event": m.wire.encode_get_event_request(room_id, event_id),
+        "mimi.signaling.get_state": m.wire.encode_get_state_request(room_id, "m.room.join_rules", ""),
+        "mimi.signaling.backfill": m.wire.encode_backfill_request(room_id, event_id, 100),
+        "mimi.signaling.snapshot": m.wire.encode_snapshot_request(room_id),
         "mimi.signaling.keys": b"",
-        m.BATCH_TRANSACTION: m.encode_batch_request([("mimi.signaling.keys", b"")]),
+        m.BATCH_TRANSACTION: m.wire.encode_batch_request([("mimi.signaling.keys", b"")]),
     }
     seeds = [(t.rsplit(".", 1)[1], m.TransactionEnvelope(t, body).encode()) for t, body in bodies.items()]
     seeds.append(("version-2", envelope("mimi.signaling.keys", b"", version=2)))
@@ -158,17 +158,17 @@ def batch_seeds(golden: dict) -> Seeds:
     submits = [("mimi.signaling.submit", bytes.fromhex(e["limited_event"])) for e in evs[1:4]]
     delivers = [("mimi.signaling.deliver", bytes.fromhex(e["event"])) for e in evs[1:4]]
     mixed = [*submits[:1], *delivers[:1], ("mimi.signaling.keys", b""),
-             ("mimi.signaling.get_event", m.encode_get_event_request(evs[0]["room_id"], evs[1]["event_id"]))]
-    nested = m.encode_varint(len(envelope(m.BATCH_TRANSACTION, b""))) + envelope(m.BATCH_TRANSACTION, b"")
-    version_2 = m.encode_varint(len(envelope("mimi.signaling.keys", b"", 2))) + envelope("mimi.signaling.keys", b"", 2)
-    answers = [(200, bytes.fromhex(evs[1]["event"])), (200, b""), (403, m.encode_error_body(4, "policy"))]
+             ("mimi.signaling.get_event", m.wire.encode_get_event_request(evs[0]["room_id"], evs[1]["event_id"]))]
+    nested = m.wire.encode_varint(len(envelope(m.BATCH_TRANSACTION, b""))) + envelope(m.BATCH_TRANSACTION, b"")
+    version_2 = m.wire.encode_varint(len(envelope("mimi.signaling.keys", b"", 2))) + envelope("mimi.signaling.keys", b"", 2)
+    answers = [(200, bytes.fromhex(evs[1]["event"])), (200, b""), (403, m.wire.encode_error_body(4, "policy"))]
     return [
-        ("submits", b"\x00" + m.encode_batch_request(submits)),
-        ("delivers", b"\x00" + m.encode_batch_request(delivers)),
-        ("mixed", b"\x00" + m.encode_batch_request(mixed)),
+        ("submits", b"\x00" + m.wire.encode_batch_request(submits)),
+        ("delivers", b"\x00" + m.wire.encode_batch_request(delivers)),
+        ("mixed", b"\x00" + m.wire.encode_batch_request(mixed)),
         ("nested", b"\x00" + nested),
         ("version-2", b"\x00" + version_2),
-        ("response", b"\x01\x03" + m.encode_batch_response(answers)),
+        ("response", b"\x01\x03" + m.wire.encode_batch_response(answers)),
     ]
 
 
@@ -176,28 +176,28 @@ def transport_seeds(golden: dict) -> Seeds:
     evs = golden["events"]
     room_id = evs[0]["room_id"]
     decoded = [m.Event.decode(bytes.fromhex(e["event"])) for e in evs]
-    bad_utf8 = struct.pack(">H", 12) + m.encode_varint(2) + b"\xff\xfe"
+    bad_utf8 = struct.pack(">H", 12) + m.wire.encode_varint(2) + b"\xff\xfe"
     raw = {
-        "get_event_request": [m.encode_get_event_request(room_id, evs[3]["event_id"])],
+        "get_event_request": [m.wire.encode_get_event_request(room_id, evs[3]["event_id"])],
         "get_state_request": [
-            m.encode_get_state_request(room_id, "m.room.user", evs[3]["state_key"]),
-            m.encode_get_state_request(room_id, "m.room.name", ""),
+            m.wire.encode_get_state_request(room_id, "m.room.user", evs[3]["state_key"]),
+            m.wire.encode_get_state_request(room_id, "m.room.name", ""),
         ],
         "backfill_request": [
-            m.encode_backfill_request(room_id, evs[9]["event_id"], 2),
-            m.encode_backfill_request(room_id, evs[9]["event_id"], m.MAX_BACKFILL_LIMIT),
+            m.wire.encode_backfill_request(room_id, evs[9]["event_id"], 2),
+            m.wire.encode_backfill_request(room_id, evs[9]["event_id"], m.MAX_BACKFILL_LIMIT),
         ],
         "backfill_response": [
-            m.encode_backfill_response([decoded[2], decoded[1]]),
-            m.encode_backfill_response([]),
+            m.wire.encode_backfill_response([decoded[2], decoded[1]]),
+            m.wire.encode_backfill_response([]),
         ],
-        "snapshot_request": [m.encode_snapshot_request(room_id)],
+        "snapshot_request": [m.wire.encode_snapshot_request(room_id)],
         "snapshot_response": [
-            m.encode_snapshot_response([decoded[0], decoded[2]], [decoded[0], decoded[1]], evs[2]["event_id"]),
+            m.wire.encode_snapshot_response([decoded[0], decoded[2]], [decoded[0], decoded[1]], evs[2]["event_id"]),
         ],
         "error_body": [
-            m.encode_error_body(4, "policy_rejected: sender may not send m.room.name"),
-            m.encode_error_body(11, ""),
+            m.wire.encode_error_body(4, "policy_rejected: sender may not send m.room.name"),
+            m.wire.encode_error_body(11, ""),
             bad_utf8,
         ],
     }
@@ -267,12 +267,12 @@ def content_seeds(golden: dict) -> Seeds:
 
 def room_file_seeds(golden: dict) -> Seeds:
     data = bytes.fromhex(golden["room_file"])
-    header = m.encode_room_file_header()
+    header = m.wire.encode_room_file_header()
     keys = b"".join(
-        m.encode_room_file_record(1, m.ServerKeys(s["server_name"], [m.VerifyKey(s["key_id"], bytes.fromhex(s["public_key"]))]).encode())
+        m.wire.encode_room_file_record(1, m.ServerKeys(s["server_name"], [m.VerifyKey(s["key_id"], bytes.fromhex(s["public_key"]))]).encode())
         for s in golden["servers"]
     )
-    first_three = b"".join(m.encode_room_file_record(2, bytes.fromhex(e["event"])) for e in golden["events"][:3])
+    first_three = b"".join(m.wire.encode_room_file_record(2, bytes.fromhex(e["event"])) for e in golden["events"][:3])
     return [
         ("golden-room", data),
         ("keys-and-three-events", header + keys + first_three),
