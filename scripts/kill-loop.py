@@ -25,10 +25,9 @@ import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-for path in (ROOT, ROOT / "tests" / "e2e", ROOT / "tests" / "reliability"):
-    sys.path.insert(0, str(path))
+sys.path.insert(0, str(ROOT / "tests"))  # a script outside pytest: the test support package
 
-from killloop import run_kill_loop  # noqa: E402
+from support.killloop import run_kill_loop  # noqa: E402
 
 
 def main() -> int:

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from vectors import load_vectors
+from support.pg import fresh_pg_url, pg_url  # noqa: F401 - the PostgreSQL fixtures, for every folder
+from support.vectors import load_vectors
 
 
 @pytest.fixture(scope="session")

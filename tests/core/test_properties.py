@@ -7,7 +7,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import mimi_signaling as m
-from builders import Servers
+from support.builders import Servers
 
 SERVERS = Servers("hub.test", "f1.test", "f2.test:8448")
 LOCAL = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-._=/+", min_size=1, max_size=12)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import mimi_signaling as m
-from vectors import load_vectors
+from support.vectors import load_vectors
 
 ED25519 = load_vectors("ed25519_rfc8032.json")
 VARINTS = load_vectors("mls_deserialization.json")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import mimi_signaling as m
-from builders import Servers
+from support.builders import Servers
 
 ROOM = "!room1:hub.test"
 

@@ -14,9 +14,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import ed25519_edge as edge
+from support import ed25519_edge as edge
 import mimi_signaling as m
-from vectors import load_vectors
+from support.vectors import load_vectors
 
 HUB = "hub.test"
 ORIGINS = ["a.test", "b.test"]

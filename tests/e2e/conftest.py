@@ -3,21 +3,15 @@ always stopped (and killed if they do not stop) at teardown."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Callable, Dict, Iterator, List, Optional
 
 import pytest
 
-try:
-    from tests.pg import fresh_pg_url, pg_url
-except ImportError:  # pytest run without the repository root on sys.path
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-    from tests.pg import fresh_pg_url, pg_url  # noqa: F401
 
 from mimi_signaling.testing.cluster import Cluster, ServerProcess
 
-from e2ekit import ALPHA, BETA, HUB, WireClient
+from support.e2ekit import ALPHA, BETA, HUB, WireClient
 
 
 def _stop_all(processes: List[ServerProcess]) -> None:

@@ -17,7 +17,7 @@ from mimi_signaling.testing.cluster import Cluster
 from mimi_signaling.transport.client import SignalingClient
 from mimi_signaling.transport.errors import TransportError
 
-from e2ekit import (
+from support.e2ekit import (
     ALICE,
     ALPHA,
     BETA,

@@ -16,7 +16,7 @@ import pytest
 import mimi_signaling as ms
 from mimi_signaling.testing.cluster import Cluster
 
-from e2ekit import (
+from support.e2ekit import (
     ALICE,
     ALPHA,
     BETA,

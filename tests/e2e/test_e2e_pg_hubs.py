@@ -20,7 +20,7 @@ from mimi_signaling.node.hub import Hub
 from mimi_signaling.node.keys import KeyStore
 from mimi_signaling.storage import open_store
 
-from e2ekit import ALICE, HUB, MESSAGE, Sender, event_ids, export_and_verify
+from support.e2ekit import ALICE, HUB, MESSAGE, Sender, event_ids, export_and_verify
 
 PER_PROCESS = 100
 IN_PROCESS_SENDS = 500

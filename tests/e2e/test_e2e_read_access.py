@@ -15,7 +15,7 @@ import mimi_signaling as ms
 from mimi_signaling.testing.cluster import Cluster
 from mimi_signaling.content import Visibility
 
-from e2ekit import ALICE, ALPHA, BETA, BOB, CAROL, HUB, MESSAGE, WireClient, envelope, event_ids, room_with_members, wait_same_history
+from support.e2ekit import ALICE, ALPHA, BETA, BOB, CAROL, HUB, MESSAGE, WireClient, envelope, event_ids, room_with_members, wait_same_history
 
 STRANGER = "stranger.test"  # a server with no user in any room (a valid certificate of the CA)
 GET_EVENT, GET_STATE = "mimi.signaling.get_event", "mimi.signaling.get_state"

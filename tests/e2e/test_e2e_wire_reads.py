@@ -12,7 +12,7 @@ import pytest
 import mimi_signaling as ms
 from mimi_signaling.testing.cluster import Cluster
 
-from e2ekit import ALICE, ALPHA, BOB, HUB, MESSAGE, WireClient, event_ids
+from support.e2ekit import ALICE, ALPHA, BOB, HUB, MESSAGE, WireClient, event_ids
 
 
 def _ring(client: WireClient, names: List[str]) -> ms.KeyRing:

@@ -11,11 +11,11 @@ from typing import Iterator, List
 
 import pytest
 
-import ed25519_edge as edge
+from support import ed25519_edge as edge
 import mimi_signaling as ms
 from mimi_signaling.testing.cluster import Cluster
 
-from e2ekit import (
+from support.e2ekit import (
     ALPHA,
     BETA,
     BOB,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from hubpolicykit import HubRoom, make_network, scratch_dir
+from support.hubpolicykit import HubRoom, make_network, scratch_dir
 
 
 @pytest.fixture

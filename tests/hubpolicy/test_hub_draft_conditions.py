@@ -18,7 +18,7 @@ from typing import List, Tuple
 import pytest
 
 import mimi_signaling as m
-from hubpolicykit import (
+from support.hubpolicykit import (
     ANA,
     BAN,
     BOB,
@@ -37,7 +37,7 @@ from hubpolicykit import (
 )
 from mimi_signaling.content import M_ROOM_ROLE, M_ROOM_ROLE_MAP
 from mimi_signaling.roomfile import export_room
-from roomfile.roomfile_helpers import run_mimi
+from support.roomfile_helpers import run_mimi
 
 # --- the three paths ------------------------------------------------------------------------
 

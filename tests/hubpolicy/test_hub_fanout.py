@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Set
 
 import mimi_signaling as m
-from hubpolicykit import ANA, BAN, BOB, CAT, DAN, EVE, F1, F2, FAY, FOLLOWERS, HUB, INVITE, JOIN, KNOCK, LEAVE, HubRoom
+from support.hubpolicykit import ANA, BAN, BOB, CAT, DAN, EVE, F1, F2, FAY, FOLLOWERS, HUB, INVITE, JOIN, KNOCK, LEAVE, HubRoom
 from mimi_signaling.content import JoinRule, Visibility, user_content
 
 

@@ -11,7 +11,7 @@ from typing import Optional
 
 import pytest
 
-from hubpolicykit import ANA, BAN, CAT, INVITE, JOIN, KNOCK, LEAVE, HubRoom
+from support.hubpolicykit import ANA, BAN, CAT, INVITE, JOIN, KNOCK, LEAVE, HubRoom
 from mimi_signaling.content import M_ROOM_JOIN_RULES, JoinRule, Participation, join_rules_content
 
 I, K, P = JoinRule.INVITE, JoinRule.KNOCK, JoinRule.PUBLIC

@@ -1,5 +1,5 @@
 """m.room.user transitions of m.0, allowed and refused, through ``Hub.accept`` with users of
-three servers: the hub's sample of the participation table (tests/m0_cases.py, cases marked
+three servers: the hub's sample of the participation table (tests/support/m0_cases.py, cases marked
 ``hub``: at least one allowed and one refused per rule; tests/room/test_participation.py plays
 every case against the room layer).  A refusal must raise ``PolicyRejectedError`` naming the
 rule and store nothing (``HubRoom.refuse`` compares the store, the state and the fan-out queues
@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import pytest
 
-from hubpolicykit import HubRoom
-from m0_cases import PARTICIPATION_HUB, Case, ids, run_case
+from support.hubpolicykit import HubRoom
+from support.m0_cases import PARTICIPATION_HUB, Case, ids, run_case
 
 
 @pytest.mark.parametrize("case", PARTICIPATION_HUB, ids=ids(PARTICIPATION_HUB))

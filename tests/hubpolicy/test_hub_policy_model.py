@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 import mimi_signaling as m
-from hubpolicykit import ANA, BOB, CAT, DAN, EVE, FOLLOWERS, HUB, USERS, make_network, raw_role_map_content, role_content, scratch_dir, server_of
+from support.hubpolicykit import ANA, BOB, CAT, DAN, EVE, FOLLOWERS, HUB, USERS, make_network, raw_role_map_content, role_content, scratch_dir, server_of
 from mimi_signaling.content import (
     M_ROOM_HISTORY_VISIBILITY,
     M_ROOM_JOIN_RULES,
@@ -39,7 +39,7 @@ from mimi_signaling.content import (
     user_content,
 )
 from mimi_signaling.node.hub import Hub
-from policy_model import PolicyModel, RoleDef
+from support.policy_model import PolicyModel, RoleDef
 
 ROLE_IDS = ("admin", "mod", "user")
 STRANGER = "stranger.test"  # a server that never has a user in the room

@@ -1,4 +1,4 @@
-"""Roles through ``Hub.accept``: the hub's sample of the roles table (tests/m0_cases.py, cases
+"""Roles through ``Hub.accept``: the hub's sample of the roles table (tests/support/m0_cases.py, cases
 marked ``hub``: the creator phase, role-map validity, and the role-change rule of PROFILE.md
 section 6 -- an ``m.room.role`` for R, or a role map that adds, removes or changes R, needs the
 ``events`` permission for the type and R in the sender's resolved ``roles``).
@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import pytest
 
-from hubpolicykit import HubRoom
-from m0_cases import ROLES_HUB, Case, ids, run_case
+from support.hubpolicykit import HubRoom
+from support.m0_cases import ROLES_HUB, Case, ids, run_case
 
 
 @pytest.mark.parametrize("case", ROLES_HUB, ids=ids(ROLES_HUB))

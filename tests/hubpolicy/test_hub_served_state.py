@@ -11,7 +11,7 @@ state map keeps events with an empty ``hub_signature`` until the hub restarts.""
 from __future__ import annotations
 
 import mimi_signaling as m
-from hubpolicykit import ANA, CAT, HUB, INVITE, HubRoom
+from support.hubpolicykit import ANA, CAT, HUB, INVITE, HubRoom
 from mimi_signaling.content import M_ROOM_NAME, M_ROOM_USER, text_content
 from mimi_signaling.node.hub import Hub
 

@@ -3,7 +3,7 @@ a server gets a non-state event unredacted exactly when one of its users may see
 visibility in force when it was sent; otherwise ``event.redacted()``.  State events are always
 served whole.
 
-The table is the visibility cases of tests/m0_cases.py (written out by hand from the policy
+The table is the visibility cases of tests/support/m0_cases.py (written out by hand from the policy
 draft, "Event/History Visibility") that the hub serves; tests/room/test_visibility.py checks
 every case against the room layer."""
 
@@ -14,8 +14,8 @@ from typing import List
 import pytest
 
 import mimi_signaling as m
-from hubpolicykit import ANA, BAN, CAT, DAN, EVE, F1, F2, HUB, INVITE, JOIN, LEAVE, HubRoom, server_of
-from m0_cases import VISIBILITY_HUB, VisibilityCase, ids, run_visibility_case
+from support.hubpolicykit import ANA, BAN, CAT, DAN, EVE, F1, F2, HUB, INVITE, JOIN, LEAVE, HubRoom, server_of
+from support.m0_cases import VISIBILITY_HUB, VisibilityCase, ids, run_visibility_case
 from mimi_signaling.content import Visibility
 
 

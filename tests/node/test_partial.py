@@ -13,7 +13,7 @@ import mimi_signaling as m
 from mimi_signaling.content import JoinRule, Participation
 from mimi_signaling.node.partial import JOIN_POSITION, PRUNE_BATCH
 
-from nodekit import Network
+from support.nodekit import Network
 
 ANA, BOB = "@ana:hub.test", "@bob:f1.test"
 

@@ -15,7 +15,7 @@ import mimi_signaling as m
 from mimi_signaling.content import JoinRule, Participation, Visibility
 from mimi_signaling.node.partial import JOIN_POSITION
 
-from nodekit import Network
+from support.nodekit import Network
 
 HUB, F1, F2, STRANGER = "hub.test", "f1.test", "f2.test", "stranger.test"
 ANA, BOB, CAT = "@ana:hub.test", "@bob:f1.test", "@cat:f2.test"

@@ -12,7 +12,7 @@ from collections import Counter
 
 import pytest
 
-from browser import dump_dom, rows_of, screenshot, visible_text
+from support.browser import dump_dom, rows_of, screenshot, visible_text
 
 MIMI = [sys.executable, "-m", "mimi_signaling.cli"]
 

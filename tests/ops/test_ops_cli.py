@@ -13,7 +13,7 @@ import pytest
 
 from mimi_signaling.config import Config, ConfigError
 
-from opskit import ALICE, ALPHA, BOB, HUB, ops_cluster
+from support.opskit import ALICE, ALPHA, BOB, HUB, ops_cluster
 
 MIMI = [sys.executable, "-m", "mimi_signaling.cli"]
 

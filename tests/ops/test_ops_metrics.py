@@ -10,7 +10,7 @@ import pytest
 from mimi_signaling import PolicyRejectedError
 from mimi_signaling.ops.metrics import METRIC_NAMES
 
-from opskit import ALICE, ALPHA, BOB, HUB, get, ops_cluster, scrape, value
+from support.opskit import ALICE, ALPHA, BOB, HUB, get, ops_cluster, scrape, value
 
 
 @pytest.fixture(scope="module")

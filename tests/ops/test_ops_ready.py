@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from opskit import HUB, get, ops_cluster, scrape, value
+from support.opskit import HUB, get, ops_cluster, scrape, value
 
 pytestmark = pytest.mark.postgres
 
@@ -24,7 +24,7 @@ def _wait_status(url: str, want: int, timeout: float = 30.0) -> str:
 
 
 def test_readiness_fails_while_postgresql_is_down(tmp_path):
-    from pg import find_pg_bindir, start_postgres
+    from support.pg import find_pg_bindir, start_postgres
 
     if find_pg_bindir() is None:
         pytest.skip("PostgreSQL binaries not installed")

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import time
 
-from browser import dump_dom, rows_of, screenshot, visible_text
-from opskit import ALICE, ALPHA, BOB, HUB, get, ops_cluster
+from support.browser import dump_dom, rows_of, screenshot, visible_text
+from support.opskit import ALICE, ALPHA, BOB, HUB, get, ops_cluster
 
 
 def test_status_page_in_a_browser(tmp_path):

@@ -1,25 +1,19 @@
 """Fixtures of the reliability tests: clusters of real ``mimi serve`` processes on 127.0.0.1
 (always reaped at teardown), the hostile-peer cluster with tightened limits, and PostgreSQL
-databases from ``tests/pg.py`` (which fail instead of skipping under ``CI=true``)."""
+databases from ``tests/support/pg.py`` (which fail instead of skipping under ``CI=true``)."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Callable, Dict, Iterator, List, Optional
 
 import pytest
 
-try:
-    from tests.pg import fresh_pg_url, pg_url
-except ImportError:  # pytest run without the repository root on sys.path
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-    from tests.pg import fresh_pg_url, pg_url  # noqa: F401
 
 from mimi_signaling.testing.cluster import Cluster, ServerProcess
 
-from relkit import reap, tightened
-from e2ekit import ALPHA, BETA, BOB, CAROL, HUB, room_with_members, wait_same_history
+from support.relkit import reap, tightened
+from support.e2ekit import ALPHA, BETA, BOB, CAROL, HUB, room_with_members, wait_same_history
 
 
 @pytest.fixture
@@ -67,7 +61,7 @@ def hostile_room(hostile: Cluster) -> str:
     return room
 
 
-#: The fake peer servers of the ``peered`` cluster (``tests/reliability/peerkit.py``), by role.
+#: The fake peer servers of the ``peered`` cluster (``tests/support/peerkit.py``), by role.
 FAKE_PEERS = {
     "planter": "mallory.test",  # answers honestly first, then plants another server's keys
     "namer": "eve.test",  # answers a keys request with keys named for another server
@@ -83,7 +77,7 @@ FAKE_PEERS = {
 def peered(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple]:
     """``(cluster, fake peers by role)``: hub.test, alpha.test and beta.test with the hostile
     limits, every one of them knowing the fake peers of ``FAKE_PEERS`` through its peer map."""
-    from peerkit import FakePeer, peer_map
+    from support.peerkit import FakePeer, peer_map
 
     fakes = {role: FakePeer(name, certificate_name="eve.test" if role == "impostor" else None)
              for role, name in FAKE_PEERS.items()}

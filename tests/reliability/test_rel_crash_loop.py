@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from killloop import run_kill_loop
-from relkit import record
+from support.killloop import run_kill_loop
+from support.relkit import record
 
 KILLS = int(os.environ.get("MIMI_CI_KILLS", "5"))
 

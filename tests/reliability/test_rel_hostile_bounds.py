@@ -13,9 +13,9 @@ import pytest
 import mimi_signaling as ms
 from mimi_signaling.transport.bounds import BOUNDS
 
-from e2ekit import ALPHA, BETA, BOB, HUB, MESSAGE, Sender, envelope
-from peerkit import KEYS, FakePeer, stored_keys
-from relkit import SUBMIT, nothing_stored, peak_rss_kb, record
+from support.e2ekit import ALPHA, BETA, BOB, HUB, MESSAGE, Sender, envelope
+from support.peerkit import KEYS, FakePeer, stored_keys
+from support.relkit import SUBMIT, nothing_stored, peak_rss_kb, record
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -17,7 +17,7 @@ import mimi_signaling as ms
 from mimi_signaling.testing.cluster import Cluster
 from mimi_signaling.node.chain import RoomChain
 
-from e2ekit import (
+from support.e2ekit import (
     ALICE,
     ALPHA,
     BETA,
@@ -29,7 +29,7 @@ from e2ekit import (
     stored_rows,
     wait_same_history,
 )
-from relkit import DELIVER, HostileClient, nothing_stored, record
+from support.relkit import DELIVER, HostileClient, nothing_stored, record
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -17,9 +17,9 @@ from mimi_signaling.content import Participation
 from mimi_signaling.node.invites import PER_PEER
 from mimi_signaling.transport.client import SignalingClient
 
-from e2ekit import ALPHA, BETA, BOB, HUB, MESSAGE, REQUEST_DEADLINE, Sender, counts, envelope
-from peerkit import KEYS, FakePeer
-from relkit import DELIVER, nothing_stored, record, rss_kb
+from support.e2ekit import ALPHA, BETA, BOB, HUB, MESSAGE, REQUEST_DEADLINE, Sender, counts, envelope
+from support.peerkit import KEYS, FakePeer
+from support.relkit import DELIVER, nothing_stored, record, rss_kb
 
 pytestmark = pytest.mark.timeout(180)
 

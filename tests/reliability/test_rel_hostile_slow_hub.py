@@ -24,9 +24,9 @@ from mimi_signaling.config import Config
 from mimi_signaling.content import JoinRule, Participation
 from mimi_signaling.server.federation import BACKFILL
 
-from e2ekit import ALICE, ALPHA, BETA, BOB, CAROL, HUB, MESSAGE, envelope, event_ids, wait_for, wait_same_history
-from peerkit import HubThread, sends_meanwhile
-from relkit import DELIVER, HostileClient, reap, record
+from support.e2ekit import ALICE, ALPHA, BETA, BOB, CAROL, HUB, MESSAGE, envelope, event_ids, wait_for, wait_same_history
+from support.peerkit import HubThread, sends_meanwhile
+from support.relkit import DELIVER, HostileClient, reap, record
 
 pytestmark = [pytest.mark.timeout(180), pytest.mark.slow]
 

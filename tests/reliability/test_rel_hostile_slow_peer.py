@@ -19,9 +19,9 @@ import mimi_signaling as ms
 from mimi_signaling.testing.cluster import Cluster
 from mimi_signaling.content import Participation
 
-from e2ekit import ALPHA, BETA, BOB, HUB, MESSAGE, envelope, wait_same_history
-from peerkit import KEYS, FakePeer, hold, sends_meanwhile
-from relkit import DELIVER, SUBMIT, record
+from support.e2ekit import ALPHA, BETA, BOB, HUB, MESSAGE, envelope, wait_same_history
+from support.peerkit import KEYS, FakePeer, hold, sends_meanwhile
+from support.relkit import DELIVER, SUBMIT, record
 
 pytestmark = [pytest.mark.timeout(180), pytest.mark.slow]
 

@@ -18,8 +18,8 @@ import mimi_signaling as ms
 from mimi_signaling.testing.cluster import Cluster
 from mimi_signaling.transport.tls import client_ssl_context, issue_server_cert, make_ca, ssl_hostname
 
-from e2ekit import ALICE, ALPHA, BETA, BOB, CAROL, HUB, MESSAGE, envelope, event_ids, wait_same_history
-from relkit import SUBMIT, HostileClient, nothing_stored, record
+from support.e2ekit import ALICE, ALPHA, BETA, BOB, CAROL, HUB, MESSAGE, envelope, event_ids, wait_same_history
+from support.relkit import SUBMIT, HostileClient, nothing_stored, record
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -22,9 +22,9 @@ from mimi_signaling.content import JoinRule, Participation
 from mimi_signaling.server.federation import BACKFILL, GET_EVENT, SNAPSHOT
 from mimi_signaling.storage.urls import sqlite_path_from_url
 
-from e2ekit import ALICE, ALPHA, BOB, HUB, MESSAGE, history, stored_rows, wait_for
-from peerkit import HubThread, Tamper
-from relkit import reap
+from support.e2ekit import ALICE, ALPHA, BOB, HUB, MESSAGE, history, stored_rows, wait_for
+from support.peerkit import HubThread, Tamper
+from support.relkit import reap
 
 pytestmark = pytest.mark.timeout(180)
 

@@ -14,7 +14,7 @@ import pytest
 import mimi_signaling as ms
 from mimi_signaling.testing.cluster import Cluster
 
-from e2ekit import (
+from support.e2ekit import (
     ALICE,
     ALPHA,
     BETA,
@@ -29,7 +29,7 @@ from e2ekit import (
     wait_for,
     wait_same_history,
 )
-from relkit import GAMMA, GINA, missing, record, rotate_key
+from support.relkit import GAMMA, GINA, missing, record, rotate_key
 
 ROTATIONS = [HUB, ALPHA, HUB, BETA, HUB, ALPHA]
 #: Acknowledged sends each sender needs between two rotations.

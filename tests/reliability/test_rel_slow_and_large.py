@@ -17,8 +17,8 @@ import mimi_signaling as ms
 from mimi_signaling.testing.cluster import Cluster
 from mimi_signaling.transport.client import SignalingClient
 
-from e2ekit import ALPHA, BETA, HUB, REQUEST_DEADLINE
-from relkit import (
+from support.e2ekit import ALPHA, BETA, HUB, REQUEST_DEADLINE
+from support.relkit import (
     HOSTILE_BODY_TIMEOUT,
     HOSTILE_KEEPALIVE,
     KEYS,

@@ -8,7 +8,7 @@ from typing import Any, Dict, List
 import pytest
 
 import mimi_signaling as ms
-from roomkit import RoomBuilder
+from support.roomkit import RoomBuilder
 
 
 @pytest.fixture(scope="session")

@@ -1,14 +1,14 @@
 """m.room.user transitions, each allowed and refused, with real signed events against the room
 layer (``RoomState`` and the m.0 policy): every case of the participation table
-(tests/m0_cases.py; tests/hubpolicy/test_hub_participation.py plays a sample through the hub).
+(tests/support/m0_cases.py; tests/hubpolicy/test_hub_participation.py plays a sample through the hub).
 A refusal raises ``PolicyRejectedError`` naming the rule and leaves the state unchanged."""
 
 from __future__ import annotations
 
 import pytest
 
-from m0_cases import PARTICIPATION, Case, ids, run_case
-from roomkit import RoomBuilder, RoomDriver
+from support.m0_cases import PARTICIPATION, Case, ids, run_case
+from support.roomkit import RoomBuilder, RoomDriver
 
 
 @pytest.mark.parametrize("case", PARTICIPATION, ids=ids(PARTICIPATION))

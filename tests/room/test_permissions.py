@@ -12,7 +12,7 @@ from mimi_signaling.room.policy.m0.permissions import (
     user_permissions,
 )
 from mimi_signaling.room.policy.m0.roles import RoleRules
-from permission_oracle import effective_power_levels, resolve_permissions
+from support.permission_oracle import effective_power_levels, resolve_permissions
 
 # The draft's worked example, verbatim.
 ROLE_A = (1, {"A": True, "B": False})

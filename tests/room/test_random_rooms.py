@@ -25,8 +25,8 @@ from mimi_signaling.content import (
 from mimi_signaling.room import RoomState, check_shape
 from mimi_signaling.room.policy.m0.permissions import UserPermissions
 from mimi_signaling.room.policy.m0.roles import RoleRules
-from permission_oracle import as_mapping, effective_power_levels, resolve_permissions
-from roomkit import RoomBuilder, role_content, role_map_content
+from support.permission_oracle import as_mapping, effective_power_levels, resolve_permissions
+from support.roomkit import RoomBuilder, role_content, role_map_content
 
 USERS = ["@ana:hub.test", "@ben:follower.test", "@eve:follower.test", "@cy:other.test", "@dee:other.test", "@fay:far.test"]
 ROLE_IDS = ["r1", "r2", "r3"]

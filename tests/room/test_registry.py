@@ -27,7 +27,7 @@ from mimi_signaling.room import (
 from mimi_signaling.node.chain import RoomChain
 from mimi_signaling.room.policy.m0 import M0_POLICY
 from mimi_signaling.room.registry import empty_state_key
-from roomkit import RoomBuilder, role_content
+from support.roomkit import RoomBuilder, role_content
 
 ANA = "@ana:hub.test"
 BEN = "@ben:follower.test"

@@ -12,8 +12,8 @@ from mimi_signaling.content import (
 )
 from mimi_signaling.room.policy.m0.roles import RoleMapInfo, changed_roles
 
-from m0_cases import ROLES, Case, ids, raw_role_map_content, run_case, wire_vec
-from roomkit import RoomBuilder, RoomDriver, role_content
+from support.m0_cases import ROLES, Case, ids, raw_role_map_content, run_case, wire_vec
+from support.roomkit import RoomBuilder, RoomDriver, role_content
 
 ANA = "@ana:hub.test"
 BEN = "@ben:follower.test"
@@ -23,7 +23,7 @@ DEE = "@dee:other.test"
 
 @pytest.mark.parametrize("case", ROLES, ids=ids(ROLES))
 def test_roles(case: Case) -> None:
-    """Every case of the roles table (tests/m0_cases.py: the creator phase, sending permission,
+    """Every case of the roles table (tests/support/m0_cases.py: the creator phase, sending permission,
     role-map validity and the role-change rule; tests/hubpolicy/test_hub_roles.py plays a
     sample through the hub)."""
     run_case(RoomDriver(RoomBuilder()), case)

@@ -17,7 +17,7 @@ from mimi_signaling.content import (
     text_content,
 )
 from mimi_signaling.room import RoomState
-from roomkit import RoomBuilder
+from support.roomkit import RoomBuilder
 
 ANA = "@ana:hub.test"
 BEN = "@ben:follower.test"

@@ -1,4 +1,4 @@
-"""History visibility over the table of cases (tests/m0_cases.py), per user and per server,
+"""History visibility over the table of cases (tests/support/m0_cases.py), per user and per server,
 and who may read a room."""
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from mimi_signaling.room.policy.m0.visibility import (
     visible_to_server,
 )
 from mimi_signaling.node.chain import RoomChain
-from m0_cases import VISIBILITY, VisibilityCase, ids, run_visibility_case
-from roomkit import RoomBuilder, RoomDriver
+from support.m0_cases import VISIBILITY, VisibilityCase, ids, run_visibility_case
+from support.roomkit import RoomBuilder, RoomDriver
 
 ANA = "@ana:hub.test"
 BEN = "@ben:follower.test"
@@ -59,7 +59,7 @@ def _play(steps: List[Tuple[str, object]]) -> Tuple[RoomBuilder, int]:
 
 @pytest.mark.parametrize("case", VISIBILITY, ids=ids(VISIBILITY))
 def test_user_visibility(case: VisibilityCase) -> None:
-    """Every case of the visibility table (tests/m0_cases.py; the hub serves them in
+    """Every case of the visibility table (tests/support/m0_cases.py; the hub serves them in
     tests/hubpolicy/test_hub_visibility.py)."""
     room = RoomBuilder()
     message = run_visibility_case(RoomDriver(room), case)

@@ -3,16 +3,10 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 
-HERE = Path(__file__).resolve().parent
-# roomfile_helpers beside this file; nodekit (in-process hub + followers) beside the node tests.
-for folder in (HERE, HERE.parent / "node"):
-    if str(folder) not in sys.path:
-        sys.path.insert(0, str(folder))
 
 
 @pytest.fixture(scope="session")

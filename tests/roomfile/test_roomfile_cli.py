@@ -10,7 +10,7 @@ import subprocess
 import sys
 
 import mimi_signaling as m
-from roomfile_helpers import event_types, run_mimi
+from support.roomfile_helpers import event_types, run_mimi
 
 
 def test_golden_room_file_verifies(golden_room_file, golden):

@@ -7,8 +7,8 @@ import json
 import os
 
 import pytest
-from nodekit import Network
-from roomfile_helpers import run_mimi
+from support.nodekit import Network
+from support.roomfile_helpers import run_mimi
 
 import mimi_signaling as m
 from mimi_signaling.config import save_signing_key

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from roomfile_helpers import run_mimi
+from support.roomfile_helpers import run_mimi
 
 import mimi_signaling as m
 from mimi_signaling.roomfile import verify_room_file

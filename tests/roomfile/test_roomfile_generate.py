@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from roomfile_helpers import run_mimi
+from support.roomfile_helpers import run_mimi
 
 import mimi_signaling as m
 from mimi_signaling.content import M_ROOM_ROLE_MAP, M_ROOM_USER, Participation

@@ -8,10 +8,10 @@ from __future__ import annotations
 import json
 from typing import List
 
-import ed25519_edge as edge
+from support import ed25519_edge as edge
 import mimi_signaling as m
 from mimi_signaling.roomfile import RoomFileWriter
-from roomfile_helpers import run_mimi
+from support.roomfile_helpers import run_mimi
 
 
 def _golden_room_file(golden, path, kinds) -> List[str]:

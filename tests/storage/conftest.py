@@ -3,17 +3,11 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 from typing import Iterator, List
 
 import pytest
 
-try:
-    from tests.pg import fresh_pg_url, pg_url
-except ImportError:  # pytest run without the repository root on sys.path
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-    from tests.pg import fresh_pg_url, pg_url  # noqa: F401
 
 from mimi_signaling.node.store import EventStore
 from mimi_signaling.storage import open_store

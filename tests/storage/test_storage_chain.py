@@ -15,7 +15,7 @@ import pytest
 from mimi_signaling.node.store import ChainConflictError, EventRow, EventStore, Gap
 from mimi_signaling.storage import open_store
 from mimi_signaling.storage.urls import sqlite_path_from_url
-from tests.storage.helpers import ALICE, OTHER, ROOM, eid, fill, row, snapshot
+from support.storage_helpers import ALICE, OTHER, ROOM, eid, fill, row, snapshot
 
 # --- round trip --------------------------------------------------------------------------
 

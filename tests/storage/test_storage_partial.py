@@ -8,7 +8,7 @@ import pytest
 
 from mimi_signaling.node.store import ChainConflictError, EventStore, KeptEvent
 
-from helpers import ROOM, eid, row, snapshot
+from support.storage_helpers import ROOM, eid, row, snapshot
 
 BASE = 1000  # local position of the snapshot's latest event in these tests
 

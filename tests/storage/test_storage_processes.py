@@ -7,7 +7,7 @@ import subprocess
 from typing import List
 
 from mimi_signaling.storage import open_store
-from tests.storage.helpers import start_worker
+from support.storage_helpers import start_worker
 
 ROOM = "!race:hub.example"
 _WAIT_S = 180

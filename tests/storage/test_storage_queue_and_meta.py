@@ -7,7 +7,7 @@ import pytest
 from mimi_signaling.node.store import ChainConflictError, EventNotStoredError, EventStore
 from mimi_signaling.storage import open_store
 
-from tests.storage.helpers import OTHER, ROOM, eid, fill, row
+from support.storage_helpers import OTHER, ROOM, eid, fill, row
 
 B, C = "b.example", "c.example:8448"
 

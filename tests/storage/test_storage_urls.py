@@ -9,7 +9,7 @@ import pytest
 
 from mimi_signaling.storage import PostgresEventStore, SQLiteEventStore, open_store
 from mimi_signaling.storage.urls import sqlite_path_from_url
-from tests.storage.helpers import ROOM, fill
+from support.storage_helpers import ROOM, fill
 
 
 def test_sqlite_absolute_path(tmp_path: Path) -> None:

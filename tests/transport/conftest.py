@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from transport_helpers import PKI, make_pki
+from support.transport_helpers import PKI, make_pki
 
 
 @pytest.fixture

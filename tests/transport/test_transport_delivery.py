@@ -12,7 +12,7 @@ import mimi_signaling as ms
 from mimi_signaling.node.store import QueuedEvent
 from mimi_signaling.storage import open_store
 from mimi_signaling.transport import DELIVER, DeliveryWorker, SignalingClient, SignalingServer
-from transport_helpers import RecordingHandler, free_port, run, wait_until
+from support.transport_helpers import RecordingHandler, free_port, run, wait_until
 
 HUB = "hub.test"
 F1 = "follower1.test"
@@ -373,7 +373,7 @@ def test_crash_before_the_ack_redelivers_and_the_follower_keeps_one_chain(pki, t
     everything again after the restart; the real follower ignores the repeats: its stored
     chain is the hub's, each event once, in order, and the hub's queue ends empty."""
     from mimi_signaling.content import JoinRule
-    from node.nodekit import Network
+    from support.nodekit import Network
 
     net = Network(tmp_path, HUB, [F1])
     hub_store, follower_store = net.stores[HUB], net.stores[F1]

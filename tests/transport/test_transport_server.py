@@ -21,7 +21,7 @@ from mimi_signaling.transport import (
     http_status_for,
 )
 from mimi_signaling.transport.tls import client_ssl_context
-from transport_helpers import (
+from support.transport_helpers import (
     RecordingHandler,
     envelope,
     make_pki,
@@ -404,7 +404,7 @@ def test_client_retries_5xx_for_idempotent_types_only(pki):
 
 
 def test_connection_refused_is_retried_then_transport_error(pki):
-    from transport_helpers import free_port
+    from support.transport_helpers import free_port
 
     async def main():
         ctx = pki.client_context(FOLLOWER)
@@ -546,7 +546,7 @@ def test_connection_closed_while_idle_does_not_break_the_next_submit(pki):
 def test_peer_is_first_name_of_a_multi_name_certificate_and_none_is_unauthorized(pki):
     from cryptography import x509
 
-    from transport_helpers import issue_custom_cert
+    from support.transport_helpers import issue_custom_cert
 
     async def main():
         handler = RecordingHandler()

@@ -19,7 +19,7 @@ from mimi_signaling.transport.tls import (
     server_name_host,
     ssl_hostname,
 )
-from transport_helpers import RecordingHandler, run
+from support.transport_helpers import RecordingHandler, run
 
 
 def load(path):

@@ -21,9 +21,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
-from relkit import DAVE, ERIN, message_texts, missing, reap
+from support.relkit import DAVE, ERIN, message_texts, missing, reap
 
-from e2ekit import (
+from support.e2ekit import (
     ALICE,
     ALPHA,
     BETA,

@@ -35,7 +35,7 @@ from mimi_signaling.content import (
     user_content,
 )
 from mimi_signaling.room.policy.m0.roles import in_creator_phase
-from m0_cases import (  # noqa: F401  (re-exported for the hub tests)
+from support.m0_cases import (  # noqa: F401  (re-exported for the hub tests)
     ANA,
     BAN,
     BOB,
@@ -49,14 +49,14 @@ from m0_cases import (  # noqa: F401  (re-exported for the hub tests)
     LEAVE,
     raw_role_map_content,
 )
-from m0_cases import wire_vec as _vec
-from node.nodekit import Network
+from support.m0_cases import wire_vec as _vec
+from support.nodekit import Network
 
 HUB, F1, F2 = "hub.test", "f1.test", "f2.test"
 FOLLOWERS = (F1, F2)
 
 # The users (ana the creator; bob on the hub, cat and dan on f1, eve and fay on f2) and the
-# participation shorthands are the case tables' (tests/m0_cases.py).
+# participation shorthands are the case tables' (tests/support/m0_cases.py).
 USERS = (ANA, BOB, CAT, DAN, EVE, FAY)
 
 

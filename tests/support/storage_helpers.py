@@ -14,7 +14,7 @@ from mimi_signaling.node.store import EventRow, EventStore
 ROOM = "!room:hub.example"
 OTHER = "!other:hub.example"
 ALICE = "@alice:hub.example"
-WORKER = Path(__file__).with_name("_worker.py")
+WORKER = Path(__file__).with_name("storage_worker.py")
 
 
 def eid(room: str, index: int) -> str:

@@ -29,7 +29,7 @@ from mimi_signaling.server import ServerNode
 from mimi_signaling.transport.server import SignalingServer
 from mimi_signaling.transport.tls import issue_server_cert, server_ssl_context
 
-from relkit import HostileClient
+from support.relkit import HostileClient
 
 KEYS = "mimi.signaling.keys"
 

@@ -6,7 +6,7 @@ import json
 import os
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def vectors_dir() -> Path:

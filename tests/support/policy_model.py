@@ -23,7 +23,7 @@ from typing import Dict, FrozenSet, List, Optional, Sequence, Set, Tuple
 
 from mimi_signaling.content import JoinRule, Participation, Visibility
 
-from m0_cases import BAN, INVITE, JOIN, KNOCK, LEAVE
+from support.m0_cases import BAN, INVITE, JOIN, KNOCK, LEAVE
 ABOVE_ALL = float("inf")  # the creator's level in the creator phase
 NO_LEVEL = -1  # a user with no role defining the permission: below every order (uint32 >= 0)
 

@@ -1,4 +1,4 @@
-"""Helpers of the reliability tests, on top of the end-to-end kit (``tests/e2e/e2ekit.py``):
+"""Helpers of the reliability tests, on top of the end-to-end kit (``tests/support/e2ekit.py``):
 clusters with tightened limits, a hostile wire client (concurrent requests, raw TLS streams
 for slow and oversized requests), process memory readings, chain checks, and the figures
 each test records for ``docs/RELIABILITY.md``."""
@@ -10,23 +10,19 @@ import contextlib
 import json
 import os
 import ssl
-import sys
 import time
 from collections import Counter
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Sequence, Tuple, Union
 
-_E2E = Path(__file__).resolve().parents[1] / "e2e"
-if str(_E2E) not in sys.path:  # e2ekit lives beside the end-to-end tests
-    sys.path.insert(0, str(_E2E))
 
-import mimi_signaling as ms  # noqa: E402
-from mimi_signaling.testing.cluster import Cluster, ServerProcess  # noqa: E402
-from mimi_signaling.config import Config  # noqa: E402
-from mimi_signaling.transport.client import SignalingClient  # noqa: E402
-from mimi_signaling.transport.tls import ssl_hostname  # noqa: E402
+import mimi_signaling as ms
+from mimi_signaling.testing.cluster import Cluster, ServerProcess
+from mimi_signaling.config import Config
+from mimi_signaling.transport.client import SignalingClient
+from mimi_signaling.transport.tls import ssl_hostname
 
-from e2ekit import (  # noqa: E402
+from support.e2ekit import (
     HUB,
     MESSAGE,
     REQUEST_DEADLINE,
@@ -154,7 +150,7 @@ def missing(acked: Iterable[str], stored: Iterable[str]) -> List[str]:
 
 def rotate_key(server: ServerProcess) -> Dict[str, str]:
     """``mimi keys rotate --config`` on a running server: ``{old_key_id, new_key_id}``."""
-    from e2ekit import _run_cli
+    from support.e2ekit import _run_cli
 
     return json.loads(_run_cli("keys", "rotate", "--config", str(server.config_path)))
 
