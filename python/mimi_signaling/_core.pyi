@@ -290,7 +290,8 @@ class Event:
     def limited(self) -> LimitedEvent:
         """The limited event the origin sent (fails with BadContentHashError on a redacted event)."""
     def verify(self, keyring: KeyRing) -> None:
-        """Content hash (or redacted form), origin and hub signatures; raises the typed error."""
+        """Content hash (or redacted form), origin and hub signatures; raises the typed error.
+        The event ID computed on the way is kept for ``event_id``."""
     def with_content(self, content: bytes) -> Event:
         """A copy with other content (for tests and tooling; IDs and signatures are not refreshed)."""
 

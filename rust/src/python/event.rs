@@ -182,15 +182,21 @@ impl PyEvent {
         }
         Ok(PyLimitedEvent { inner: self.inner.limited() })
     }
+    /// Hashes and both signatures; the event ID computed on the way is kept (the next
+    /// `event_id` is not computed again).
     fn verify(&self, py: Python<'_>, keyring: &PyKeyRing) -> PyResult<()> {
         let ev = self.inner.clone();
         let keys = &keyring.inner;
-        py.allow_threads(|| {
-            let p = prepare(ev)?;
-            verify_event(&p, keys)
-        })
-        .py()
+        let (ids, verdict) = py.allow_threads(|| match prepare(ev) {
+            Ok(p) => (Some((p.reference_hash, p.event_id.clone())), verify_event(&p, keys)),
+            Err(e) => (None, Err(e)),
+        });
+        if let Some(ids) = ids {
+            let _ = self.id.set(ids); // already set: the same value
+        }
+        verdict.py()
     }
+
     fn with_content(&self, content: Vec<u8>) -> Self {
         PyEvent::new(Event { content: Opaque::new(content), ..self.inner.clone() })
     }
