@@ -16,7 +16,7 @@ def main(path: str) -> int:
     reader = m.RoomFileReader(path)
     ring = m.KeyRing()
     for keys in reader.server_keys:
-        ring.add_server_keys(keys)
+        ring = ring.with_server_keys(keys)
     blobs = reader.read_events(10_000_000)
     start = time.perf_counter()
     result = m.check_events(blobs, ring)

@@ -55,7 +55,7 @@ def load_room(path: Path, limit: Optional[int] = None) -> Tuple[m.KeyRing, List[
     reader = m.RoomFileReader(str(path))
     ring = m.KeyRing()
     for sk in reader.server_keys:
-        ring.add_server_keys(sk)
+        ring = ring.with_server_keys(sk)
     blobs: List[bytes] = []
     while limit is None or len(blobs) < limit:
         chunk = reader.read_events(65536 if limit is None else min(65536, limit - len(blobs)))

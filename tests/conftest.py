@@ -28,7 +28,7 @@ def golden_keyring(golden_keys):
 
     ring = KeyRing()
     for server, key in golden_keys.items():
-        ring.add(server, key.verify_key())
+        ring = ring.with_key(server, key.verify_key())
     return ring
 
 

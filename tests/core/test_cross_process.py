@@ -24,6 +24,6 @@ def test_event_from_another_process():
     ev = m.Event.decode(bytes.fromhex(data["event"]))
     assert ev.event_id == data["id"]
     ring = m.KeyRing()
-    ring.add("hub.test", m.VerifyKey("ed25519:proc", bytes.fromhex(data["public_key"])))
+    ring = ring.with_key("hub.test", m.VerifyKey("ed25519:proc", bytes.fromhex(data["public_key"])))
     ev.verify(ring)
     assert m.TextContent.decode(ev.content).value == b"other process"

@@ -124,7 +124,7 @@ def test_golden_room_file(golden, golden_keyring, tmp_path):
     assert sorted(k.server_name for k in reader.server_keys) == ["follower.test", "hub.test"]
     ring = m.KeyRing()
     for k in reader.server_keys:
-        ring.add_server_keys(k)
+        ring = ring.with_server_keys(k)
     blobs = reader.read_events(1000)
     assert reader.read_events(1000) == []
     batch = m.ChainValidator(ring).validate(blobs)

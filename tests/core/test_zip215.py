@@ -99,7 +99,7 @@ KEYS = {name: m.SigningKey(seed, f"ed25519:{name[0]}") for name, seed in SEEDS.i
 def _ring() -> m.KeyRing:
     ring = m.KeyRing()
     for name, key in KEYS.items():
-        ring.add(name, key.verify_key())
+        ring = ring.with_key(name, key.verify_key())
     return ring
 
 

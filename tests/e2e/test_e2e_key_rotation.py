@@ -113,7 +113,7 @@ def test_rotation_while_events_flow(make_cluster: Callable[..., Cluster], tmp_pa
     # Every stored event verifies against the keys the servers publish now.
     ring = ms.KeyRing()
     for name in (HUB, ALPHA, BETA):
-        ring.add_server_keys(wire.keys_of(name))
+        ring = ring.with_server_keys(wire.keys_of(name))
     for name in (HUB, ALPHA, BETA):
         for event in ms.decode_events([b for _, _, b in stored_rows(c[name].config, room)]):
             event.verify(ring)

@@ -210,7 +210,7 @@ def test_local_api_only_for_the_server_itself(trio: Cluster, room: str, as_alpha
 def _ring(trio: Cluster, client: WireClient) -> ms.KeyRing:
     ring = ms.KeyRing()
     for name in trio.servers:
-        ring.add_server_keys(client.keys_of(name))
+        ring = ring.with_server_keys(client.keys_of(name))
     return ring
 
 

@@ -18,7 +18,7 @@ from support.e2ekit import ALICE, ALPHA, BOB, HUB, MESSAGE, WireClient, event_id
 def _ring(client: WireClient, names: List[str]) -> ms.KeyRing:
     ring = ms.KeyRing()
     for name in names:
-        ring.add_server_keys(client.keys_of(name))
+        ring = ring.with_server_keys(client.keys_of(name))
     return ring
 
 

@@ -98,7 +98,7 @@ def test_s_plus_l_is_refused_everywhere(trio: Cluster, room: str, tmp_path) -> N
     ids = event_ids(trio[HUB], room)
     ring = ms.KeyRing()
     for server in (HUB, ALPHA):
-        ring.add_server_keys(as_hub.keys_of(server))
+        ring = ring.with_server_keys(as_hub.keys_of(server))
     # bob's last message carries the auth events a message of bob needs now.
     bobs = [e for e in trio[HUB].call("history", room_id=room, limit=1000) if e["sender"] == BOB and e["type"] == MESSAGE]
     model = ms.Event.decode(as_alpha.request(HUB, "mimi.signaling.get_event",

@@ -141,7 +141,7 @@ class HubPolicyMachine(RuleBasedStateMachine):
         self.current_ids: Dict[Tuple[str, Optional[str]], str] = {}
         self.ring = m.KeyRing()
         for name, key in self.net.keys.items():
-            self.ring.add(name, key.verify_key())
+            self.ring = self.ring.with_key(name, key.verify_key())
 
     @property
     def hub(self):

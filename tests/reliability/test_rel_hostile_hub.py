@@ -80,7 +80,7 @@ def test_hostile_hub_deliveries_are_refused(hostile: Cluster, hostile_room: str,
     control = alice("control", auth)
     ring = ms.KeyRing()
     for name in (HUB, ALPHA):
-        ring.add_server_keys(fake_hub.keys_of(name))
+        ring = ring.with_server_keys(fake_hub.keys_of(name))
     control.verify(ring)
     replica = RoomChain.open(create)
     for event in chain[1:]:

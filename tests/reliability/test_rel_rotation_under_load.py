@@ -89,8 +89,8 @@ def test_rotations_while_events_flow(make_cluster: Callable[..., Cluster], tmp_p
     for name, ids in keys.items():
         published = {k.key_id: k.expired_ts for k in wire.keys_of(name).keys}
         assert published[ids[-1]] == 0 and all(published[k] > 0 for k in ids[:-1]), (name, published)
-        ring.add_server_keys(wire.keys_of(name))
-    ring.add_server_keys(wire.keys_of(GAMMA))  # gina's join
+        ring = ring.with_server_keys(wire.keys_of(name))
+    ring = ring.with_server_keys(wire.keys_of(GAMMA))  # gina's join
     for name in (HUB, ALPHA, BETA, GAMMA):
         rows = stored_rows(c[name].config, room)
         assert [e for _, e, _ in rows] == final

@@ -12,7 +12,7 @@ class Servers:
         self.keys = {n: SigningKey.generate(f"ed25519:{n.split('.')[0][:8]}1") for n in names}
         self.ring = KeyRing()
         for n, k in self.keys.items():
-            self.ring.add(n, k.verify_key())
+            self.ring = self.ring.with_key(n, k.verify_key())
 
     def limited(self, room_id: str, type: str, state_key: str | None, sender: str, content: bytes) -> LimitedEvent:
         origin = sender.split(":", 1)[1]

@@ -120,7 +120,7 @@ class HubRoom:
         self._reasons = itertools.count()
         self.ring = m.KeyRing()
         for name, key in net.keys.items():
-            self.ring.add(name, key.verify_key())
+            self.ring = self.ring.with_key(name, key.verify_key())
 
     # the hub's view
 

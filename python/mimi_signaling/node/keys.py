@@ -64,22 +64,17 @@ class KeyStore:
         self.fetch = fetch
         self._expired: List[VerifyKey] = list(expired)
         self._lock = threading.Lock()
-        #: Replaced, never mutated, when keys are added: other threads may be verifying with
-        #: the current ring (with the GIL released) while a key arrives.
+        #: Replaced when keys are added (a ``KeyRing`` is immutable): other threads may be
+        #: verifying with the current ring (with the GIL released) while a key arrives.
         self.ring = KeyRing()
         self._install_own()
 
     def _install_own(self) -> None:
-        ring = self.ring.copy()
-        for key in self.own_keys().keys:
-            ring.add(self.server_name, key)
-        self.ring = ring
+        self.ring = self.ring.with_server_keys(self.own_keys())
 
     def _install(self, keys: ServerKeys) -> None:
-        """Copy-on-write: a new ring with ``keys`` added replaces the current one."""
-        ring = self.ring.copy()
-        ring.add_server_keys(keys)
-        self.ring = ring
+        """A new ring with ``keys`` added replaces the current one."""
+        self.ring = self.ring.with_server_keys(keys)
 
     def own_keys(self) -> ServerKeys:
         """What the keys transaction serves: the current key and every expired one."""

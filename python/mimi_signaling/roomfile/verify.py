@@ -177,10 +177,9 @@ def verify_room_file(
     except MimiError as exc:  # no header, a bad version or a bad ServerKeys record (a bad
         # first event record opens, and fails as event 0 when read)
         return finish(VerifyFailure.from_exception(exc, index=None))
-    ring = KeyRing()
+    ring = KeyRing(reader.server_keys)
     bytes_done = len(encode_room_file_header())
     for sk in reader.server_keys:
-        ring.add_server_keys(sk)
         report.servers.append(sk.server_name)
         bytes_done += len(encode_room_file_record(RECORD_SERVER_KEYS, sk.encode()))
     try:

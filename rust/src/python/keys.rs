@@ -142,7 +142,9 @@ impl PyServerKeys {
     }
 }
 
-#[pyclass(name = "KeyRing", module = "mimi_signaling")]
+/// Immutable: every method that adds keys returns a new ring, so a ring handed to a check
+/// (or to another thread) never changes under it; the key store swaps rings copy-on-write.
+#[pyclass(frozen, name = "KeyRing", module = "mimi_signaling")]
 #[derive(Clone, Default)]
 pub struct PyKeyRing {
     pub inner: KeyRing,
@@ -151,15 +153,26 @@ pub struct PyKeyRing {
 #[pymethods]
 impl PyKeyRing {
     #[new]
-    fn new() -> Self {
-        Self::default()
+    #[pyo3(signature = (server_keys = Vec::new()))]
+    fn new(server_keys: Vec<PyRef<'_, PyServerKeys>>) -> PyResult<Self> {
+        let mut inner = KeyRing::default();
+        for keys in &server_keys {
+            inner.add_server_keys(&keys.inner).py()?;
+        }
+        Ok(PyKeyRing { inner })
     }
-    fn add(&mut self, server_name: &str, key: &PyVerifyKey) -> PyResult<()> {
+    /// A new ring: this one plus ``key`` for ``server_name``.
+    fn with_key(&self, server_name: &str, key: &PyVerifyKey) -> PyResult<Self> {
         crate::ids::validate_server_name(server_name).py()?;
-        self.inner.add(server_name, &key.inner).py()
+        let mut inner = self.inner.clone();
+        inner.add(server_name, &key.inner).py()?;
+        Ok(PyKeyRing { inner })
     }
-    fn add_server_keys(&mut self, keys: &PyServerKeys) -> PyResult<()> {
-        self.inner.add_server_keys(&keys.inner).py()
+    /// A new ring: this one plus every key of ``keys`` for its server.
+    fn with_server_keys(&self, keys: &PyServerKeys) -> PyResult<Self> {
+        let mut inner = self.inner.clone();
+        inner.add_server_keys(&keys.inner).py()?;
+        Ok(PyKeyRing { inner })
     }
     fn has_server(&self, server_name: &str) -> bool {
         self.inner.has_server(server_name)
@@ -177,8 +190,5 @@ impl PyKeyRing {
                 inner: VerifyKey { key_id: vl(&k.key_id), public_key: Opaque::new(k.key.as_ref().to_vec()), expired_ts: k.expired_ts },
             })
             .collect()
-    }
-    fn copy(&self) -> Self {
-        self.clone()
     }
 }
