@@ -51,12 +51,10 @@ errors (a misspelt key must not be silently ignored).
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
 import math
 import os
-import stat
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,6 +67,7 @@ else:  # pragma: no cover - exercised on 3.9/3.10
 
 import mimi_signaling as ms
 
+from .node import keyfile
 from .ops.logs import register_secret
 
 log = logging.getLogger(__name__)
@@ -113,7 +112,7 @@ class RateLimitConfig:
 
 @dataclass
 class HTTPConfig:
-    max_body_size: int = 65_536 + 4_096
+    max_body_size: int = ms.MAX_EVENT_SIZE + 4_096  # one event and its envelope (batches: their own bound)
     body_timeout: float = 10.0
     keepalive_timeout: float = 75.0
     request_timeout: float = 30.0
@@ -566,84 +565,24 @@ def _toml_key(key: str) -> str:
     return json.dumps(key, ensure_ascii=False)
 
 
-# --- the signing key file --------------------------------------------------------------------
-#
-# JSON, so that an operator can read which key it is without tools:
-#   {"format": "mimi-signing-key-v1", "algorithm": "ed25519", "key_id": "ed25519:...",
-#    "seed": "<URL-safe unpadded base64 of the 32-byte RFC 8032 secret key>",
-#    "public_key": "<same encoding; informative, checked on load>"}
-
-KEY_FILE_FORMAT = "mimi-signing-key-v1"
-
-
-def _b64e(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def _b64d(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+# --- the signing key file (node/keyfile.py owns the format) ---------------------------------
 
 
 def save_signing_key(path: PathLike, key: "ms.SigningKey", *, overwrite: bool = False) -> None:
-    """Write ``key`` to ``path`` with mode 0600.  Refuses to replace an existing file
-    unless ``overwrite`` (losing a signing key is not undoable)."""
-    path = Path(path)
-    doc = {
-        "format": KEY_FILE_FORMAT,
-        "algorithm": "ed25519",
-        "key_id": key.key_id,
-        "seed": _b64e(key.seed),
-        "public_key": _b64e(key.public_key),
-    }
-    data = (json.dumps(doc, indent=2) + "\n").encode("ascii")
-    flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if overwrite else os.O_EXCL)
+    """``node.keyfile.save_signing_key``, its errors as ``ConfigError``."""
     try:
-        fd = os.open(str(path), flags, 0o600)
-    except FileExistsError:
-        raise ConfigError(f"{path}: a key file exists already (not overwritten)") from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot write: {exc.strerror or exc}") from None
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-    os.chmod(path, 0o600)  # also when overwriting a file that had a wider mode
+        keyfile.save_signing_key(path, key, overwrite=overwrite)
+    except keyfile.KeyFileError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def load_signing_key(path: PathLike) -> "ms.SigningKey":
-    """Read a key file written by :func:`save_signing_key`."""
-    path = Path(path)
+    """``node.keyfile.load_signing_key``, its errors as ``ConfigError``; the seed is registered
+    as a secret the logs never show."""
     try:
-        info = path.stat()
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such key file") from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    if info.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
-        log.warning("signing key file %s is accessible by group or others (mode %o)", path, info.st_mode & 0o777)
-    try:
-        doc = json.loads(raw)
-    except ValueError:
-        raise ConfigError(f"{path}: not a JSON key file") from None
-    if not isinstance(doc, dict) or doc.get("format") != KEY_FILE_FORMAT:
-        raise ConfigError(f"{path}: not a {KEY_FILE_FORMAT} key file")
-    if doc.get("algorithm") != "ed25519":
-        raise ConfigError(f"{path}: unsupported algorithm {doc.get('algorithm')!r}")
-    key_id, seed_text = doc.get("key_id"), doc.get("seed")
-    if not isinstance(key_id, str) or not isinstance(seed_text, str):
-        raise ConfigError(f"{path}: key_id and seed must be strings")
-    try:
-        seed = _b64d(seed_text)
-    except ValueError:
-        raise ConfigError(f"{path}: seed is not base64url") from None
-    if len(seed) != 32:
-        raise ConfigError(f"{path}: seed must be 32 bytes, not {len(seed)}")
-    try:
-        key = ms.SigningKey(seed, key_id)
-    except ms.MimiError as exc:
-        raise ConfigError(f"{path}: {exc}") from None
-    register_secret(seed_text)
-    register_secret(seed.hex())
-    public = doc.get("public_key")
-    if public is not None and public != _b64e(key.public_key):
-        raise ConfigError(f"{path}: public_key does not match the seed")
+        key = keyfile.load_signing_key(path)
+    except keyfile.KeyFileError as exc:
+        raise ConfigError(str(exc)) from None
+    register_secret(ms.wire.base64url_encode(key.seed))
+    register_secret(key.seed.hex())
     return key

@@ -32,14 +32,13 @@ from .._core import (
     UserContent,
     decode_events,
     parse_room_id,
-    parse_user_id,
     sha256,
     sign_events,
     verify_limited_events,
 )
 from ..content import DecodedContent, Participation
 from ..room.registry import EventTypeRegistry, PolicyRegistry
-from ..room.state import RoomState
+from ..room.state import RoomState, server_of
 from .chain import RoomChain
 from .keys import KeyStore
 from .store import ChainConflictError, EventRow, EventStore
@@ -55,10 +54,6 @@ LOAD_BATCH = 4096
 #: Events per part of a group's append stream: the store writes one part while the next is
 #: sequenced and signed (see ``_accept_group``).
 STREAM_PART = 64
-
-
-def _server_of(identifier: str) -> str:
-    return identifier.split(":", 1)[1]
 
 
 def _remember(recent: "OrderedDict[bytes, str]", digest: bytes, event_id: str) -> None:
@@ -229,8 +224,7 @@ class Hub:
     ) -> List[Event]:
         """Create a room in one call: the create event, the creator's join, then any initial
         state events ``(type, state_key, content)`` sent by the creator."""
-        parse_user_id(creator)
-        if _server_of(creator) != self.server_name:
+        if server_of(creator) != self.server_name:  # parses the ID (MalformedError)
             raise MalformedError(f"the creator {creator} must be a user of {self.server_name}")
         if room_id is None:
             room_id = f"!{secrets.token_urlsafe(12).replace('-', 'x').replace('_', 'y')}:{self.server_name}"
@@ -254,7 +248,7 @@ class Hub:
 
     def send(self, room_id: str, sender: str, type: str, state_key: Optional[str], content: bytes) -> Event:
         """Send as a local user: sign as origin with this server's key, then accept."""
-        if _server_of(sender) != self.server_name:
+        if server_of(sender) != self.server_name:
             raise UnauthorizedError(f"{sender} is not a user of {self.server_name}")
         limited = LimitedEvent.create(room_id, type, state_key, sender, content, self.keys.signing_key)
         return self.accept(limited)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional
@@ -18,11 +17,10 @@ from .._core import (
     InternalError,
     MalformedError,
     MimiError,
-    ServerKeys,
-    SigningKey,
     UserContent,
 )
-from ..config import Config, save_signing_key
+from ..config import Config
+from ..node.keyfile import rotate_signing_key
 from ..content import Participation, decode_content
 from ..transport.client import SignalingClient
 
@@ -196,23 +194,10 @@ def sync(node: ServerNode, room_id: str) -> Dict[str, Any]:
 
 
 def rotate_key(node: ServerNode) -> Dict[str, Any]:
-    """Start signing with a fresh key; the old one stays published as expired.
-
-    Crash-safe in this order: (1) the store records the old key as expired next to the
-    new one, (2) the new key file replaces the old one atomically and durably, (3) the
-    running server switches.  A crash after (1) restarts with the old key current (the
-    stored expired list never drops the key in the file); after (2) with the new key and
-    the old one still published.  Writing the key file first could lose the old key's
-    listing, and with it the verifiability of every event it signed."""
-    old = node.keys.signing_key
-    new = SigningKey.generate()
-    old_expired = old.verify_key(expired_ts=int(time.time() * 1000))
-    kept = [k for k in node.keys.expired_keys if k.key_id not in (old.key_id, new.key_id)]
-    node.store.put_server_keys(node.server_name, ServerKeys(node.server_name, [new.verify_key(), *kept, old_expired]).encode())
-    _replace_key_file(Path(node.config.signing_key), new)
-    node.keys.rotate(new)
-    node.store.put_server_keys(node.server_name, node.keys.own_keys().encode())
-    return {"old_key_id": old.key_id, "new_key_id": new.key_id}
+    """Start signing with a fresh key; the old one stays published as expired
+    (``node/keyfile.py``: the crash-safe order)."""
+    old_key_id, new_key_id = rotate_signing_key(node.keys, node.store, Path(node.config.signing_key))
+    return {"old_key_id": old_key_id, "new_key_id": new_key_id}
 
 
 
@@ -232,25 +217,6 @@ LOCAL_API: Dict[str, Callable[..., Any]] = {
     "destinations_reset": destinations_reset,
 }
 LOCAL_TYPES = [LOCAL_PREFIX + name for name in LOCAL_API]
-
-
-def _replace_key_file(path: Path, key: SigningKey) -> None:
-    """Write the key to a new file beside ``path``, flush it to disk, rename it over ``path``
-    and flush the directory: at every moment ``path`` holds a whole key, old or new."""
-    tmp = path.with_name(path.name + ".new")
-    tmp.unlink(missing_ok=True)
-    save_signing_key(tmp, key)
-    fd = os.open(tmp, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 class LocalClient:

@@ -20,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 from .._core import (
+    parse_user_id,
     TRANSACTION_TYPES,
     Event,
     LimitedEvent,
@@ -241,7 +242,7 @@ class ServerNode:
     def submit_local(self, room_id: str, sender: str, type_: str, state_key: Optional[str], content: bytes) -> Event:
         """Send an event as one of our users: to our own hub, or to the room's hub; the
         accepted event is then applied here as a follower would (blocking; run in a thread)."""
-        if sender.split(":", 1)[1] != self.server_name:
+        if parse_user_id(sender)[1] != self.server_name:
             raise UnauthorizedError(f"{sender} is not a user of {self.server_name}")
         limited = LimitedEvent.create(room_id, type_, state_key, sender, content, self.keys.signing_key)
         if self.hub.is_hub_for(room_id):
@@ -268,7 +269,7 @@ class ServerNode:
         ``SUBMIT_BATCH`` submits each) whose accepted events are applied here in one
         ``receive_many``.  Per content the accepted event or the error that refused it.
         The room must be one we follow or host (a first join goes through ``submit_local``)."""
-        if sender.split(":", 1)[1] != self.server_name:
+        if parse_user_id(sender)[1] != self.server_name:
             raise UnauthorizedError(f"{sender} is not a user of {self.server_name}")
         key = self.keys.signing_key
         limited = [LimitedEvent.create(room_id, type_, None, sender, content, key) for content in contents]

@@ -21,6 +21,7 @@ from typing import (
 )
 
 from .._core import (
+    parse_user_id,
     Event,
     LimitedEvent,
     Permission,
@@ -172,7 +173,7 @@ class _RoomGenerator:
 
     def _limited(self, event_type: str, state_key: Optional[str], sender: str, content: bytes,
                  origin_key: Optional[SigningKey] = None) -> LimitedEvent:
-        key = origin_key or self.keys[sender.split(":", 1)[1]]
+        key = origin_key or self.keys[parse_user_id(sender)[1]]
         return LimitedEvent.create(self.room_id, event_type, state_key, sender, content, key)
 
     def _auth(self, event_type: str, state_key: Optional[str], sender: str, content: bytes) -> List[str]:
@@ -330,7 +331,7 @@ class _RoomGenerator:
         elif kind == "bad_hub_signature":
             sign_with = self.impostors[self.hub]
         elif kind == "bad_origin_signature":
-            origin = sender.split(":", 1)[1]
+            origin = parse_user_id(sender)[1]
             limited = self._limited(event_type, state_key, sender, content, origin_key=self.impostors[origin])
         event = limited.to_event(auth, prev, sign_with)
         good_create = self._limited(event_type, state_key, sender, content).to_event([], "", hub_key) if at_create else None

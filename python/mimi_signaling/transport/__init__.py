@@ -14,7 +14,7 @@ from __future__ import annotations
 from .client import NON_IDEMPOTENT_TYPES, SignalingClient
 from .delivery import DELIVER, DeliveryWorker
 from .discovery import PeerDirectory
-from .errors import HTTP_STATUS_BY_CODE, PeerVerificationError, TransportError, http_status_for
+from .errors import PeerVerificationError, TransportError, http_status_for
 from .ratelimit import PeerRateLimiter
 from .server import TRANSACTION_TYPES, SignalingHandler, SignalingServer
 from .tls import (
@@ -36,7 +36,6 @@ __all__ = [
     "PeerRateLimiter",
     "TransportError",
     "PeerVerificationError",
-    "HTTP_STATUS_BY_CODE",
     "http_status_for",
     "TRANSACTION_TYPES",
     "NON_IDEMPOTENT_TYPES",

@@ -51,7 +51,7 @@ TRANSACTION_TYPES = frozenset(ms.TRANSACTION_TYPES)
 
 # The largest request is a submit or deliver carrying one event (at most 65,536 bytes);
 # the envelope adds the version, the type and two length prefixes.
-DEFAULT_MAX_BODY_SIZE = 65_536 + 4_096
+DEFAULT_MAX_BODY_SIZE = ms.MAX_EVENT_SIZE + 4_096
 # mimi.signaling.batch (PROFILE.md section 7): "the body at most 16 MiB", plus its envelope.
 DEFAULT_MAX_BATCH_BODY_SIZE = ms.MAX_BATCH_BODY + 64
 # What the answers of one batch may add up to before its remaining entries are refused
