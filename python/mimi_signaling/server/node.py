@@ -40,7 +40,7 @@ from ..config import Config
 from ..node.follower import Follower
 from ..node.hub import Hub
 from ..node.keys import FetchedKeys, KeyStore
-from ..transport.keyfetch import PeerKeyFetcher
+from .keyfetch import PeerKeyFetcher
 from ..node.store import EventStore
 from ..ops.logs import log_context
 from ..ops.metrics import NodeMetrics

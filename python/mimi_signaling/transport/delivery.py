@@ -40,7 +40,7 @@ import logging
 import random
 import threading
 import time
-from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple, Type
+from typing import Any, Callable, Dict, List, Optional, Protocol, Sequence, Set, Tuple, Type
 
 import mimi_signaling as ms
 
@@ -49,6 +49,24 @@ log = logging.getLogger(__name__)
 __all__ = ["DeliveryWorker", "DELIVER"]
 
 DELIVER = "mimi.signaling.deliver"
+
+class QueuedEntry(Protocol):
+    """One entry of a destination's queue, as the store's ``pending`` returns it."""
+
+    @property
+    def queue_id(self) -> int: ...
+    @property
+    def event_bytes(self) -> bytes: ...
+
+
+class DeliveryQueue(Protocol):
+    """What the fan-out needs from the store (``node.store.EventStore`` is one): transport
+    depends on this, not on ``node/``."""
+
+    def destinations_with_pending(self) -> List[str]: ...
+    def pending(self, destination: str, limit: int = ...) -> Sequence[QueuedEntry]: ...
+    def ack_entries(self, destination: str, queue_ids: Sequence[int]) -> None: ...
+
 
 RejectedCallback = Callable[[str, Any, bytes, BaseException], None]
 
@@ -133,7 +151,7 @@ class DeliveryWorker:
 
     def __init__(
         self,
-        store: Any,
+        store: DeliveryQueue,
         client: Any,
         *,
         transaction_type: str = DELIVER,
@@ -349,7 +367,7 @@ class DeliveryWorker:
             len(state.owed) >= self.ack_every or self._loop.time() - state.first_owed_at >= self.ack_delay
         )
 
-    def _read_and_ack(self, destination: str, owed: Sequence[Any], limit: int) -> List[Any]:
+    def _read_and_ack(self, destination: str, owed: Sequence[int], limit: int) -> Sequence[QueuedEntry]:
         """(On a worker thread.)  Ack the ``owed`` entries (when any), then read the queue's
         first ``limit`` entries."""
         if owed:

@@ -14,7 +14,7 @@ import pytest
 import mimi_signaling as ms
 from mimi_signaling.node.keys import KeyStore
 from mimi_signaling.storage import open_store
-from mimi_signaling.transport.keyfetch import PeerKeyFetcher
+from mimi_signaling.server.keyfetch import PeerKeyFetcher
 
 PEER = "peer.test"
 first = ms.SigningKey.generate("ed25519:first")
