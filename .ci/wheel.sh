@@ -57,7 +57,7 @@ trap 'rm -rf "$work"' EXIT
 import mimi_signaling as m, mimi_signaling._core as core, pathlib
 assert "site-packages" in core.__file__, core.__file__
 key = m.SigningKey.generate("ed25519:hub1")
-ring = m.KeyRing(); ring.add("hub.example", key.verify_key())
+ring = m.KeyRing().with_key("hub.example", key.verify_key())
 create = m.LimitedEvent.create("!r1:hub.example", "m.room.create", "", "@ana:hub.example",
                                m.CreateContent("m.0", "org.mimi.plaintext").encode(), key)
 event = create.to_event(auth_events=[], prev_event="", hub_key=key)
