@@ -37,10 +37,13 @@ def golden_keyring(golden_keys):
 # new process or big-room test cannot be forgotten; scripts/test.sh (CI) still runs everything.
 PROCESS_TEST_DIRS = frozenset({"e2e", "reliability", "ops"})
 BIG_ROOM_FIXTURES = frozenset({"chain"})  # tests/core/test_batch.py: the 100k-event chain
+#: Model-based runs over many generated rooms (several seconds each).
+MODEL_TEST_FILES = frozenset({"test_hub_policy_model.py"})
 
 
 def pytest_collection_modifyitems(config, items):
     for item in items:
         big_room = item.path.name == "test_batch.py" and BIG_ROOM_FIXTURES & set(item.fixturenames)
-        if set(item.path.parts) & PROCESS_TEST_DIRS or "100k" in item.name or big_room:
+        model = item.path.name in MODEL_TEST_FILES
+        if set(item.path.parts) & PROCESS_TEST_DIRS or "100k" in item.name or big_room or model:
             item.add_marker(pytest.mark.slow)
