@@ -11,17 +11,8 @@ import pytest
 
 from mimi_signaling.testing.cluster import Cluster, ServerProcess
 
+from support.relkit import reap  # the one process reaper
 from support.e2ekit import ALPHA, BETA, HUB, WireClient
-
-
-def _stop_all(processes: List[ServerProcess]) -> None:
-    for process in processes:
-        try:
-            process.stop(timeout=15)
-        finally:
-            if process.proc is not None and process.proc.poll() is None:
-                process.proc.kill()
-                process.proc.wait(10)
 
 
 @pytest.fixture
@@ -37,7 +28,7 @@ def make_cluster(tmp_path: Path) -> Iterator[Callable[..., Cluster]]:
         return cluster
 
     yield make
-    _stop_all([s for c in made for s in c.servers.values()])
+    reap([s for c in made for s in c.servers.values()])
 
 
 @pytest.fixture
@@ -45,7 +36,7 @@ def extra_processes() -> Iterator[List[ServerProcess]]:
     """Server processes a test builds by hand (not through ``Cluster``), stopped after it."""
     started: List[ServerProcess] = []
     yield started
-    _stop_all(started)
+    reap(started)
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +48,7 @@ def trio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         cluster.start()
         yield cluster
     finally:
-        _stop_all(list(cluster.servers.values()))
+        reap(list(cluster.servers.values()))
 
 
 @pytest.fixture(scope="module")
