@@ -300,3 +300,299 @@ pub fn verify_signatures_batch(messages: &[&[u8]], signatures: &[&[u8]], keys: &
         .collect();
     Ok(bad)
 }
+
+#[cfg(test)]
+mod tests {
+    //! Batch verification gives each event (or triple) the single verdict, names exactly the
+    //! failing ones, and the chain validator refuses a broken chain at the first bad event
+    //! with the right code.
+    use super::*;
+    use crate::crypto::sign::{verify, SigningKey};
+    use crate::error::ErrorCode;
+    use crate::testkit::{self, encode_all, sign_with_torsion_r, slices, spoil, Servers, FOLLOWER_USER, NOTE};
+    use crate::verify::{verify_event, verify_limited};
+    use crate::wire::encode;
+    use crate::wire::event::{LimitedEvent, Signature};
+    use crate::wire::vector::{Opaque, VarVec};
+
+    /// What `verify_event` says of one blob, decoding included.
+    fn single_verdict(blob: &[u8], keys: &KeyRing) -> Result<String> {
+        let p = decode_and_prepare(blob)?;
+        verify_event(&p, keys)?;
+        Ok(p.event_id)
+    }
+
+    #[test]
+    fn batches_hold_64_to_512_signatures_and_use_every_thread() {
+        let threads = rayon::current_num_threads();
+        assert_eq!(signatures_per_batch(0), MIN_SIGNATURES_PER_BATCH);
+        assert_eq!(signatures_per_batch(1), MIN_SIGNATURES_PER_BATCH);
+        assert_eq!(signatures_per_batch(100 * threads), 100);
+        assert_eq!(signatures_per_batch(100 * threads + 1), 101);
+        assert_eq!(signatures_per_batch(512 * threads), MAX_SIGNATURES_PER_BATCH);
+        assert_eq!(signatures_per_batch(10_000 * threads), MAX_SIGNATURES_PER_BATCH);
+    }
+
+    /// The verdict expected of an event: None, or the code and the start of the message.
+    type Expected = Option<(ErrorCode, &'static str)>;
+
+    /// One event of each kind of defect (all made from note `n`) with its expected verdict.
+    fn defects(s: &Servers, n: usize) -> Vec<(Vec<u8>, Expected)> {
+        let good = s.note(&format!("note {n}"), "");
+        let with = |change: &dyn Fn(&mut Event)| {
+            let mut ev = good.clone();
+            change(&mut ev);
+            encode(&ev).unwrap()
+        };
+        let forge = |ev: &mut Event| ev.content = Opaque::new(b"forged".to_vec());
+        let unpublished = |sigs: &mut VarVec<Signature>| sigs.0 = vec![Signature::new("ed25519:old", [7; 64])];
+        let hub_message = prepare(good.clone()).unwrap().hub_message;
+        let torsion = Signature::new(&s.hub.key_id, sign_with_torsion_r(&s.hub, &hub_message, 1 + n % 7));
+        let origin = Some((ErrorCode::BadSignature, "origin_signature: Ed25519"));
+        let hub = Some((ErrorCode::BadSignature, "hub_signature: Ed25519"));
+        let content = Some((ErrorCode::BadContentHash, "content does not match"));
+        let mut truncated = encode(&good).unwrap();
+        truncated.pop();
+        vec![
+            (with(&|_| ()), None),
+            (with(&|ev| ev.hub_signature = VarVec(vec![torsion.clone()])), None),
+            (encode(&good.redacted().unwrap()).unwrap(), None),
+            (with(&|ev| spoil(&mut ev.origin_signature)), origin),
+            (with(&|ev| spoil(&mut ev.hub_signature)), hub),
+            (with(&forge), content),
+            (with(&|ev| {
+                forge(ev);
+                spoil(&mut ev.origin_signature)
+            }), origin),
+            (with(&|ev| {
+                forge(ev);
+                spoil(&mut ev.hub_signature)
+            }), content),
+            (with(&|ev| {
+                spoil(&mut ev.origin_signature);
+                spoil(&mut ev.hub_signature)
+            }), origin),
+            (with(&|ev| unpublished(&mut ev.origin_signature)), Some((ErrorCode::BadSignature, "origin_signature: no entry"))),
+            (with(&|ev| unpublished(&mut ev.hub_signature)), Some((ErrorCode::BadSignature, "hub_signature: no entry"))),
+            // The hub key lookup comes after the content hash, as in verify_event.
+            (with(&|ev| {
+                forge(ev);
+                unpublished(&mut ev.hub_signature)
+            }), content),
+            (with(&|ev| {
+                spoil(&mut ev.origin_signature);
+                unpublished(&mut ev.hub_signature)
+            }), origin),
+            // A second origin entry under the published key that fails.
+            (with(&|ev| {
+                let mut second = ev.origin_signature.clone();
+                spoil(&mut second);
+                ev.origin_signature.0.push(second.0.remove(0));
+            }), origin),
+            (truncated, Some((ErrorCode::Malformed, "truncated input"))),
+        ]
+    }
+
+    #[test]
+    fn check_events_gives_each_event_its_single_verdict() {
+        let s = Servers::new();
+        // Enough copies for several batches on any number of threads (15 events, up to 30
+        // signatures a copy): the failing events are named across batch boundaries.
+        let cases: Vec<_> = (0..40).flat_map(|n| defects(&s, n)).collect();
+        let blobs: Vec<Vec<u8>> = cases.iter().map(|(b, _)| b.clone()).collect();
+        let outcomes = check_events(&slices(&blobs), &s.ring);
+        assert_eq!(outcomes.len(), cases.len());
+        for (i, ((blob, expected), outcome)) in cases.iter().zip(&outcomes).enumerate() {
+            let single = single_verdict(blob, &s.ring);
+            match (outcome, expected) {
+                (Ok(p), None) => assert_eq!(Ok(p.event_id.clone()), single, "event {i}"),
+                (Err(e), Some((code, start))) => {
+                    assert_eq!((e.code, e.message.starts_with(start)), (*code, true), "event {i}: {e}");
+                    assert_eq!(Err(e.clone()), single, "event {i}");
+                }
+                (got, want) => panic!("event {i}: got {:?}, expected {want:?}", got.as_ref().err()),
+            }
+        }
+    }
+
+    #[test]
+    fn check_events_of_nothing_is_nothing() {
+        assert!(check_events(&[], &Servers::new().ring).is_empty());
+    }
+
+    #[test]
+    fn verify_limited_events_gives_each_event_its_single_verdict() {
+        let s = Servers::new();
+        let good = s.limited(FOLLOWER_USER, NOTE, b"hello");
+        let with = |change: &dyn Fn(&mut LimitedEvent)| {
+            let mut ev = good.clone();
+            change(&mut ev);
+            ev
+        };
+        let cases = [
+            (with(&|_| ()), None),
+            (with(&|ev| spoil(&mut ev.origin_signature)), Some(ErrorCode::BadSignature)),
+            (with(&|ev| ev.content = Opaque::new(b"forged".to_vec())), Some(ErrorCode::BadContentHash)),
+            // The redacted form is not accepted from a follower.
+            (with(&|ev| ev.content = Opaque::default()), Some(ErrorCode::BadContentHash)),
+            (with(&|ev| {
+                ev.content = Opaque::default();
+                spoil(&mut ev.origin_signature)
+            }), Some(ErrorCode::BadSignature)),
+            (with(&|ev| ev.origin_signature.0 = vec![Signature::new("ed25519:old", [7; 64])]), Some(ErrorCode::BadSignature)),
+        ];
+        // Many copies: several batches.
+        let events: Vec<&LimitedEvent> = (0..50).flat_map(|_| cases.iter().map(|(ev, _)| ev)).collect();
+        let verdicts = verify_limited_events(&events, &s.ring);
+        for (i, (ev, verdict)) in events.iter().zip(&verdicts).enumerate() {
+            assert_eq!(verdict.as_ref().map(|e| e.code), cases[i % cases.len()].1, "event {i}");
+            assert_eq!(verdict.clone().map_or(Ok(()), Err), verify_limited(ev, &s.ring), "event {i}");
+        }
+    }
+
+    #[test]
+    fn verify_signatures_batch_names_exactly_the_failing_triples() {
+        let keys: Vec<_> = (1..=3u8).map(|i| SigningKey::from_seed(&[i; 32], "ed25519:k").unwrap()).collect();
+        let publics: Vec<[u8; 32]> = keys.iter().map(|k| k.public_key()).collect();
+        let mut not_a_point = [0u8; 32];
+        not_a_point[0] = 2; // y = 2 has no x
+        let n = 300;
+        let messages: Vec<Vec<u8>> = (0..n).map(|i| format!("message {i}").into_bytes()).collect();
+        let mut signatures: Vec<Vec<u8>> = (0..n).map(|i| keys[i % 3].sign(&messages[i]).to_vec()).collect();
+        let mut public_keys: Vec<Vec<u8>> = (0..n).map(|i| publics[i % 3].to_vec()).collect();
+        signatures[3] = sign_with_torsion_r(&keys[0], &messages[3], 2).to_vec(); // valid under ZIP 215
+        signatures[7][0] ^= 1; // R changed
+        signatures[64] = keys[64 % 3].sign(b"another message").to_vec();
+        signatures[65].pop(); // 63 bytes
+        public_keys[130] = not_a_point.to_vec();
+        public_keys[200] = publics[0][..31].to_vec();
+        public_keys[299] = publics[(299 + 1) % 3].to_vec(); // another signer's key
+        let failing = verify_signatures_batch(&slices(&messages), &slices(&signatures), &slices(&public_keys)).unwrap();
+        assert_eq!(failing, vec![7, 64, 65, 130, 200, 299]);
+        let single: Vec<usize> = (0..n)
+            .filter(|&i| match PublicKey::try_from(public_keys[i].as_slice()) {
+                Ok(key) => verify(&key, &messages[i], &signatures[i]).is_err(),
+                Err(_) => true,
+            })
+            .collect();
+        assert_eq!(failing, single);
+
+        assert_eq!(verify_signatures_batch(&[], &[], &[]).unwrap(), Vec::<usize>::new());
+        let m: &[u8] = b"m";
+        let err = verify_signatures_batch(&[m, m], &[&signatures[0]], &[&public_keys[0], &public_keys[0]]).unwrap_err();
+        assert_eq!(err.code, ErrorCode::Malformed);
+    }
+
+    // --- chain validation ------------------------------------------------------------------
+
+    fn validate_all(s: &Servers, blobs: &[Vec<u8>]) -> (Vec<Prepared>, Option<ChainFailure>) {
+        ChainValidator::new(s.ring.clone()).validate(&slices(blobs))
+    }
+
+    /// The failure of a whole chain: (index, code, event ID), with the length of the valid
+    /// prefix checked against the index.
+    fn failure_of(s: &Servers, blobs: &[Vec<u8>]) -> (u64, ErrorCode, Option<String>) {
+        let (valid, failure) = validate_all(s, blobs);
+        let f = failure.expect("the chain is refused");
+        assert_eq!(valid.len() as u64, f.index, "the valid prefix ends at the failure");
+        (f.index, f.error.code, f.event_id)
+    }
+
+    #[test]
+    fn a_chain_validates_across_chunks() {
+        let s = Servers::new();
+        let events = s.chain(7);
+        let blobs = encode_all(&events);
+        let ids: Vec<String> = events.iter().map(testkit::event_id).collect();
+        let mut v = ChainValidator::new(s.ring.clone());
+        let mut got = vec![];
+        for chunk in [&blobs[..3], &blobs[3..3], &blobs[3..]] {
+            let (valid, failure) = v.validate(&slices(chunk));
+            assert!(failure.is_none(), "{:?}", failure.map(|f| f.error));
+            got.extend(valid.into_iter().map(|p| p.event_id));
+        }
+        assert_eq!(got, ids);
+        assert_eq!((v.next_index, v.last_event_id.as_deref(), v.room_id.as_deref()), (7, Some(ids[6].as_str()), Some(testkit::ROOM)));
+    }
+
+    #[test]
+    fn a_broken_link_is_malformed_at_that_event() {
+        let s = Servers::new();
+        let events = s.chain(5);
+        let ids: Vec<String> = events.iter().map(testkit::event_id).collect();
+        let relinked = |i: usize, prev: &str| {
+            let mut blobs = encode_all(&events);
+            let ev = s.note(&format!("note {i}"), prev);
+            blobs[i] = encode(&ev).unwrap();
+            (blobs, Some(testkit::event_id(&ev)))
+        };
+        // The first event must have no predecessor.
+        let (blobs, id) = relinked(0, &ids[3]);
+        assert_eq!(failure_of(&s, &blobs), (0, ErrorCode::Malformed, id));
+        // A link to an earlier event, and an empty link, after the first.
+        let (blobs, id) = relinked(3, &ids[1]);
+        assert_eq!(failure_of(&s, &blobs), (3, ErrorCode::Malformed, id));
+        let (blobs, id) = relinked(3, "");
+        assert_eq!(failure_of(&s, &blobs), (3, ErrorCode::Malformed, id));
+        // Events out of order: the chain breaks at the first moved one, naming it.
+        let mut blobs = encode_all(&events);
+        blobs.swap(2, 3);
+        assert_eq!(failure_of(&s, &blobs), (2, ErrorCode::Malformed, Some(ids[3].clone())));
+        // An event of another room, linked correctly.
+        let mut blobs = encode_all(&events);
+        let other = s.hub_event(s.limited_in("!other:hub.test", FOLLOWER_USER, NOTE, b"elsewhere"), &ids[1]);
+        blobs[2] = encode(&other).unwrap();
+        assert_eq!(failure_of(&s, &blobs), (2, ErrorCode::Malformed, Some(testkit::event_id(&other))));
+    }
+
+    #[test]
+    fn a_bad_hash_or_signature_is_refused_at_that_event_with_its_code() {
+        let s = Servers::new();
+        let events = s.chain(5);
+        let ids: Vec<String> = events.iter().map(testkit::event_id).collect();
+        let changed = |i: usize, change: &dyn Fn(&mut Event)| {
+            let mut blobs = encode_all(&events);
+            let mut ev = events[i].clone();
+            change(&mut ev);
+            blobs[i] = encode(&ev).unwrap();
+            blobs
+        };
+        // The note's content is outside its ID: a changed one keeps the ID and the links.
+        let forged = changed(2, &|ev| ev.content = Opaque::new(b"forged".to_vec()));
+        assert_eq!(failure_of(&s, &forged), (2, ErrorCode::BadContentHash, Some(ids[2].clone())));
+        let bad_hub = changed(3, &|ev| spoil(&mut ev.hub_signature));
+        assert_eq!(failure_of(&s, &bad_hub), (3, ErrorCode::BadSignature, Some(ids[3].clone())));
+        let bad_origin = changed(1, &|ev| spoil(&mut ev.origin_signature));
+        assert_eq!(failure_of(&s, &bad_origin), (1, ErrorCode::BadSignature, Some(ids[1].clone())));
+        // Bytes that do not decode have no ID to name.
+        let mut garbage = encode_all(&events);
+        garbage[4].push(0);
+        assert_eq!(failure_of(&s, &garbage), (4, ErrorCode::Malformed, None));
+        // The first failure in chain order wins, whatever its kind.
+        let mut both = changed(3, &|ev| spoil(&mut ev.hub_signature));
+        both.swap(1, 2);
+        assert_eq!(failure_of(&s, &both), (1, ErrorCode::Malformed, Some(ids[2].clone())));
+    }
+
+    #[test]
+    fn after_a_failure_the_validator_refuses_every_chunk() {
+        let s = Servers::new();
+        let events = s.chain(6);
+        let mut blobs = encode_all(&events);
+        let mut bad = events[4].clone();
+        spoil(&mut bad.hub_signature);
+        blobs[4] = encode(&bad).unwrap();
+        let mut v = ChainValidator::new(s.ring.clone());
+        let (valid, failure) = v.validate(&slices(&blobs[..3]));
+        assert_eq!((valid.len(), failure.is_none()), (3, true));
+        // The index counts from the start of the chain, not of the chunk.
+        let (valid, failure) = v.validate(&slices(&blobs[3..]));
+        let failure = failure.expect("event 4 is refused");
+        assert_eq!((valid.len(), failure.index, failure.error.code), (1, 4, ErrorCode::BadSignature));
+        assert_eq!(v.last_event_id, Some(testkit::event_id(&events[3])));
+        // Even a chunk that would link is refused now, at the same index.
+        let (valid, failure) = v.validate(&slices(&blobs[5..]));
+        let failure = failure.expect("the validator stays failed");
+        assert_eq!((valid.len(), failure.index, failure.error.code, failure.event_id), (0, 4, ErrorCode::Malformed, None));
+    }
+}

@@ -23,6 +23,10 @@ pub mod redaction;
 pub mod verify;
 pub mod wire;
 
+// Signed-event builders for the unit tests.
+#[cfg(test)]
+mod testkit;
+
 #[cfg(feature = "python")]
 mod python;
 

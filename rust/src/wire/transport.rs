@@ -375,4 +375,182 @@ mod tests {
         assert!(BatchRequest::decode_checked(&crate::wire::encode(&mk(1, b"x.y")).unwrap()).is_ok());
         assert_eq!(BatchResponse::encode_checked(vec![(302, vec![])]).unwrap_err().code, ErrorCode::Malformed);
     }
+
+    // --- the strict decoding every transaction codec shares ---------------------------------
+
+    use crate::testkit::{self, spoil, Servers};
+    use crate::wire::encode;
+
+    const ROOM: &str = testkit::ROOM;
+    const EVENT_ID: &str = "$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+
+    fn code<T: std::fmt::Debug>(result: Result<T>) -> ErrorCode {
+        result.unwrap_err().code
+    }
+
+    /// Decode `bytes` after checking what decoding refuses of them: every proper prefix
+    /// (truncation), one byte more (trailing data), and the one-byte length prefix at
+    /// `prefix_at` written in two bytes (a non-minimal prefix) are all malformed.
+    fn strict<T: std::fmt::Debug>(bytes: &[u8], prefix_at: usize, decode: impl Fn(&[u8]) -> Result<T>) -> T {
+        for end in 0..bytes.len() {
+            assert_eq!(code(decode(&bytes[..end])), ErrorCode::Malformed, "truncated to {end} bytes");
+        }
+        let trailing = [bytes, &[0]].concat();
+        assert_eq!(code(decode(&trailing)), ErrorCode::Malformed, "a trailing byte");
+        let short = bytes[prefix_at];
+        assert!(short < 0x40, "the field at {prefix_at} has a one-byte length prefix");
+        let wide = [&bytes[..prefix_at], &[0x40, short], &bytes[prefix_at + 1..]].concat();
+        assert_eq!(code(decode(&wide)), ErrorCode::Malformed, "a two-byte prefix for {short}");
+        decode(bytes).unwrap()
+    }
+
+    fn envelope(version: u16, transaction_type: &[u8]) -> Vec<u8> {
+        let env = TransactionEnvelope { version, transaction_type: Opaque::from(transaction_type), serialized_transaction: Opaque::from(&b"payload"[..]) };
+        encode(&env).unwrap()
+    }
+
+    #[test]
+    fn envelope_round_trip_and_strictness() {
+        let bytes = envelope(1, b"mimi.signaling.keys");
+        let env = strict(&bytes, 2, TransactionEnvelope::decode);
+        assert_eq!((env.version, env.transaction_type.as_slice(), env.serialized_transaction.as_slice()), (1, &b"mimi.signaling.keys"[..], &b"payload"[..]));
+        // Every transaction type of the profile fits the envelope; all but the batch fit a batch.
+        for t in TRANSACTION_TYPES {
+            TransactionEnvelope::decode(&envelope(1, t.as_bytes())).unwrap_or_else(|e| panic!("{t}: {e}"));
+            assert_eq!(BatchRequest::encode_checked(vec![(t.to_string(), vec![])]).is_ok(), t != BATCH, "{t}");
+        }
+    }
+
+    #[test]
+    fn envelope_version_is_checked_before_the_rest() {
+        assert_eq!(code(TransactionEnvelope::decode(&envelope(2, b"mimi.signaling.keys"))), ErrorCode::UnsupportedVersion);
+        assert_eq!(code(TransactionEnvelope::decode(&envelope(0, b"mimi.signaling.keys"))), ErrorCode::UnsupportedVersion);
+        // A future version's body may be anything: it is not read as a malformed version 1.
+        assert_eq!(code(TransactionEnvelope::decode(&[0x00, 0x02, 0xff])), ErrorCode::UnsupportedVersion);
+        assert_eq!(code(TransactionEnvelope::decode(&[0x00])), ErrorCode::Malformed);
+    }
+
+    #[test]
+    fn envelope_type_is_1_to_255_bytes_of_text() {
+        assert!(TransactionEnvelope::decode(&envelope(1, &[b'x'; 255])).is_ok());
+        for bad in [&b""[..], &[b'x'; 256], &[0xff, 0xfe]] {
+            assert_eq!(code(TransactionEnvelope::decode(&envelope(1, bad))), ErrorCode::Malformed, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn get_event_request() {
+        let encode_request = |room_id: &str, event_id: &str| encode(&GetEventRequest { room_id: room_id.into(), event_id: event_id.into() }).unwrap();
+        let decoded = strict(&encode_request(ROOM, EVENT_ID), 0, GetEventRequest::decode_checked);
+        assert_eq!(decoded, (ROOM.to_string(), EVENT_ID.to_string()));
+        assert_eq!(code(GetEventRequest::decode_checked(&encode_request("room:hub.test", EVENT_ID))), ErrorCode::Malformed);
+        assert_eq!(code(GetEventRequest::decode_checked(&encode_request(&format!("!{}:hub.test", "r".repeat(250)), EVENT_ID))), ErrorCode::TooLarge);
+        assert_eq!(code(GetEventRequest::decode_checked(&encode_request(ROOM, &EVENT_ID[..43]))), ErrorCode::Malformed);
+        assert_eq!(code(GetEventRequest::decode_checked(&encode_request(ROOM, ""))), ErrorCode::Malformed);
+    }
+
+    #[test]
+    fn get_state_request() {
+        let encode_request = |event_type: &str, state_key: &[u8]| {
+            encode(&GetStateRequest { room_id: ROOM.into(), event_type: event_type.into(), state_key: state_key.into() }).unwrap()
+        };
+        let decoded = strict(&encode_request("m.room.user", b"@ana:follower.test"), 0, GetStateRequest::decode_checked);
+        assert_eq!(decoded, (ROOM.to_string(), "m.room.user".to_string(), "@ana:follower.test".to_string()));
+        // The empty state key is a state key.
+        assert_eq!(GetStateRequest::decode_checked(&encode_request("m.room.name", b"")).unwrap().2, "");
+        assert!(GetStateRequest::decode_checked(&encode_request("m.room.name", &[b'k'; 255])).is_ok());
+        assert_eq!(code(GetStateRequest::decode_checked(&encode_request("m.room.name", &[b'k'; 256]))), ErrorCode::TooLarge);
+        assert_eq!(code(GetStateRequest::decode_checked(&encode_request("m.room.name", &[0xff]))), ErrorCode::Malformed);
+        assert_eq!(code(GetStateRequest::decode_checked(&encode_request("mroomname", b""))), ErrorCode::Malformed);
+    }
+
+    #[test]
+    fn backfill_request_limit_is_1_to_1000() {
+        let encode_request = |before: &str, limit: u16| encode(&BackfillRequest { room_id: ROOM.into(), before: before.into(), limit }).unwrap();
+        let decoded = strict(&encode_request(EVENT_ID, 20), 0, BackfillRequest::decode_checked);
+        assert_eq!(decoded, (ROOM.to_string(), EVENT_ID.to_string(), 20));
+        assert_eq!(BackfillRequest::decode_checked(&encode_request(EVENT_ID, 1)).unwrap().2, 1);
+        assert_eq!(BackfillRequest::decode_checked(&encode_request(EVENT_ID, MAX_BACKFILL_LIMIT)).unwrap().2, MAX_BACKFILL_LIMIT);
+        for limit in [0, MAX_BACKFILL_LIMIT + 1, u16::MAX] {
+            assert_eq!(code(BackfillRequest::decode_checked(&encode_request(EVENT_ID, limit))), ErrorCode::Malformed, "limit {limit}");
+        }
+        // `before` is an event ID, never empty.
+        assert_eq!(code(BackfillRequest::decode_checked(&encode_request("", 20))), ErrorCode::Malformed);
+    }
+
+    #[test]
+    fn backfill_response_events_are_checked_as_top_level_events() {
+        let s = Servers::new();
+        let events = s.chain(3);
+        let encode_response = |events: Vec<Event>| encode(&BackfillResponse { events: VarVec(events) }).unwrap();
+        // (The list's prefix takes two bytes; the first event's room ID, after it, one.)
+        assert_eq!(strict(&encode_response(events.clone()), 2, BackfillResponse::decode_checked), events);
+        assert!(BackfillResponse::decode_checked(&encode_response(vec![])).unwrap().is_empty());
+        // Grammar and limits, not signatures: verifying is the receiver's next step.
+        let mut unsigned = events[1].clone();
+        spoil(&mut unsigned.hub_signature);
+        assert_eq!(BackfillResponse::decode_checked(&encode_response(vec![unsigned.clone()])).unwrap(), vec![unsigned]);
+        let mut bad_room = events[1].clone();
+        bad_room.room_id = "room".into();
+        let err = BackfillResponse::decode_checked(&encode_response(vec![events[0].clone(), bad_room])).unwrap_err();
+        assert_eq!((err.code, err.message.starts_with("event 1: ")), (ErrorCode::Malformed, true), "{err}");
+        // An event over 64 KiB inside a response is refused as it would be alone.
+        let big = s.note(&"x".repeat(crate::wire::event::MAX_EVENT_SIZE), "");
+        assert_eq!(code(BackfillResponse::decode_checked(&encode_response(vec![big]))), ErrorCode::TooLarge);
+        // At most 1000 events.
+        let full = vec![events[0].clone(); MAX_BACKFILL_LIMIT as usize];
+        assert_eq!(BackfillResponse::decode_checked(&encode_response(full.clone())).unwrap().len(), 1000);
+        let over = [full, vec![events[0].clone()]].concat();
+        assert_eq!(code(BackfillResponse::decode_checked(&encode_response(over))), ErrorCode::TooLarge);
+    }
+
+    #[test]
+    fn snapshot_request() {
+        let encode_request = |room_id: &str| encode(&SnapshotRequest { room_id: room_id.into() }).unwrap();
+        assert_eq!(strict(&encode_request(ROOM), 0, SnapshotRequest::decode_checked), ROOM);
+        assert_eq!(code(SnapshotRequest::decode_checked(&encode_request("!:hub.test"))), ErrorCode::Malformed);
+        assert_eq!(code(SnapshotRequest::decode_checked(&encode_request("!room:bad_host"))), ErrorCode::Malformed);
+    }
+
+    #[test]
+    fn snapshot_response() {
+        let s = Servers::new();
+        let events = s.chain(3);
+        let latest = testkit::event_id(&events[2]);
+        let encode_response = |state: Vec<Event>, auth_chain: Vec<Event>, latest: &str| {
+            encode(&SnapshotResponse { state: VarVec(state), auth_chain: VarVec(auth_chain), latest: latest.into() }).unwrap()
+        };
+        let bytes = encode_response(events[1..].to_vec(), events[..1].to_vec(), &latest);
+        let decoded = strict(&bytes, 2, SnapshotResponse::decode_checked);
+        assert_eq!(decoded, (events[1..].to_vec(), events[..1].to_vec(), latest.clone()));
+        assert_eq!(code(SnapshotResponse::decode_checked(&encode_response(vec![], vec![], ""))), ErrorCode::Malformed);
+        let mut bad_sender = events[0].clone();
+        bad_sender.sender = "@Ana:follower.test".into();
+        assert_eq!(code(SnapshotResponse::decode_checked(&encode_response(vec![], vec![bad_sender], &latest))), ErrorCode::Malformed);
+        let big = s.note(&"x".repeat(crate::wire::event::MAX_EVENT_SIZE), "");
+        assert_eq!(code(SnapshotResponse::decode_checked(&encode_response(vec![big], vec![], &latest))), ErrorCode::TooLarge);
+    }
+
+    #[test]
+    fn error_body() {
+        let encode_body = |code: u16, message: &[u8]| encode(&ErrorBody { code, message: message.into() }).unwrap();
+        assert_eq!(strict(&encode_body(4, b"not allowed"), 2, ErrorBody::decode_checked), (4, "not allowed".to_string()));
+        // The code is returned as sent (the caller maps unknown ones); a message that is not
+        // UTF-8 is still shown, lossily.
+        assert_eq!(ErrorBody::decode_checked(&encode_body(999, b"")).unwrap(), (999, String::new()));
+        assert_eq!(ErrorBody::decode_checked(&encode_body(1, b"bad \xff")).unwrap().1, "bad \u{fffd}");
+    }
+
+    #[test]
+    fn batch_bodies_are_strict_too() {
+        let request = BatchRequest::encode_checked(entries(2)).unwrap();
+        assert_eq!(strict(&request, 0, BatchRequest::decode_checked), entries(2));
+        let response = BatchResponse::encode_checked(vec![(200, b"ok".to_vec()), (599, vec![])]).unwrap();
+        assert_eq!(strict(&response, 0, |b| BatchResponse::decode_checked(b, 2)), vec![(200, b"ok".to_vec()), (599, vec![])]);
+        // A status outside 200 and 400-599 on the wire (built without the checks).
+        for status in [100, 204, 399, 600] {
+            let raw = BatchResponse { results: VarVec(vec![BatchResult { status, body: Opaque::default() }]) };
+            assert_eq!(code(BatchResponse::decode_checked(&encode(&raw).unwrap(), 1)), ErrorCode::Malformed, "status {status}");
+        }
+    }
 }
