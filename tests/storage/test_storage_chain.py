@@ -414,3 +414,25 @@ def test_gaps_when_the_create_event_is_missing(store: EventStore) -> None:
     store.insert_known(*row(ROOM, 4)[:8])
     store.insert_known(*row(ROOM, 7)[:8])
     assert store.gaps(ROOM) == [Gap(0, 3, eid(ROOM, 4)), Gap(5, 6, eid(ROOM, 7))]
+
+
+def test_state_lookups_use_the_state_only_index(tmp_path) -> None:
+    """The state index holds state events only (messages skip it on append), the STATE
+    lookup uses it, and the index over every row that earlier versions made is dropped."""
+    path = tmp_path / "old.db"
+    with open_store(f"sqlite://{path}") as opened:
+        opened.append_many([row(ROOM, i) for i in range(0, 3)])
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE INDEX events_by_state ON events (room_id, type, state_key, idx)")
+    conn.commit()
+    conn.close()
+    with open_store(f"sqlite://{path}") as opened:
+        assert opened.get_state_event(ROOM, "m.room.create", "") == row(ROOM, 0).event_bytes
+    conn = sqlite3.connect(path)
+    indexes = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    assert "events_state_by_key" in indexes and "events_by_state" not in indexes
+    plan = " ".join(str(r) for r in conn.execute(
+        "EXPLAIN QUERY PLAN SELECT event_bytes FROM events WHERE room_id = ? AND type = ? "
+        "AND state_key = ? ORDER BY idx DESC LIMIT 1", (ROOM, "m.room.create", "")))
+    assert "events_state_by_key" in plan
+    conn.close()

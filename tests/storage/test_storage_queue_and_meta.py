@@ -42,6 +42,21 @@ def test_ack_entries_drops_exactly_the_named_entries(store: EventStore) -> None:
     assert store.queue_length(B) == 3 and store.queue_length(C) == 5
 
 
+def test_ack_entries_of_runs_and_gaps(store: EventStore) -> None:
+    """Acks of consecutive IDs (one range delete each) and of lone IDs together drop exactly
+    the named entries: not an unnamed entry between two runs, nor another destination's."""
+    fill(store, ROOM, 1)
+    store.append_many([row(ROOM, i, destinations=(B, C)) for i in range(1, 11)])
+    queue = store.pending(B)
+    ids = [q.queue_id for q in queue]
+    named = ids[0:3] + [ids[4]] + ids[6:9]  # runs 0-2 and 6-8, lone 4; not 3, 5, 9
+    store.ack_entries(B, list(reversed(named)) + [ids[1]])  # any order, repeats harmless
+    assert store.pending(B) == [queue[3], queue[5], queue[9]]
+    assert store.queue_length(C) == 10
+    store.ack_entries(B, [ids[3], ids[5], ids[9]])
+    assert store.pending(B) == []
+
+
 def test_queue_ids_are_never_reused(store: EventStore) -> None:
     """Queue IDs keep growing after the queue emptied, so a late ack of an old ID cannot drop
     an entry queued since."""

@@ -122,8 +122,13 @@ _SCHEMA = [
         FOREIGN KEY (room_id, prev_idx, prev_event_id)
             REFERENCES events (room_id, idx, event_id)
     )""",
-    """CREATE INDEX IF NOT EXISTS events_by_state
-        ON events (room_id, type, state_key, idx)""",
+    # State events only (messages have no state key): the STATE lookup's ``state_key = ?``
+    # implies the index's condition, and the appends of messages skip it.  Replaces
+    # ``events_by_state`` over every row, which earlier versions made (dropped here once
+    # this one exists; an older build re-creates it, which only costs speed).
+    """CREATE INDEX IF NOT EXISTS events_state_by_key
+        ON events (room_id, type, state_key, idx) WHERE state_key IS NOT NULL""",
+    """DROP INDEX IF EXISTS events_by_state""",
     # Detached rows only: small, and empty on a hub.
     """CREATE UNIQUE INDEX IF NOT EXISTS events_detached_by_prev
         ON events (room_id, prev_event_id) WHERE prev_idx IS NULL""",
@@ -202,6 +207,7 @@ class _Sql:
         FROM outbox q JOIN events e ON e.room_id = q.room_id AND e.idx = q.idx
         WHERE q.destination = ? ORDER BY q.queue_id LIMIT ?"""
     ACK_ENTRY = "DELETE FROM outbox WHERE destination = ? AND queue_id = ?"
+    ACK_RANGE = "DELETE FROM outbox WHERE destination = ? AND queue_id BETWEEN ? AND ?"
     QUEUE_LENGTH = "SELECT COUNT(*) FROM outbox WHERE destination = ?"
     DESTINATIONS = "SELECT DISTINCT destination FROM outbox ORDER BY destination"
     PUT_KEYS = """INSERT INTO server_keys (server_name, keys_bytes) VALUES (?, ?)
@@ -635,8 +641,18 @@ class SqlEventStore(EventStore):
     def ack_entries(self, destination: str, queue_ids: Sequence[int]) -> None:
         if not queue_ids:
             return
+        runs = _consecutive_runs(sorted({int(q) for q in queue_ids}))
         with self._write() as cursor:
-            cursor.executemany(self._sql.ACK_ENTRY, [(destination, int(q)) for q in queue_ids])
+            # A run of consecutive IDs is one range delete: it names exactly those entries
+            # (queue IDs are unique integers), unlike a cumulative bound, which could drop
+            # an entry that committed late with a lower ID (the module docstring of
+            # transport/delivery.py).  A fan-out batch is usually one run.
+            singles = [(destination, first) for first, last in runs if first == last]
+            if singles:
+                cursor.executemany(self._sql.ACK_ENTRY, singles)
+            ranges = [(destination, first, last) for first, last in runs if first != last]
+            if ranges:
+                cursor.executemany(self._sql.ACK_RANGE, ranges)
 
     def queue_length(self, destination: str) -> int:
         row = self._read_one(self._sql.QUEUE_LENGTH, (destination,))
@@ -671,6 +687,17 @@ def _insert_values(row: EventRow, prev_idx: int | None) -> tuple[Any, ...]:
         row.room_id, row.index, row.event_id, row.prev_event_id, prev_idx,
         row.type, row.state_key, row.sender, bytes(row.event_bytes),
     )
+
+
+def _consecutive_runs(ids: Sequence[int]) -> list[tuple[int, int]]:
+    """``(first, last)`` of each run of consecutive integers in the sorted ``ids``."""
+    runs: list[tuple[int, int]] = []
+    for queue_id in ids:
+        if runs and runs[-1][1] == queue_id - 1:
+            runs[-1] = (runs[-1][0], queue_id)
+        else:
+            runs.append((queue_id, queue_id))
+    return runs
 
 
 def _first_line(exc: BaseException) -> str:
