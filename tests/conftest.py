@@ -1,11 +1,19 @@
 """Shared fixtures: the public test vectors in ../shared/vectors (read from there, never
-copied) and Ed25519 keys for the golden servers."""
+copied), Ed25519 keys for the golden servers, and the real server processes of the process
+tests (e2e/, reliability/), always reaped at teardown."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Callable, Dict, Iterator, List, Optional
+
 import pytest
 
+from mimi_signaling.config import Config
+from mimi_signaling.testing.cluster import Cluster, ServerProcess
+
 from support.pg import fresh_pg_url, pg_url  # noqa: F401 - the PostgreSQL fixtures, for every folder
+from support.relkit import reap  # the one process reaper
 from support.vectors import load_vectors
 
 
@@ -30,6 +38,31 @@ def golden_keyring(golden_keys):
     for server, key in golden_keys.items():
         ring = ring.with_key(server, key.verify_key())
     return ring
+
+
+@pytest.fixture
+def make_cluster(tmp_path: Path) -> Iterator[Callable[..., Cluster]]:
+    """``make_cluster(names, storage=None, configure=None)``: a started cluster, reaped after
+    the test."""
+    made: List[Cluster] = []
+
+    def make(names: List[str], storage: Optional[Dict[str, str]] = None,
+             configure: Optional[Callable[[Config], None]] = None) -> Cluster:
+        cluster = Cluster(tmp_path / f"cluster{len(made)}", names, storage=storage, configure=configure)
+        made.append(cluster)
+        cluster.start()
+        return cluster
+
+    yield make
+    reap(s for c in made for s in c.servers.values())
+
+
+@pytest.fixture
+def extra_processes() -> Iterator[List[ServerProcess]]:
+    """Server processes a test builds by hand (not through ``Cluster``), reaped after it."""
+    started: List[ServerProcess] = []
+    yield started
+    reap(started)
 
 
 # The fast lane (`pytest -m "not slow"`): everything that starts real server processes, and

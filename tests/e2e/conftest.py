@@ -1,42 +1,19 @@
-"""Fixtures of the end-to-end tests: clusters of real ``mimi serve`` processes on 127.0.0.1,
-always stopped (and killed if they do not stop) at teardown."""
+"""Fixtures of the end-to-end tests: a trio of real ``mimi serve`` processes on 127.0.0.1 shared
+by a module, always stopped (and killed if they do not stop) at teardown, and wire clients
+with certificates from its CA.  ``make_cluster`` and ``extra_processes`` are in
+``tests/conftest.py`` (the reliability tests use them too)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Callable, Dict, Iterator, List, Optional
+from typing import Iterator
 
 import pytest
 
 
-from mimi_signaling.testing.cluster import Cluster, ServerProcess
+from mimi_signaling.testing.cluster import Cluster
 
 from support.relkit import reap  # the one process reaper
 from support.e2ekit import ALPHA, BETA, HUB, WireClient
-
-
-@pytest.fixture
-def make_cluster(tmp_path: Path) -> Iterator[Callable[..., Cluster]]:
-    """``make_cluster(names, storage=None)``: a started cluster, stopped after the test."""
-    made: List[Cluster] = []
-
-    def make(names: List[str], storage: Optional[Dict[str, str]] = None, start: bool = True) -> Cluster:
-        cluster = Cluster(tmp_path / f"cluster{len(made)}", names, storage=storage)
-        made.append(cluster)
-        if start:
-            cluster.start()
-        return cluster
-
-    yield make
-    reap([s for c in made for s in c.servers.values()])
-
-
-@pytest.fixture
-def extra_processes() -> Iterator[List[ServerProcess]]:
-    """Server processes a test builds by hand (not through ``Cluster``), stopped after it."""
-    started: List[ServerProcess] = []
-    yield started
-    reap(started)
 
 
 @pytest.fixture(scope="module")

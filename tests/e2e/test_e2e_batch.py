@@ -13,6 +13,7 @@ from typing import Callable, Dict, List, Sequence, Tuple, Union
 import pytest
 
 import mimi_signaling as ms
+from mimi_signaling.server.federation import BATCH, KEYS, SUBMIT
 from mimi_signaling.testing.cluster import Cluster
 from mimi_signaling.transport.client import SignalingClient
 from mimi_signaling.transport.errors import TransportError
@@ -30,6 +31,8 @@ from support.e2ekit import (
     counts,
     envelope,
     event_ids,
+    key_of,
+    limited_message,
     replace_content,
     room_with_members,
     stored_rows,
@@ -37,22 +40,14 @@ from support.e2ekit import (
     wait_same_history,
 )
 
-SUBMIT = "mimi.signaling.submit"
-KEYS = "mimi.signaling.keys"
-BATCH = ms.BATCH_TRANSACTION
-
 pytestmark = pytest.mark.timeout(120)
 
 Answer = Union[bytes, ms.MimiError]
 
 
-def key_of(cluster: Cluster, server: str) -> ms.SigningKey:
-    return cluster[server].config.load_signing_key()
-
-
 def messages(cluster: Cluster, room: str, sender: str, n: int, tag: str) -> List[ms.LimitedEvent]:
     key = key_of(cluster, sender.split(":", 1)[1])
-    return [ms.LimitedEvent.create(room, MESSAGE, None, sender, f"{tag} {i}".encode(), key) for i in range(n)]
+    return [limited_message(cluster, room, sender, f"{tag} {i}", key=key) for i in range(n)]
 
 
 def send_batch(client: WireClient, to: str, entries: Sequence[Tuple[str, bytes]]) -> List[Answer]:

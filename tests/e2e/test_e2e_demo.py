@@ -5,17 +5,18 @@ from __future__ import annotations
 
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from support.e2ekit import MIMI
 
 pytestmark = pytest.mark.timeout(180)
 
 
 def test_demo_shows_a_recent_follower(tmp_path: Path) -> None:
-    done = subprocess.run([sys.executable, "-m", "mimi_signaling.cli", "demo", "--dir", str(tmp_path / "demo"),
-                           "--messages", "3"], capture_output=True, text=True, timeout=170)
+    done = subprocess.run([*MIMI, "demo", "--dir", str(tmp_path / "demo"), "--messages", "3"],
+                          capture_output=True, text=True, timeout=170)
     assert done.returncode == 0, done.stdout + done.stderr
     out = done.stdout
     held = re.search(r'history = "recent"\): .* holds (\d+) event\(s\) of the chain and keeps (\d+) state', out)

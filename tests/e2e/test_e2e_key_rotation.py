@@ -5,11 +5,8 @@ that joins after the rotation verifies the whole history."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
-from typing import Callable, Dict, List
+from typing import Callable, List
 
 import pytest
 
@@ -27,30 +24,12 @@ from support.e2ekit import (
     Sender,
     WireClient,
     export_and_verify,
+    key_ids_used,
     room_with_members,
+    rotate_key,
     stored_rows,
     wait_same_history,
 )
-
-
-def rotate(cluster: Cluster, name: str) -> Dict[str, str]:
-    done = subprocess.run(
-        [sys.executable, "-m", "mimi_signaling.cli", "keys", "rotate", "--config", str(cluster[name].config_path)],
-        capture_output=True, text=True, timeout=60,
-    )
-    assert done.returncode == 0, done.stderr
-    result = json.loads(done.stdout)
-    assert result["old_key_id"] != result["new_key_id"]
-    return result
-
-
-def signer_key_ids(rows) -> Dict[str, set]:
-    """Key IDs seen in the stored events: hub signatures and origin signatures by server."""
-    out: Dict[str, set] = {"hub": set()}
-    for event in ms.decode_events([b for _, _, b in rows]):
-        out["hub"].update(s.key_id for s in event.hub_signature)
-        out.setdefault(event.origin_server, set()).update(s.key_id for s in event.origin_signature)
-    return out
 
 
 @pytest.mark.timeout(150)
@@ -68,7 +47,7 @@ def test_rotation_while_events_flow(make_cluster: Callable[..., Cluster], tmp_pa
         alice.wait_acked(10)
         bob.wait_acked(5)
         bob.stop()
-        hub_rotation = rotate(c, HUB)
+        hub_rotation = rotate_key(c[HUB])
         alice.wait_acked(len(alice.acked) + 10)
     finally:
         alice.stop()
@@ -82,7 +61,7 @@ def test_rotation_while_events_flow(make_cluster: Callable[..., Cluster], tmp_pa
     bob = Sender(c[ALPHA], room, BOB, tag="bob 2").start()
     try:
         bob.wait_acked(5)
-        alpha_rotation = rotate(c, ALPHA)
+        alpha_rotation = rotate_key(c[ALPHA])
         bob.wait_acked(len(bob.acked) + 10)
         alice.wait_acked(5)
     finally:
@@ -100,7 +79,7 @@ def test_rotation_while_events_flow(make_cluster: Callable[..., Cluster], tmp_pa
     # alpha applied every event, old-key and new-key ones: it fetched the hub's new key.
     final = wait_same_history(c, room, [ALPHA], timeout=30)
     assert set(acked) <= set(final)
-    used = signer_key_ids(stored_rows(c[ALPHA].config, room))
+    used = key_ids_used(stored_rows(c[ALPHA].config, room))
     assert {hub_rotation["old_key_id"], hub_rotation["new_key_id"]} <= used["hub"]
     assert {alpha_rotation["old_key_id"], alpha_rotation["new_key_id"]} <= used[ALPHA]
 
@@ -111,9 +90,7 @@ def test_rotation_while_events_flow(make_cluster: Callable[..., Cluster], tmp_pa
     final = wait_same_history(c, room, [ALPHA, BETA])
 
     # Every stored event verifies against the keys the servers publish now.
-    ring = ms.KeyRing()
-    for name in (HUB, ALPHA, BETA):
-        ring = ring.with_server_keys(wire.keys_of(name))
+    ring = wire.key_ring((HUB, ALPHA, BETA))
     for name in (HUB, ALPHA, BETA):
         for event in ms.decode_events([b for _, _, b in stored_rows(c[name].config, room)]):
             event.verify(ring)
@@ -143,7 +120,7 @@ def test_follower_submit_right_after_the_hubs_rotation(make_cluster: Callable[..
     c = make_cluster([HUB, ALPHA])
     room = room_with_members(c, [(ALPHA, BOB)])
     wait_same_history(c, room, [ALPHA])
-    rotation = rotate(c, HUB)
+    rotation = rotate_key(c[HUB])
     sent = c[ALPHA].call("send", room_id=room, sender=BOB, type=MESSAGE, text="first after the rotation")
     final = wait_same_history(c, room, [ALPHA])
     assert final[-1] == sent["event_id"]

@@ -13,14 +13,12 @@ from typing import List
 import pytest
 
 import mimi_signaling as ms
-from mimi_signaling.provisioning import init_server
-from mimi_signaling.testing.cluster import ServerProcess, free_port
-from mimi_signaling.config import Config
+from mimi_signaling.testing.cluster import ServerProcess
 from mimi_signaling.node.hub import Hub
 from mimi_signaling.node.keys import KeyStore
 from mimi_signaling.storage import open_store
 
-from support.e2ekit import ALICE, HUB, MESSAGE, Sender, event_ids, export_and_verify
+from support.e2ekit import ALICE, HUB, MESSAGE, Sender, event_ids, export_and_verify, hub_process_configs
 
 PER_PROCESS = 100
 IN_PROCESS_SENDS = 500
@@ -28,22 +26,9 @@ IN_PROCESS_SENDS = 500
 pytestmark = pytest.mark.postgres
 
 
-def two_hub_configs(directory: Path, storage: str) -> List[Path]:
-    """Config files of two processes serving hub.test from one database."""
-    first = init_server(HUB, directory / "a", listen=f"127.0.0.1:{free_port()}", ca_dir=directory / "ca", storage=storage)
-    config = Config.load(first)
-    second_dir = directory / "b"
-    (second_dir / "data").mkdir(parents=True)
-    config.listen = f"127.0.0.1:{free_port()}"
-    config.data_dir = second_dir / "data"
-    second = second_dir / "config.toml"
-    config.dump(second)
-    return [first, second]
-
-
 @pytest.mark.timeout(150)
 def test_two_hub_processes_share_one_chain(fresh_pg_url: str, tmp_path: Path, extra_processes: List[ServerProcess]) -> None:
-    paths = two_hub_configs(tmp_path, fresh_pg_url)
+    paths = hub_process_configs(tmp_path, fresh_pg_url, 2)
     a, b = (ServerProcess(f"{HUB}#{i}", p, p.parent / "server.log") for i, p in enumerate(paths))
     extra_processes.extend([a, b])
     a.start()

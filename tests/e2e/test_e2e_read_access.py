@@ -14,12 +14,11 @@ import pytest
 import mimi_signaling as ms
 from mimi_signaling.testing.cluster import Cluster
 from mimi_signaling.content import Visibility
+from mimi_signaling.server.federation import BACKFILL, GET_EVENT, GET_STATE, SNAPSHOT
 
 from support.e2ekit import ALICE, ALPHA, BETA, BOB, CAROL, HUB, MESSAGE, WireClient, envelope, event_ids, room_with_members, wait_same_history
 
 STRANGER = "stranger.test"  # a server with no user in any room (a valid certificate of the CA)
-GET_EVENT, GET_STATE = "mimi.signaling.get_event", "mimi.signaling.get_state"
-BACKFILL, SNAPSHOT = "mimi.signaling.backfill", "mimi.signaling.snapshot"
 
 
 def reads(room: str, event_id: str, latest: str) -> Dict[str, tuple]:

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Iterator, Optional
+from typing import Iterator
 
 import pytest
 
 import mimi_signaling as ms
+from mimi_signaling.server.federation import DELIVER, SUBMIT
 from mimi_signaling.testing.cluster import Cluster
 
 from support.e2ekit import (
@@ -28,14 +29,13 @@ from support.e2ekit import (
     counts,
     envelope,
     event_ids,
+    key_of,
+    limited_message,
     replace_content,
     room_with_members,
     wait_for,
     wait_same_history,
 )
-
-SUBMIT = "mimi.signaling.submit"
-DELIVER = "mimi.signaling.deliver"
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -61,15 +61,6 @@ def unchanged(trio: Cluster, room: str) -> Iterator[None]:
     assert event_ids(trio[HUB], room) == ids_before
 
 
-def key_of(trio: Cluster, server: str) -> ms.SigningKey:
-    return trio[server].config.load_signing_key()
-
-
-def limited(trio: Cluster, room: str, sender: str, text: str, *, key: Optional[ms.SigningKey] = None) -> ms.LimitedEvent:
-    server = sender.split(":", 1)[1]
-    return ms.LimitedEvent.create(room, MESSAGE, None, sender, text.encode(), key or key_of(trio, server))
-
-
 def assert_refusal(got: Refusal, error: type, status: int) -> None:
     assert (got.code, got.status) == (error.code, status), f"got {got}, want {error.__name__} ({error.code}) {status}"
 
@@ -92,7 +83,7 @@ def test_unknown_transaction_type(as_alpha: WireClient) -> None:
 
 @pytest.mark.usefixtures("unchanged")
 def test_wrong_version(trio: Cluster, room: str, as_alpha: WireClient) -> None:
-    payload = limited(trio, room, BOB, "version 2").encode()
+    payload = limited_message(trio, room, BOB, "version 2").encode()
     for version in (0, 2, 0xFFFF):
         body = ms.TransactionEnvelope(SUBMIT, payload, version=version).encode()
         assert_refusal(as_alpha.refused(HUB, body), ms.UnsupportedVersionError, 400)
@@ -108,7 +99,7 @@ def test_oversized_body(trio: Cluster, as_alpha: WireClient) -> None:
 @pytest.mark.usefixtures("unchanged")
 def test_oversized_event_inside_the_body_limit(trio: Cluster, room: str, as_alpha: WireClient) -> None:
     # The body fits the HTTP limit; the event in it is past the 65,536 bytes of section 2.
-    small = limited(trio, room, BOB, "to be inflated").encode()
+    small = limited_message(trio, room, BOB, "to be inflated").encode()
     big = replace_content(small, b"to be inflated", b"x" * ms.MAX_EVENT_SIZE)
     body = envelope(SUBMIT, big)
     assert len(body) <= trio[HUB].config.http.max_body_size
@@ -122,11 +113,11 @@ def test_oversized_event_inside_the_body_limit(trio: Cluster, room: str, as_alph
 def test_bad_origin_signature(trio: Cluster, room: str, as_alpha: WireClient) -> None:
     # Signed under alpha's published key ID by another key.
     impostor = ms.SigningKey(os.urandom(32), key_of(trio, ALPHA).key_id)
-    forged = limited(trio, room, BOB, "forged", key=impostor).encode()
+    forged = limited_message(trio, room, BOB, "forged", key=impostor).encode()
     assert_refusal(as_alpha.refused(HUB, envelope(SUBMIT, forged)), ms.BadSignatureError, 400)
     # Signed under a key ID alpha never published (the hub re-fetches alpha's keys, in vain).
     unknown = ms.SigningKey.generate("ed25519:never_published")
-    forged = limited(trio, room, BOB, "forged too", key=unknown).encode()
+    forged = limited_message(trio, room, BOB, "forged too", key=unknown).encode()
     assert_refusal(as_alpha.refused(HUB, envelope(SUBMIT, forged)), ms.BadSignatureError, 400)
     with pytest.raises(ms.BadSignatureError):
         as_alpha.request(HUB, SUBMIT, forged)
@@ -136,7 +127,7 @@ def test_bad_origin_signature(trio: Cluster, room: str, as_alpha: WireClient) ->
 def test_tampered_content(trio: Cluster, room: str, as_alpha: WireClient) -> None:
     # The origin signature covers the redacted content (empty for m.room.encrypted), so it
     # still verifies: only the content hash catches the change.
-    genuine = limited(trio, room, BOB, "pay alice 10").encode()
+    genuine = limited_message(trio, room, BOB, "pay alice 10").encode()
     tampered = replace_content(genuine, b"pay alice 10", b"pay alice 99")
     assert_refusal(as_alpha.refused(HUB, envelope(SUBMIT, tampered)), ms.BadContentHashError, 400)
     # A limited event may not arrive in its redacted form either.
@@ -147,7 +138,7 @@ def test_tampered_content(trio: Cluster, room: str, as_alpha: WireClient) -> Non
 @pytest.mark.usefixtures("unchanged")
 def test_policy_violation(trio: Cluster, room: str, as_alpha: WireClient) -> None:
     # A well-signed message from a user of alpha who never joined.
-    outsider = limited(trio, room, f"@mallory:{ALPHA}", "let me in").encode()
+    outsider = limited_message(trio, room, f"@mallory:{ALPHA}", "let me in").encode()
     assert_refusal(as_alpha.refused(HUB, envelope(SUBMIT, outsider)), ms.PolicyRejectedError, 403)
     # bob (joined, no role) bans carol: the creator alone holds ban until a role map exists.
     ban = ms.LimitedEvent.create(
@@ -159,14 +150,14 @@ def test_policy_violation(trio: Cluster, room: str, as_alpha: WireClient) -> Non
 @pytest.mark.usefixtures("unchanged")
 def test_wrong_tls_peer_for_the_origin(trio: Cluster, room: str, as_alpha: WireClient) -> None:
     # Well-formed and correctly signed by beta.test, but the TLS peer is alpha.test.
-    carols = limited(trio, room, CAROL, "alpha speaking for beta").encode()
+    carols = limited_message(trio, room, CAROL, "alpha speaking for beta").encode()
     assert_refusal(as_alpha.refused(HUB, envelope(SUBMIT, carols)), ms.UnauthorizedError, 401)
 
 
 @pytest.mark.usefixtures("unchanged")
 def test_wrong_room_hub(trio: Cluster, room: str, as_alpha: WireClient) -> None:
     # A submit for the room sent to a follower: only the hub sequences.
-    bobs = limited(trio, room, BOB, "to the wrong server").encode()
+    bobs = limited_message(trio, room, BOB, "to the wrong server").encode()
     assert_refusal(as_alpha.refused(BETA, envelope(SUBMIT, bobs)), ms.NotHubError, 421)
 
 
@@ -194,7 +185,7 @@ def next_event_signed_by_the_hub(trio: Cluster, room: str, as_beta: WireClient) 
 @pytest.mark.usefixtures("unchanged")
 def test_delivery_not_from_the_hub(trio: Cluster, room: str, as_beta: WireClient) -> None:
     event = next_event_signed_by_the_hub(trio, room, as_beta)
-    event.verify(_ring(trio, as_beta))  # genuinely valid: only the sender of the delivery is wrong
+    event.verify(as_beta.key_ring(trio.servers))  # genuinely valid: only the sender of the delivery is wrong
     assert_refusal(as_beta.refused(ALPHA, envelope(DELIVER, event.encode())), ms.UnauthorizedError, 401)
     with pytest.raises(ms.UnauthorizedError):
         as_beta.request(ALPHA, DELIVER, event.encode())
@@ -205,13 +196,6 @@ def test_local_api_only_for_the_server_itself(trio: Cluster, room: str, as_alpha
     args = json.dumps({"room_id": room, "sender": ALICE, "type": MESSAGE, "text": "from outside"}).encode()
     assert_refusal(as_alpha.refused(HUB, envelope("mimi.local.send", args)), ms.UnauthorizedError, 401)
     assert_refusal(as_alpha.refused(HUB, envelope("mimi.local.rotate_key", b"{}")), ms.UnauthorizedError, 401)
-
-
-def _ring(trio: Cluster, client: WireClient) -> ms.KeyRing:
-    ring = ms.KeyRing()
-    for name in trio.servers:
-        ring = ring.with_server_keys(client.keys_of(name))
-    return ring
 
 
 def test_the_room_still_works_after_the_refusals(trio: Cluster, room: str) -> None:

@@ -5,7 +5,7 @@ joining or catching-up follower builds its copy of the room from."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable, List
+from typing import Callable
 
 import pytest
 
@@ -13,13 +13,6 @@ import mimi_signaling as ms
 from mimi_signaling.testing.cluster import Cluster
 
 from support.e2ekit import ALICE, ALPHA, BOB, HUB, MESSAGE, WireClient, event_ids
-
-
-def _ring(client: WireClient, names: List[str]) -> ms.KeyRing:
-    ring = ms.KeyRing()
-    for name in names:
-        ring = ring.with_server_keys(client.keys_of(name))
-    return ring
 
 
 @pytest.mark.timeout(60)
@@ -32,7 +25,7 @@ def test_hub_answers_verify(make_cluster: Callable[..., Cluster], tmp_path: Path
     ids = event_ids(c[HUB], room)
 
     alpha = WireClient(c, ALPHA, tmp_path)  # bob's server: invited, so it may take a snapshot
-    ring = _ring(alpha, [HUB])
+    ring = alpha.key_ring([HUB])
 
     # get_event: every event, by ID, verifies and has that ID.
     for event_id in ids:

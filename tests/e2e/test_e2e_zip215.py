@@ -13,6 +13,7 @@ import pytest
 
 from support import ed25519_edge as edge
 import mimi_signaling as ms
+from mimi_signaling.server.federation import DELIVER, SUBMIT
 from mimi_signaling.testing.cluster import Cluster
 
 from support.e2ekit import (
@@ -26,14 +27,14 @@ from support.e2ekit import (
     counts,
     envelope,
     event_ids,
+    key_of,
+    limited_message,
     room_with_members,
     stored_rows,
     wait_for,
     wait_same_history,
 )
 
-SUBMIT = "mimi.signaling.submit"
-DELIVER = "mimi.signaling.deliver"
 TORSIONED = 50
 
 pytestmark = [pytest.mark.timeout(180), pytest.mark.slow]
@@ -46,20 +47,12 @@ def room(trio: Cluster) -> str:
     return room_id
 
 
-def alpha_seed(trio: Cluster) -> bytes:
-    return trio[ALPHA].config.load_signing_key().seed
-
-
-def bobs_message(trio: Cluster, room: str, text: str) -> ms.LimitedEvent:
-    return ms.LimitedEvent.create(room, MESSAGE, None, BOB, text.encode(), trio[ALPHA].config.load_signing_key())
-
-
 def test_torsion_in_r_is_accepted_by_the_hub_and_both_followers(trio: Cluster, room: str, tmp_path) -> None:
     as_alpha = WireClient(trio, ALPHA, tmp_path)
-    seed = alpha_seed(trio)
+    seed = key_of(trio, ALPHA).seed
     accepted: List[str] = []
     for i in range(TORSIONED):
-        limited = bobs_message(trio, room, f"torsion {i}")
+        limited = limited_message(trio, room, BOB, f"torsion {i}")
         payload = edge.limited_with(limited, seed, torsion=1 + i % 7)
         # What libsodium and the cofactorless equation refuse, and ZIP 215 accepts.
         signature = ms.LimitedEvent.decode(payload).origin_signature[0].signature
@@ -93,18 +86,16 @@ def unchanged(trio: Cluster, room: str) -> Iterator[None]:
 def test_s_plus_l_is_refused_everywhere(trio: Cluster, room: str, tmp_path) -> None:
     as_alpha = WireClient(trio, ALPHA, tmp_path)
     as_hub = WireClient(trio, HUB, tmp_path)
-    seed = alpha_seed(trio)
-    hub_key = trio[HUB].config.load_signing_key()
+    seed = key_of(trio, ALPHA).seed
+    hub_key = key_of(trio, HUB)
     ids = event_ids(trio[HUB], room)
-    ring = ms.KeyRing()
-    for server in (HUB, ALPHA):
-        ring = ring.with_server_keys(as_hub.keys_of(server))
+    ring = as_hub.key_ring((HUB, ALPHA))
     # bob's last message carries the auth events a message of bob needs now.
     bobs = [e for e in trio[HUB].call("history", room_id=room, limit=1000) if e["sender"] == BOB and e["type"] == MESSAGE]
     model = ms.Event.decode(as_alpha.request(HUB, "mimi.signaling.get_event",
                                              ms.wire.encode_get_event_request(room, bobs[-1]["event_id"])))
     for torsion in (0, 3):
-        limited = bobs_message(trio, room, f"s + l, torsion {torsion}")
+        limited = limited_message(trio, room, BOB, f"s + l, torsion {torsion}")
         payload = edge.limited_with(limited, seed, torsion=torsion, plus_l=True)
         got = as_alpha.refused(HUB, envelope(SUBMIT, payload))
         assert (got.code, got.status) == (ms.BadSignatureError.code, 400), got

@@ -7,14 +7,12 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import sys
 from collections import Counter
 
 import pytest
 
 from support.browser import dump_dom, rows_of, screenshot, visible_text
-
-MIMI = [sys.executable, "-m", "mimi_signaling.cli"]
+from support.e2ekit import MIMI
 
 
 @pytest.fixture(scope="module")

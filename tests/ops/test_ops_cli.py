@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -13,9 +12,8 @@ import pytest
 
 from mimi_signaling.config import Config, ConfigError
 
-from support.opskit import ALICE, ALPHA, BOB, HUB, ops_cluster
-
-MIMI = [sys.executable, "-m", "mimi_signaling.cli"]
+from support.e2ekit import ALICE, ALPHA, BOB, HUB, MESSAGE, MIMI, room_with_members
+from support.opskit import ops_cluster
 
 
 @pytest.fixture(scope="module")
@@ -59,12 +57,10 @@ def test_destinations_list_and_reset(tmp_path):
     cluster.start()
     try:
         cfg = str(cluster[HUB].config_path)
-        room = cluster[HUB].call("create_room", creator=ALICE, join_rule="invite")["room_id"]
-        cluster[HUB].call("membership", room_id=room, sender=ALICE, target=BOB, participation="invite")
-        cluster[ALPHA].call("membership", room_id=room, sender=BOB, target=BOB, participation="join")
+        room = room_with_members(cluster, [(ALPHA, BOB)], name=None)
         cluster[ALPHA].stop()
         for i in range(2):
-            cluster[HUB].call("send", room_id=room, sender=ALICE, type="m.room.encrypted", text=f"m{i}")
+            cluster[HUB].call("send", room_id=room, sender=ALICE, type=MESSAGE, text=f"m{i}")
 
         def listing():  # the local API the command uses, in-process: polled often
             return {d["name"]: d for d in cluster[HUB].call("destinations")}

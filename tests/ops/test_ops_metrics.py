@@ -10,7 +10,8 @@ import pytest
 from mimi_signaling import PolicyRejectedError
 from mimi_signaling.ops.metrics import METRIC_NAMES
 
-from support.opskit import ALICE, ALPHA, BOB, HUB, get, ops_cluster, scrape, value
+from support.e2ekit import ALICE, ALPHA, BOB, HUB, MESSAGE, room_with_members
+from support.opskit import get, ops_cluster, scrape, value
 
 
 @pytest.fixture(scope="module")
@@ -35,11 +36,9 @@ def _wait(predicate, what, timeout=30.0):
 def test_counters_move_as_events_flow(pair):
     cluster, urls = pair
     before = scrape(urls[HUB])
-    room = cluster[HUB].call("create_room", creator=ALICE, join_rule="invite")["room_id"]
-    cluster[HUB].call("membership", room_id=room, sender=ALICE, target=BOB, participation="invite")
-    cluster[ALPHA].call("membership", room_id=room, sender=BOB, target=BOB, participation="join")
+    room = room_with_members(cluster, [(ALPHA, BOB)], name=None)
     for i in range(5):
-        cluster[ALPHA].call("send", room_id=room, sender=BOB, type="m.room.encrypted", text=f"hello {i}")
+        cluster[ALPHA].call("send", room_id=room, sender=BOB, type=MESSAGE, text=f"hello {i}")
     # A refused submit: bob has no power to ban the room's creator.
     with pytest.raises(PolicyRejectedError):
         cluster[ALPHA].call("membership", room_id=room, sender=BOB, target=ALICE, participation="ban")
@@ -87,14 +86,12 @@ def test_every_documented_metric_is_exported(pair):
 
 def test_queue_depth_and_age_of_a_destination_that_is_down(pair):
     cluster, urls = pair
-    room = cluster[HUB].call("create_room", creator=ALICE, join_rule="invite")["room_id"]
-    cluster[HUB].call("membership", room_id=room, sender=ALICE, target=BOB, participation="invite")
-    cluster[ALPHA].call("membership", room_id=room, sender=BOB, target=BOB, participation="join")
+    room = room_with_members(cluster, [(ALPHA, BOB)], name=None)
     failures_before = value(scrape(urls[HUB]), "mimi_delivery_failures_total")
     cluster[ALPHA].stop()
     try:
         for i in range(3):
-            cluster[HUB].call("send", room_id=room, sender=ALICE, type="m.room.encrypted", text=f"queued {i}")
+            cluster[HUB].call("send", room_id=room, sender=ALICE, type=MESSAGE, text=f"queued {i}")
         _wait(lambda: value(scrape(urls[HUB]), "mimi_fanout_queue_depth", destination=ALPHA) >= 3,
               "alpha's queue to hold the three events")
         time.sleep(1.2)

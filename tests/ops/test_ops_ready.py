@@ -8,7 +8,8 @@ import time
 
 import pytest
 
-from support.opskit import HUB, get, ops_cluster, scrape, value
+from support.e2ekit import ALICE, HUB
+from support.opskit import get, ops_cluster, scrape, value
 
 pytestmark = pytest.mark.postgres
 
@@ -46,7 +47,7 @@ def test_readiness_fails_while_postgresql_is_down(tmp_path):
             pg.resume()
             assert _wait_status(base + "/health/ready", 200) == "ready\n"  # reconnected
             assert value(scrape(base), "mimi_store_up") == 1
-            room = cluster[HUB].call("create_room", creator=f"@alice:{HUB}")["room_id"]
+            room = cluster[HUB].call("create_room", creator=ALICE)["room_id"]
             assert room.endswith(":" + HUB)
         finally:
             cluster.stop()

@@ -7,24 +7,23 @@ from __future__ import annotations
 import time
 
 from support.browser import dump_dom, rows_of, screenshot, visible_text
-from support.opskit import ALICE, ALPHA, BOB, HUB, get, ops_cluster
+from support.e2ekit import ALICE, ALPHA, BOB, HUB, MESSAGE, room_with_members
+from support.opskit import get, ops_cluster
 
 
 def test_status_page_in_a_browser(tmp_path):
     cluster, urls = ops_cluster(tmp_path, [HUB, ALPHA])
     cluster.start()
     try:
-        room = cluster[HUB].call("create_room", creator=ALICE, join_rule="invite", name="ops")["room_id"]
-        cluster[HUB].call("membership", room_id=room, sender=ALICE, target=BOB, participation="invite")
-        cluster[ALPHA].call("membership", room_id=room, sender=BOB, target=BOB, participation="join")
-        cluster[HUB].call("send", room_id=room, sender=ALICE, type="m.room.encrypted", text="delivered")
+        room = room_with_members(cluster, [(ALPHA, BOB)], name="ops")
+        cluster[HUB].call("send", room_id=room, sender=ALICE, type=MESSAGE, text="delivered")
         deadline = time.monotonic() + 30
         while cluster[HUB].call("status")["queues"]:
             assert time.monotonic() < deadline
             time.sleep(0.1)
         cluster[ALPHA].stop()
         for i in range(3):
-            cluster[HUB].call("send", room_id=room, sender=ALICE, type="m.room.encrypted", text=f"queued {i}")
+            cluster[HUB].call("send", room_id=room, sender=ALICE, type=MESSAGE, text=f"queued {i}")
         deadline = time.monotonic() + 30
         while not any(d["name"] == ALPHA and d["failures"] >= 2 for d in cluster[HUB].call("destinations")):
             assert time.monotonic() < deadline

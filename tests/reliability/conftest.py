@@ -1,43 +1,20 @@
-"""Fixtures of the reliability tests: clusters of real ``mimi serve`` processes on 127.0.0.1
-(always reaped at teardown), the hostile-peer cluster with tightened limits, and PostgreSQL
-databases from ``tests/support/pg.py`` (which fail instead of skipping under ``CI=true``)."""
+"""Fixtures of the reliability tests: the hostile-peer cluster of real ``mimi serve`` processes
+on 127.0.0.1 with tightened limits, and the cluster that knows the fake peers (always reaped at
+teardown).  ``make_cluster``, ``extra_processes`` and the PostgreSQL databases of
+``tests/support/pg.py`` (which fail instead of skipping under ``CI=true``) are fixtures of
+``tests/conftest.py``."""
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Callable, Dict, Iterator, List, Optional
+from typing import Iterator
 
 import pytest
 
 
-from mimi_signaling.testing.cluster import Cluster, ServerProcess
+from mimi_signaling.testing.cluster import Cluster
 
 from support.relkit import reap, tightened
-from support.e2ekit import ALPHA, BETA, BOB, CAROL, HUB, room_with_members, wait_same_history
-
-
-@pytest.fixture
-def make_cluster(tmp_path: Path) -> Iterator[Callable[..., Cluster]]:
-    """``make_cluster(names, storage=None, configure=None)``: a started cluster, reaped after
-    the test."""
-    made: List[Cluster] = []
-
-    def make(names: List[str], storage: Optional[Dict[str, str]] = None, configure=None) -> Cluster:
-        cluster = Cluster(tmp_path / f"cluster{len(made)}", names, storage=storage, configure=configure)
-        made.append(cluster)
-        cluster.start()
-        return cluster
-
-    yield make
-    reap(s for c in made for s in c.servers.values())
-
-
-@pytest.fixture
-def extra_processes() -> Iterator[List[ServerProcess]]:
-    """Server processes a test builds by hand, reaped after it."""
-    started: List[ServerProcess] = []
-    yield started
-    reap(started)
+from support.e2ekit import ALICE, ALPHA, BETA, BOB, CAROL, HUB, MESSAGE, room_with_members, wait_same_history
 
 
 @pytest.fixture(scope="session")
@@ -56,7 +33,7 @@ def hostile(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
 def hostile_room(hostile: Cluster) -> str:
     """A room of alice (hub), bob (alpha) and carol (beta), every server up to date."""
     room = room_with_members(hostile, [(ALPHA, BOB), (BETA, CAROL)], name="hostile peers")
-    hostile[HUB].call("send", room_id=room, sender="@alice:hub.test", type="m.room.encrypted", text="before")
+    hostile[HUB].call("send", room_id=room, sender=ALICE, type=MESSAGE, text="before")
     wait_same_history(hostile, room, [ALPHA, BETA])
     return room
 

@@ -14,9 +14,10 @@ import pytest
 
 import mimi_signaling as ms
 from mimi_signaling.testing.cluster import Cluster
+from mimi_signaling.server.federation import SUBMIT
 
 from support.e2ekit import ALPHA, BETA, BOB, CAROL, HUB, MESSAGE, event_ids, wait_for, wait_same_history
-from support.relkit import SUBMIT, HostileClient, message_texts, missing, record
+from support.relkit import HostileClient, message_texts, missing, record
 
 FLOOD = 2000
 

@@ -12,10 +12,11 @@ import pytest
 
 import mimi_signaling as ms
 from mimi_signaling.transport.bounds import BOUNDS
+from mimi_signaling.server.federation import KEYS, SUBMIT
 
 from support.e2ekit import ALPHA, BETA, BOB, HUB, MESSAGE, Sender, envelope
-from support.peerkit import KEYS, FakePeer, stored_keys
-from support.relkit import SUBMIT, nothing_stored, peak_rss_kb, record
+from support.peerkit import FakePeer, stored_keys
+from support.relkit import nothing_stored, peak_rss_kb, record
 
 pytestmark = pytest.mark.timeout(120)
 

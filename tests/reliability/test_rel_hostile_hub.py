@@ -16,6 +16,7 @@ import pytest
 import mimi_signaling as ms
 from mimi_signaling.testing.cluster import Cluster
 from mimi_signaling.node.chain import RoomChain
+from mimi_signaling.server.federation import DELIVER
 
 from support.e2ekit import (
     ALICE,
@@ -29,7 +30,7 @@ from support.e2ekit import (
     stored_rows,
     wait_same_history,
 )
-from support.relkit import DELIVER, HostileClient, nothing_stored, record
+from support.relkit import HostileClient, nothing_stored, record
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -13,10 +13,11 @@ import pytest
 
 import mimi_signaling as ms
 from mimi_signaling.testing.cluster import Cluster
+from mimi_signaling.server.federation import KEYS, SUBMIT
 
 from support.e2ekit import ALPHA, BETA, BOB, HUB, MESSAGE, envelope, export_and_verify, wait_same_history
-from support.peerkit import KEYS, FakePeer, log_lines, stored_keys
-from support.relkit import SUBMIT, nothing_stored, record
+from support.peerkit import FakePeer, log_lines, stored_keys
+from support.relkit import nothing_stored, record
 
 pytestmark = pytest.mark.timeout(120)
 

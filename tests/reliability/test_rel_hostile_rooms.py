@@ -16,15 +16,15 @@ import mimi_signaling as ms
 from mimi_signaling.content import Participation
 from mimi_signaling.node.invites import PER_PEER
 from mimi_signaling.transport.client import SignalingClient
+from mimi_signaling.server.federation import BACKFILL, DELIVER, GET_EVENT, KEYS, SNAPSHOT
 
 from support.e2ekit import ALPHA, BETA, BOB, HUB, MESSAGE, REQUEST_DEADLINE, Sender, counts, envelope
-from support.peerkit import KEYS, FakePeer
-from support.relkit import DELIVER, nothing_stored, record, rss_kb
+from support.peerkit import FakePeer
+from support.relkit import nothing_stored, record, rss_kb
 
 pytestmark = pytest.mark.timeout(180)
 
 EVERYONE = [HUB, ALPHA, BETA]
-BACKFILL, SNAPSHOT = "mimi.signaling.backfill", "mimi.signaling.snapshot"
 INVITES = 150
 REASON = 60_000
 
@@ -35,7 +35,7 @@ def pushed(fake: FakePeer, room: str, type_: str, state_key, sender: str, conten
 
 
 def fetches(fake: FakePeer) -> int:
-    return sum(fake.asked(t) for t in (KEYS, BACKFILL, SNAPSHOT, "mimi.signaling.get_event"))
+    return sum(fake.asked(t) for t in (KEYS, BACKFILL, SNAPSHOT, GET_EVENT))
 
 
 def test_deliveries_into_rooms_nobody_joined_are_refused_unfetched(peered: tuple, peered_room: str) -> None:

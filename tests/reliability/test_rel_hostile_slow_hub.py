@@ -22,11 +22,11 @@ import mimi_signaling as ms
 from mimi_signaling.testing.cluster import Cluster
 from mimi_signaling.config import Config
 from mimi_signaling.content import JoinRule, Participation
-from mimi_signaling.server.federation import BACKFILL
+from mimi_signaling.server.federation import BACKFILL, DELIVER
 
 from support.e2ekit import ALICE, ALPHA, BETA, BOB, CAROL, HUB, MESSAGE, envelope, event_ids, wait_for, wait_same_history
 from support.peerkit import HubThread, sends_meanwhile
-from support.relkit import DELIVER, HostileClient, reap, record
+from support.relkit import HostileClient, reap, record
 
 pytestmark = [pytest.mark.timeout(180), pytest.mark.slow]
 

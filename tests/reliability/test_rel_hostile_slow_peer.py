@@ -18,10 +18,11 @@ import pytest
 import mimi_signaling as ms
 from mimi_signaling.testing.cluster import Cluster
 from mimi_signaling.content import Participation
+from mimi_signaling.server.federation import DELIVER, KEYS, SUBMIT
 
 from support.e2ekit import ALPHA, BETA, BOB, HUB, MESSAGE, envelope, wait_same_history
-from support.peerkit import KEYS, FakePeer, hold, sends_meanwhile
-from support.relkit import DELIVER, SUBMIT, record
+from support.peerkit import FakePeer, hold, sends_meanwhile
+from support.relkit import record
 
 pytestmark = [pytest.mark.timeout(180), pytest.mark.slow]
 

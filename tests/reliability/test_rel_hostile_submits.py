@@ -17,17 +17,14 @@ import pytest
 import mimi_signaling as ms
 from mimi_signaling.testing.cluster import Cluster
 from mimi_signaling.transport.tls import client_ssl_context, issue_server_cert, make_ca, ssl_hostname
+from mimi_signaling.server.federation import SUBMIT
 
-from support.e2ekit import ALICE, ALPHA, BETA, BOB, CAROL, HUB, MESSAGE, envelope, event_ids, wait_same_history
-from support.relkit import SUBMIT, HostileClient, nothing_stored, record
+from support.e2ekit import ALICE, ALPHA, BETA, BOB, CAROL, HUB, MESSAGE, envelope, event_ids, key_of, wait_same_history
+from support.relkit import HostileClient, nothing_stored, record
 
 pytestmark = pytest.mark.timeout(120)
 
 EVERYONE = [HUB, ALPHA, BETA]
-
-
-def key_of(cluster: Cluster, server: str) -> ms.SigningKey:
-    return cluster[server].config.load_signing_key()
 
 
 def message(room: str, sender: str, text: str, key: ms.SigningKey) -> ms.LimitedEvent:

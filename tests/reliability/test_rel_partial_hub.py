@@ -9,8 +9,6 @@ refuses the join or the page with a typed error and stores nothing of it."""
 from __future__ import annotations
 
 import asyncio
-import sqlite3
-from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List
 
 import pytest
@@ -20,9 +18,8 @@ from mimi_signaling.testing.cluster import Cluster
 from mimi_signaling.config import Config
 from mimi_signaling.content import JoinRule, Participation
 from mimi_signaling.server.federation import BACKFILL, GET_EVENT, SNAPSHOT
-from mimi_signaling.storage.urls import sqlite_path_from_url
 
-from support.e2ekit import ALICE, ALPHA, BOB, HUB, MESSAGE, history, stored_rows, wait_for
+from support.e2ekit import ALICE, ALPHA, BOB, HUB, MESSAGE, history, open_read_only, stored_rows, wait_for
 from support.peerkit import HubThread, Tamper
 from support.relkit import reap
 
@@ -71,8 +68,7 @@ def join(cluster: Cluster, room: str) -> Dict[str, Any]:
 
 
 def kept_rows(config: Config, room: str) -> List[str]:
-    path = Path("/" + sqlite_path_from_url(config.storage).lstrip("/"))
-    conn = sqlite3.connect(path.as_uri() + "?mode=ro", uri=True, timeout=30)
+    conn = open_read_only(config)
     try:
         return [r[0] for r in conn.execute("SELECT event_id FROM kept_events WHERE room_id = ?", (room,))]
     finally:

@@ -16,9 +16,10 @@ import pytest
 import mimi_signaling as ms
 from mimi_signaling.testing.cluster import ServerProcess
 from mimi_signaling.storage import open_store
+from mimi_signaling.server.federation import SUBMIT
 
-from support.e2ekit import ALICE, HUB, MESSAGE, Sender, WireClient, event_ids, export_and_verify
-from support.relkit import DAVE, SUBMIT, assert_linear, hub_process_configs, record
+from support.e2ekit import ALICE, HUB, MESSAGE, Sender, WireClient, event_ids, export_and_verify, hub_process_configs
+from support.relkit import DAVE, assert_linear, record
 
 PROCESSES = 3
 ROOMS = 2

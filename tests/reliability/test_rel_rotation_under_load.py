@@ -7,7 +7,7 @@ the keys each server publishes at the end (the current key and all expired ones)
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable, Dict, List, Set
+from typing import Callable, Dict, List
 
 import pytest
 
@@ -24,25 +24,18 @@ from support.e2ekit import (
     Sender,
     WireClient,
     export_and_verify,
+    key_ids_used,
     room_with_members,
+    rotate_key,
     stored_rows,
     wait_for,
     wait_same_history,
 )
-from support.relkit import GAMMA, GINA, missing, record, rotate_key
+from support.relkit import GAMMA, GINA, missing, record
 
 ROTATIONS = [HUB, ALPHA, HUB, BETA, HUB, ALPHA]
 #: Acknowledged sends each sender needs between two rotations.
 BETWEEN = 3
-
-
-def key_ids_used(rows) -> Dict[str, Set[str]]:
-    """Key IDs in stored events: ``"hub"`` for hub signatures, else by origin server."""
-    out: Dict[str, Set[str]] = {"hub": set()}
-    for event in ms.decode_events([b for _, _, b in rows]):
-        out["hub"].update(s.key_id for s in event.hub_signature)
-        out.setdefault(event.origin_server, set()).update(s.key_id for s in event.origin_signature)
-    return out
 
 
 @pytest.mark.timeout(240)
@@ -85,12 +78,10 @@ def test_rotations_while_events_flow(make_cluster: Callable[..., Cluster], tmp_p
     assert not missing(acked, final)
 
     # The keys each server publishes: the current key and every expired one.
-    ring = ms.KeyRing()
     for name, ids in keys.items():
         published = {k.key_id: k.expired_ts for k in wire.keys_of(name).keys}
         assert published[ids[-1]] == 0 and all(published[k] > 0 for k in ids[:-1]), (name, published)
-        ring = ring.with_server_keys(wire.keys_of(name))
-    ring = ring.with_server_keys(wire.keys_of(GAMMA))  # gina's join
+    ring = wire.key_ring([*keys, GAMMA])  # gamma: gina's join
     for name in (HUB, ALPHA, BETA, GAMMA):
         rows = stored_rows(c[name].config, room)
         assert [e for _, e, _ in rows] == final

@@ -16,12 +16,12 @@ import pytest
 import mimi_signaling as ms
 from mimi_signaling.testing.cluster import Cluster
 from mimi_signaling.transport.client import SignalingClient
+from mimi_signaling.server.federation import KEYS
 
 from support.e2ekit import ALPHA, BETA, HUB, REQUEST_DEADLINE
 from support.relkit import (
     HOSTILE_BODY_TIMEOUT,
     HOSTILE_KEEPALIVE,
-    KEYS,
     HostileClient,
     nothing_stored,
     parse_http_response,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import json
 import sqlite3
 import subprocess
 import sys
@@ -13,13 +14,15 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
 import aiohttp
 
 import mimi_signaling as ms
-from mimi_signaling.testing.cluster import Cluster, ServerProcess
+from mimi_signaling.testing.cluster import Cluster, ServerProcess, free_port
 from mimi_signaling.config import Config
+from mimi_signaling.provisioning import init_server
+from mimi_signaling.server.federation import KEYS
 from mimi_signaling.storage import open_store
 from mimi_signaling.storage.urls import sqlite_path_from_url
 from mimi_signaling.transport.client import SignalingClient
@@ -32,6 +35,8 @@ MESSAGE = "m.room.encrypted"
 REQUEST_DEADLINE = 30.0
 #: More than any room of these tests holds: the local history call returns everything.
 ALL = 100_000
+#: The ``mimi`` command line, as an operator runs it.
+MIMI = [sys.executable, "-m", "mimi_signaling.cli"]
 
 
 # --- reading a server's view of a room ------------------------------------------------------
@@ -54,13 +59,19 @@ def counts(server: ServerProcess) -> Dict[str, Any]:
     return {"rooms": {r["room_id"]: r["events"] for r in status["rooms"]}, "queues": status["queues"]}
 
 
-def stored_rows(config: Config, room_id: str) -> List[Tuple[int, str, bytes]]:
-    """``(index, event ID, bytes)`` of a room read straight from a server's SQLite file,
-    opened read-only (the server may still be running: WAL lets readers in)."""
+def open_read_only(config: Config) -> sqlite3.Connection:
+    """A read-only connection to a server's SQLite file (the server may still be running: WAL
+    lets readers in)."""
     # The default storage URL of a config is sqlite:/// + an absolute path, i.e. "//tmp/...":
     # fine for open(), but an SQLite URI would read "tmp" as an authority.
     path = Path("/" + sqlite_path_from_url(config.storage).lstrip("/"))
-    conn = sqlite3.connect(path.as_uri() + "?mode=ro", uri=True, timeout=30)
+    return sqlite3.connect(path.as_uri() + "?mode=ro", uri=True, timeout=30)
+
+
+def stored_rows(config: Config, room_id: str) -> List[Tuple[int, str, bytes]]:
+    """``(index, event ID, bytes)`` of a room read straight from a server's SQLite file
+    (``open_read_only``)."""
+    conn = open_read_only(config)
     try:
         return [
             (int(i), str(e), bytes(b))
@@ -70,6 +81,16 @@ def stored_rows(config: Config, room_id: str) -> List[Tuple[int, str, bytes]]:
         ]
     finally:
         conn.close()
+
+
+def key_ids_used(rows: Iterable[Tuple[int, str, bytes]]) -> Dict[str, Set[str]]:
+    """Key IDs in stored events (``stored_rows``): ``"hub"`` for hub signatures, else by
+    origin server."""
+    out: Dict[str, Set[str]] = {"hub": set()}
+    for event in ms.decode_events([b for _, _, b in rows]):
+        out["hub"].update(s.key_id for s in event.hub_signature)
+        out.setdefault(event.origin_server, set()).update(s.key_id for s in event.origin_signature)
+    return out
 
 
 def wait_for(predicate: Callable[[], bool], *, timeout: float = 60.0, what: str = "condition") -> None:
@@ -100,13 +121,53 @@ def wait_same_history(cluster: Cluster, room_id: str, names: Sequence[str], *, t
 # --- a room with users of several servers -----------------------------------------------------
 
 
-def room_with_members(cluster: Cluster, members: Sequence[Tuple[str, str]], *, name: str = "e2e") -> str:
-    """A room on hub.test created by alice, every ``(server, user)`` invited and joined."""
+def room_with_members(cluster: Cluster, members: Sequence[Tuple[str, str]], *, name: Optional[str] = "e2e") -> str:
+    """A room on hub.test created by alice, every ``(server, user)`` invited and joined
+    (``name=None``: a room without a name event)."""
     room = cluster[HUB].call("create_room", creator=ALICE, join_rule="invite", name=name)["room_id"]
     for server, user in members:
         cluster[HUB].call("membership", room_id=room, sender=ALICE, target=user, participation="invite")
         cluster[server].call("membership", room_id=room, sender=user, target=user, participation="join")
     return room
+
+
+# --- signing keys, and hub processes built by hand -------------------------------------------
+
+
+def key_of(cluster: Cluster, server: str) -> ms.SigningKey:
+    """The current signing key of one of the cluster's servers, read from its key file."""
+    return cluster[server].config.load_signing_key()
+
+
+def limited_message(cluster: Cluster, room_id: str, sender: str, text: str, *,
+                    key: Optional[ms.SigningKey] = None) -> ms.LimitedEvent:
+    """A message of ``sender`` as its server would submit it, signed with that server's key
+    (or ``key``)."""
+    server = sender.split(":", 1)[1]
+    return ms.LimitedEvent.create(room_id, MESSAGE, None, sender, text.encode(), key or key_of(cluster, server))
+
+
+def rotate_key(server: ServerProcess) -> Dict[str, str]:
+    """``mimi keys rotate --config`` on a running server: ``{old_key_id, new_key_id}``."""
+    result = json.loads(_run_cli("keys", "rotate", "--config", str(server.config_path)))
+    assert result["old_key_id"] != result["new_key_id"], f"the rotation kept the key: {result}"
+    return result
+
+
+def hub_process_configs(directory: Path, storage: str, count: int) -> List[Path]:
+    """Config files of ``count`` processes serving hub.test from one database: the same
+    signing key and certificate, each its own port and data directory."""
+    first = init_server(HUB, directory / "p0", listen=f"127.0.0.1:{free_port()}", ca_dir=directory / "ca", storage=storage)
+    paths = [first]
+    for i in range(1, count):
+        config = Config.load(first)
+        other = directory / f"p{i}"
+        (other / "data").mkdir(parents=True)
+        config.listen = f"127.0.0.1:{free_port()}"
+        config.data_dir = other / "data"
+        config.dump(other / "config.toml")
+        paths.append(other / "config.toml")
+    return paths
 
 
 @dataclass
@@ -199,7 +260,7 @@ def export_and_verify(server: ServerProcess, room_id: str, path: Path, *, cli: b
 
 
 def _run_cli(*args: str) -> str:
-    done = subprocess.run([sys.executable, "-m", "mimi_signaling.cli", *args], capture_output=True, text=True, timeout=120)
+    done = subprocess.run([*MIMI, *args], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, f"mimi {' '.join(args)} exited {done.returncode}:\n{done.stdout}\n{done.stderr}"
     return done.stdout
 
@@ -266,7 +327,14 @@ class WireClient:
         return Refusal(status, code, message)
 
     def keys_of(self, server: str) -> ms.ServerKeys:
-        return ms.ServerKeys.decode(self.request(server, "mimi.signaling.keys", b""))
+        return ms.ServerKeys.decode(self.request(server, KEYS, b""))
+
+    def key_ring(self, servers: Iterable[str]) -> ms.KeyRing:
+        """A ring of every key (current and expired) the named servers publish now."""
+        ring = ms.KeyRing()
+        for server in servers:
+            ring = ring.with_server_keys(self.keys_of(server))
+        return ring
 
 
 def envelope(transaction_type: str, payload: bytes) -> bytes:

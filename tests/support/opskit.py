@@ -13,9 +13,6 @@ from prometheus_client.parser import text_string_to_metric_families
 from mimi_signaling.testing.cluster import Cluster, free_port
 from mimi_signaling.config import Config
 
-HUB, ALPHA = "hub.test", "alpha.test"
-ALICE, BOB = f"@alice:{HUB}", f"@bob:{ALPHA}"
-
 
 def ops_cluster(directory: Path, names: List[str], storage: Optional[Dict[str, str]] = None,
                 more: Optional[Callable[[Config], None]] = None) -> Tuple[Cluster, Dict[str, str]]:

@@ -26,12 +26,11 @@ import mimi_signaling as ms
 from mimi_signaling.testing.cluster import Cluster, ServerProcess, free_port
 from mimi_signaling.config import Config
 from mimi_signaling.server import ServerNode
+from mimi_signaling.server.federation import KEYS
 from mimi_signaling.transport.server import SignalingServer
 from mimi_signaling.transport.tls import issue_server_cert, server_ssl_context
 
 from support.relkit import HostileClient
-
-KEYS = "mimi.signaling.keys"
 
 #: A rewrite of a ``TamperingHub``'s answer.
 Tamper = Callable[[bytes], bytes]

@@ -23,6 +23,7 @@ from mimi_signaling.transport.client import SignalingClient
 from mimi_signaling.transport.tls import ssl_hostname
 
 from support.e2ekit import (
+    ALPHA,
     HUB,
     MESSAGE,
     REQUEST_DEADLINE,
@@ -34,10 +35,7 @@ from support.e2ekit import (
 )
 
 GAMMA = "gamma.test"
-DAVE, ERIN, GINA = f"@dave:{HUB}", "@erin:alpha.test", f"@gina:{GAMMA}"
-SUBMIT = "mimi.signaling.submit"
-DELIVER = "mimi.signaling.deliver"
-KEYS = "mimi.signaling.keys"
+DAVE, ERIN, GINA = f"@dave:{HUB}", f"@erin:{ALPHA}", f"@gina:{GAMMA}"
 
 #: Limits of the hostile-peer cluster: small enough that a test reaches them quickly.
 HOSTILE_RATE = 50.0
@@ -92,26 +90,6 @@ def reap(processes: Iterable[ServerProcess]) -> None:
                 process.proc.wait(10)
 
 
-def hub_process_configs(directory: Path, storage: str, count: int) -> List[Path]:
-    """Config files of ``count`` processes serving hub.test from one database: the same
-    signing key and certificate, each its own port and data directory (the two-process
-    layout of ``tests/e2e/test_e2e_pg_hubs.py``, for any number)."""
-    from mimi_signaling.provisioning import init_server
-    from mimi_signaling.testing.cluster import free_port
-
-    first = init_server(HUB, directory / "p0", listen=f"127.0.0.1:{free_port()}", ca_dir=directory / "ca", storage=storage)
-    paths = [first]
-    for i in range(1, count):
-        config = Config.load(first)
-        other = directory / f"p{i}"
-        (other / "data").mkdir(parents=True)
-        config.listen = f"127.0.0.1:{free_port()}"
-        config.data_dir = other / "data"
-        config.dump(other / "config.toml")
-        paths.append(other / "config.toml")
-    return paths
-
-
 # --- what a refused request must not change ---------------------------------------------------
 
 
@@ -146,13 +124,6 @@ def assert_linear(events: Sequence[ms.Event]) -> None:
 def missing(acked: Iterable[str], stored: Iterable[str]) -> List[str]:
     have = set(stored)
     return [e for e in acked if e not in have]
-
-
-def rotate_key(server: ServerProcess) -> Dict[str, str]:
-    """``mimi keys rotate --config`` on a running server: ``{old_key_id, new_key_id}``."""
-    from support.e2ekit import _run_cli
-
-    return json.loads(_run_cli("keys", "rotate", "--config", str(server.config_path)))
 
 
 # --- process memory -----------------------------------------------------------------------------
@@ -275,7 +246,6 @@ def _dechunk(data: bytes) -> bytes:
 
 
 __all__ = [
-    "DAVE", "ERIN", "GAMMA", "GINA", "HostileClient", "assert_linear", "hub_process_configs",
-    "message_texts", "missing", "nothing_stored", "parse_http_response", "peak_rss_kb", "read_response", "reap", "record",
-    "rotate_key", "rss_kb", "tightened",
+    "DAVE", "ERIN", "GAMMA", "GINA", "HostileClient", "assert_linear", "message_texts", "missing", "nothing_stored",
+    "parse_http_response", "peak_rss_kb", "read_response", "reap", "record", "rss_kb", "tightened",
 ]
