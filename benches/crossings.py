@@ -127,6 +127,14 @@ class CrossingCounter:
 
         return call
 
+    def _constructor(self, cls: type) -> Callable[..., None]:
+        label, count = f"{cls.__name__}()", self._count
+
+        def init(obj: Any, *args: Any, **kwargs: Any) -> None:
+            count(label)  # the object was made by the core's __new__ just before
+
+        return init
+
     def _patch(self, cls: type, name: str, value: Any) -> None:
         self._saved.append((cls, name, cls.__dict__.get(name)))
         setattr(cls, name, value)
@@ -141,12 +149,7 @@ class CrossingCounter:
                 elif isinstance(value, (staticmethod, classmethod)):
                     self._static[id(getattr(cls, name))] = f"{cls.__name__}.{name}()"
             if "__init__" not in cls.__dict__:
-                label, count = f"{cls.__name__}()", self._count
-
-                def init(self: Any, *args: Any, _label: str = label, **kwargs: Any) -> None:
-                    count(_label)
-
-                self._patch(cls, "__init__", init)
+                self._patch(cls, "__init__", self._constructor(cls))
         threading.setprofile(self._profile)
         sys.setprofile(self._profile)
         return self
@@ -266,10 +269,12 @@ def measure(events: int, directory: Optional[Path] = None) -> Dict[str, Counter[
 
 
 def per_event(counts: Dict[str, Counter[str]], events: int) -> Dict[str, Dict[str, Any]]:
-    """Per path: total crossings per event and each name's calls per event."""
+    """Per path: the crossings of the batch (total and by name) and per event."""
     return {
         path: {
+            "total": sum(names.values()),
             "per_event": sum(names.values()) / events,
+            "counts": dict(names.most_common()),
             "by_name": {name: n / events for name, n in names.most_common()},
         }
         for path, names in counts.items()

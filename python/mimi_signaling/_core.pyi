@@ -7,7 +7,9 @@ truth; keep this file in step with ``rust/src/python/``.  Import the public name
 
 from __future__ import annotations
 
-from typing import ClassVar, Sequence, final
+from typing import Any, ClassVar, Final, Sequence, final
+
+from _typeshed import structseq
 
 __version__: str
 
@@ -23,12 +25,14 @@ __all__ = [
     "ERROR_CODES",
     "EVENT_TYPE_TABLE",
     "Event",
+    "EventHeader",
     "HUB_LABEL",
     "HistoryVisibilityContent",
     "InternalError",
     "JoinRulesContent",
     "KeyRing",
     "LimitedEvent",
+    "LimitedEventHeader",
     "MAX_AUTH_EVENTS",
     "MAX_BACKFILL_LIMIT",
     "MAX_BATCH_BODY",
@@ -87,6 +91,7 @@ __all__ = [
     "encode_batch_request",
     "encode_batch_response",
     "encode_error_body",
+    "encode_events",
     "encode_get_event_request",
     "encode_get_state_request",
     "encode_room_file_header",
@@ -95,6 +100,9 @@ __all__ = [
     "encode_snapshot_response",
     "encode_varint",
     "error_from_code",
+    "event_headers",
+    "limited_event_digests",
+    "limited_event_headers",
     "parse_room_id",
     "parse_user_id",
     "redact_content",
@@ -292,6 +300,8 @@ class Event:
     def verify(self, keyring: KeyRing) -> None:
         """Content hash (or redacted form), origin and hub signatures; raises the typed error.
         The event ID computed on the way is kept for ``event_id``."""
+    def header(self) -> EventHeader:
+        """The fields the room code reads, in one call (computes the event ID if not known)."""
     def with_content(self, content: bytes) -> Event:
         """A copy with other content (for tests and tooling; IDs and signatures are not refreshed)."""
 
@@ -319,6 +329,8 @@ class LimitedEvent:
     def encode(self) -> bytes: ...
     @property
     def origin_server(self) -> str: ...
+    def header(self) -> LimitedEventHeader:
+        """The fields the hub reads, in one call."""
     def content_hash(self) -> bytes: ...
     def verify(self, keyring: KeyRing) -> None:
         """Exact content hash and the origin signature."""
@@ -327,6 +339,50 @@ class LimitedEvent:
     def to_unsigned_event(self, auth_events: Sequence[str], prev_event: str, hub_key_id: str) -> Event:
         """The event with its ID but without the hub signature (group commit: sign with
         ``sign_events`` before it leaves the hub; not valid on the wire until then)."""
+
+@final
+class EventHeader(structseq[Any], tuple[str, str, str, str | None, str, str, list[str], bytes]):
+    """What the room code reads of an ``Event``, made in one call (``Event.header()``,
+    ``event_headers``): a struct sequence (a tuple with named fields, like ``os.stat_result``)
+    whose fields are read without calling into the core."""
+
+    __match_args__: Final = ("event_id", "room_id", "type", "state_key", "sender", "prev_event", "auth_events", "content")
+    @property
+    def event_id(self) -> str: ...
+    @property
+    def room_id(self) -> str: ...
+    @property
+    def type(self) -> str: ...
+    @property
+    def state_key(self) -> str | None: ...
+    @property
+    def sender(self) -> str: ...
+    @property
+    def prev_event(self) -> str: ...
+    @property
+    def auth_events(self) -> list[str]:
+        """A new list on every header."""
+    @property
+    def content(self) -> bytes: ...
+
+@final
+class LimitedEventHeader(structseq[Any], tuple[str, str, str | None, str, str, bytes]):
+    """What the hub reads of a ``LimitedEvent``, made in one call (``LimitedEvent.header()``,
+    ``limited_event_headers``)."""
+
+    __match_args__: Final = ("room_id", "type", "state_key", "sender", "origin_server", "content")
+    @property
+    def room_id(self) -> str: ...
+    @property
+    def type(self) -> str: ...
+    @property
+    def state_key(self) -> str | None: ...
+    @property
+    def sender(self) -> str: ...
+    @property
+    def origin_server(self) -> str: ...
+    @property
+    def content(self) -> bytes: ...
 
 # --- content (section 5) ------------------------------------------------------------------
 
@@ -509,6 +565,19 @@ def decode_events(blobs: Sequence[bytes]) -> list[Event]:
     """Decode N events in parallel; raises the first failure's error with ``index`` set."""
 
 def compute_event_ids(blobs: Sequence[bytes]) -> list[str]: ...
+def encode_events(events: Sequence[Event]) -> list[bytes]:
+    """``Event.encode()`` of many events in one call."""
+
+def event_headers(events: Sequence[Event]) -> list[EventHeader]:
+    """``Event.header()`` of many events in one call (the IDs not known yet computed on all
+    cores first); equal fields of consecutive events share one string."""
+
+def limited_event_headers(events: Sequence[LimitedEvent]) -> list[LimitedEventHeader]:
+    """``LimitedEvent.header()`` of many limited events in one call."""
+
+def limited_event_digests(events: Sequence[LimitedEvent]) -> list[bytes]:
+    """SHA-256 of each encoded limited event, on all cores (the hub's key for a
+    byte-identical resubmit)."""
 def check_events(blobs: Sequence[bytes], keyring: KeyRing) -> BatchResult:
     """Decode, hash, ID and verify every signature of N independent events (batch Ed25519)."""
 

@@ -3,7 +3,8 @@
 Hub, follower and ``mimi verify`` all advance a room through ``RoomChain.append``: the prev
 link, the shape (type registry, state key, content), then the policy against the state before
 the event, then the state moves on.  Signatures and hashes are checked before (by the Rust
-core, one event or a batch at a time).
+core, one event or a batch at a time).  The checks read the event's fields from its header
+(``Event.header()``, or ``event_headers`` for a batch), taken once per event.
 
 Hub and follower also serve a room through it, by the same rules (PROFILE.md section 6):
 ``require_reader`` (who may read the room) and ``served`` (whole or redacted).
@@ -11,9 +12,11 @@ Hub and follower also serve a room through it, by the same rules (PROFILE.md sec
 
 from __future__ import annotations
 
-from typing import Any, Optional, Set
+from typing import Optional, Set
 
-from .._core import Event, PolicyRejectedError
+from .._core import Event, EventHeader, PolicyRejectedError
+from ..content import DecodedContent
+from ..room.fields import EventFields
 from ..room.registry import EventTypeRegistry, PolicyRegistry
 from ..room.state import RoomState
 
@@ -27,14 +30,15 @@ class RoomChain:
         cls,
         create_event: Event,
         *,
-        event_id: Optional[str] = None,
+        header: Optional[EventHeader] = None,
         track_history: bool = True,
         registry: Optional[EventTypeRegistry] = None,
         policies: Optional[PolicyRegistry] = None,
     ) -> RoomChain:
-        """Start a chain with event 0 (checked: create rules, known policy)."""
+        """Start a chain with event 0 (checked: create rules, known policy); ``header``:
+        ``create_event.header()`` if the caller has it."""
         state = RoomState.from_create(
-            create_event, policies=policies, registry=registry, track_history=track_history, event_id=event_id
+            create_event, policies=policies, registry=registry, track_history=track_history, header=header
         )
         return cls(state)
 
@@ -50,24 +54,28 @@ class RoomChain:
     def last_event_id(self) -> Optional[str]:
         return self.state.last_event_id
 
-    def check(self, event: Event) -> Any:
-        """Everything but signatures for the next event; returns its decoded content."""
+    def check(self, event: EventFields) -> DecodedContent:
+        """Everything but signatures for the next event (an ``Event`` or its header); returns
+        its decoded content."""
         state = self.state
         state.check_link(event)
         content = state.registry.check_shape(event, state)
         state.policy.check(state, event, content=content)
         return content
 
-    def append(self, event: Event, *, event_id: Optional[str] = None) -> None:
-        content = self.check(event)
-        self.state.apply(event, content, event_id=event_id)
+    def append(self, event: Event, *, header: Optional[EventHeader] = None) -> None:
+        """Check and apply the next event; ``header``: ``event.header()`` if the caller has it."""
+        fields = header if header is not None else event.header()
+        content = self.check(fields)
+        self.state.apply(event, content, header=fields)
 
-    def apply_trusted(self, event: Event, *, event_id: Optional[str] = None) -> None:
+    def apply_trusted(self, event: Event, *, header: Optional[EventHeader] = None) -> None:
         """Advance without policy work: for events this server already checked and stored."""
-        self.state.apply(event, event_id=event_id)
+        self.state.apply(event, header=header)
 
-    def fanout(self, event: Event, own_server: str) -> Set[str]:
-        """Servers that receive ``event`` (already applied), without this server."""
+    def fanout(self, event: EventFields, own_server: str) -> Set[str]:
+        """Servers that receive ``event`` (already applied; an ``Event`` or its header),
+        without this server."""
         return set(self.state.policy.fanout(self.state, event)) - {own_server}
 
     # --- serving --------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from typing import Callable, Dict, Iterator, List, Optional, Sequence, Set, Tupl
 
 from .._core import (
     Event,
+    EventHeader,
     InternalError,
     MalformedError,
     MimiError,
@@ -32,6 +33,8 @@ from .._core import (
     UserContent,
     check_events,
     decode_events,
+    encode_events,
+    event_headers,
     parse_room_id,
 )
 from ..content import Participation
@@ -198,30 +201,35 @@ class Follower:
         results: List[Optional[MimiError]] = [None] * len(blobs)
         failed = {i: err for i, err in check_events(blobs, self.keys.ring).failures}  # index: error
         fast = [i for i in range(len(blobs)) if i not in failed]
-        events: Dict[int, Event] = dict(zip(fast, decode_events([blobs[i] for i in fast])))
+        decoded = decode_events([blobs[i] for i in fast])
+        # Each event's fields are read once, in one call for the run, and from its header after.
+        events: Dict[int, Tuple[Event, EventHeader]] = dict(zip(fast, zip(decoded, event_headers(decoded))))
+        hubs: Dict[str, str] = {}  # room ID -> its hub's server name, parsed once per run
         for i in failed:
             # A key we do not hold yet or one rotated since: the single path's fetch and
             # re-check; a real failure gets the verdict it would get alone.
             try:
                 event = Event.decode(blobs[i])
-                self._check_peer(event, peer)
-                if self.follows(event.room_id):  # else _apply_run refuses it as receive would
+                header = event.header()
+                self._check_peer(header.room_id, peer, hubs)
+                if self.follows(header.room_id):  # else _apply_run refuses it as receive would
                     self._check_signatures([event])
-                events[i] = event
+                events[i] = (event, header)
             except MimiError as exc:
                 results[i] = exc
-        by_room: Dict[str, List[Tuple[int, Event]]] = {}
+        by_room: Dict[str, List[Tuple[int, Event, EventHeader]]] = {}
         for i in fast:
-            event = events[i]
+            event, header = events[i]
             try:
-                self._check_peer(event, peer)
+                self._check_peer(header.room_id, peer, hubs)
             except MimiError as exc:
                 results[i] = exc
                 continue
-            by_room.setdefault(event.room_id, []).append((i, event))
+            by_room.setdefault(header.room_id, []).append((i, event, header))
         for i in failed:  # fetched and verified the slow way: back in delivery order
             if i in events:
-                by_room.setdefault(events[i].room_id, []).append((i, events[i]))
+                event, header = events[i]
+                by_room.setdefault(header.room_id, []).append((i, event, header))
         for room_id, items in by_room.items():
             items.sort(key=lambda item: item[0])
             with self._room_lock(room_id):
@@ -229,12 +237,14 @@ class Follower:
         return results
 
     @staticmethod
-    def _check_peer(event: Event, peer: Optional[str]) -> None:
-        hub = _hub_of(event.room_id)
+    def _check_peer(room_id: str, peer: Optional[str], hubs: Dict[str, str]) -> None:
+        hub = hubs.get(room_id)
+        if hub is None:
+            hub = hubs[room_id] = _hub_of(room_id)
         if peer is not None and peer != hub:
-            raise UnauthorizedError(f"{peer} is not the hub of {event.room_id}; only {hub} delivers its events")
+            raise UnauthorizedError(f"{peer} is not the hub of {room_id}; only {hub} delivers its events")
 
-    def _apply_run(self, room_id: str, items: List[Tuple[int, Event]], blobs: Sequence[bytes],
+    def _apply_run(self, room_id: str, items: List[Tuple[int, Event, EventHeader]], blobs: Sequence[bytes],
                    results: List[Optional[MimiError]]) -> None:
         """(Room lock held.)  Events that extend the chain are checked and applied in order and
         stored in one ``append_many``; a duplicate is ignored; one that skips ahead is caught
@@ -257,27 +267,27 @@ class Follower:
                     self.partial.appended(room_id, rows[-1].index + 1)
             staged.clear()
 
-        for i, event in items:
+        for i, event, header in items:
             try:
                 if not self.follows(room_id):
                     flush()
                     self._unknown_room(event, _hub_of(room_id))
                     continue
                 chain = self.chain(room_id)
-                if event.prev_event == chain.last_event_id:
-                    chain.append(event, event_id=event.event_id)
-                    staged.append((i, EventRow(room_id, chain.count - 1, event.event_id, event.prev_event,
-                                               bytes(blobs[i]), event.type, event.state_key, event.sender)))
+                if header.prev_event == chain.last_event_id:
+                    chain.append(event, header=header)
+                    staged.append((i, EventRow(room_id, chain.count - 1, header.event_id, header.prev_event,
+                                               bytes(blobs[i]), header.type, header.state_key, header.sender)))
                     continue
                 flush()
                 chain = self.chain(room_id)
-                if self._held(room_id, event.event_id):
+                if self._held(room_id, header.event_id):
                     continue  # duplicate delivery
                 self._catch_up(chain, event)
             except MimiError as exc:
                 results[i] = exc
             except Exception as exc:  # a bug must not cost the other entries their answer
-                log.exception("room %s: applying delivered event %s failed", room_id, event.event_id)
+                log.exception("room %s: applying delivered event %s failed", room_id, header.event_id)
                 results[i] = InternalError(f"applying the event failed: {exc}")
                 flush()  # what was applied before it is sound: store it, then reload the state
                 self._chains.pop(room_id, None)
@@ -340,7 +350,7 @@ class Follower:
                     if chain is None:  # the first page starts at the create event
                         chain = RoomChain.open(page[0], registry=self.registry, policies=self.policies)
                         self.store.put_room(room_id, "follower")
-                        self.store.append_many([self._row(room_id, 0, page[0])])
+                        self.store.append_many([self._row(room_id, 0, page[0].header(), page[0].encode())])
                         self._chains[room_id] = chain
                         page = page[1:]
                     self._append(chain, page)
@@ -449,10 +459,12 @@ class Follower:
     def _append(self, chain: RoomChain, events: List[Event]) -> None:
         """Policy-check, apply and store events that follow the chain's last event."""
         start = chain.count
+        headers = event_headers(events)
         try:
-            for event in events:
-                chain.append(event, event_id=event.event_id)
-            self.store.append_many([self._row(chain.room_id, start + i, e) for i, e in enumerate(events)])
+            for event, header in zip(events, headers):
+                chain.append(event, header=header)
+            self.store.append_many([self._row(chain.room_id, start + i, header, data)
+                                    for i, (header, data) in enumerate(zip(headers, encode_events(events)))])
         except BaseException:
             # Nothing of this batch is stored; the in-memory state may be ahead: reload it.
             self._chains.pop(chain.room_id, None)
@@ -461,8 +473,8 @@ class Follower:
             self.partial.appended(chain.room_id, chain.count)
 
     @staticmethod
-    def _row(room_id: str, index: int, event: Event) -> EventRow:
-        return EventRow(room_id, index, event.event_id, event.prev_event, event.encode(), event.type, event.state_key, event.sender)
+    def _row(room_id: str, index: int, header: EventHeader, data: bytes) -> EventRow:
+        return EventRow(room_id, index, header.event_id, header.prev_event, data, header.type, header.state_key, header.sender)
 
     # --- reading --------------------------------------------------------------------------------
 

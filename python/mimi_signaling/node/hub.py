@@ -21,8 +21,10 @@ from .._core import (
     BadSignatureError,
     CreateContent,
     Event,
+    EventHeader,
     InternalError,
     LimitedEvent,
+    LimitedEventHeader,
     MalformedError,
     MimiError,
     NotFoundError,
@@ -31,6 +33,10 @@ from .._core import (
     UnknownRoomError,
     UserContent,
     decode_events,
+    encode_events,
+    event_headers,
+    limited_event_digests,
+    limited_event_headers,
     parse_room_id,
     sha256,
     sign_events,
@@ -54,6 +60,11 @@ LOAD_BATCH = 4096
 #: Events per part of a group's append stream: the store writes one part while the next is
 #: sequenced and signed (see ``_accept_group``).
 STREAM_PART = 64
+
+#: A submit on its way through a group: (position in the call, the limited event, its
+#: header, its digest).  The fields are read once, in one call for the group
+#: (``limited_event_headers``), and the checks read the header from then on.
+_Submit = Tuple[int, LimitedEvent, LimitedEventHeader, bytes]
 
 
 def _remember(recent: "OrderedDict[bytes, str]", digest: bytes, event_id: str) -> None:
@@ -81,6 +92,7 @@ class _GroupRun:
     def __init__(self, start: int, prev: str) -> None:
         self.index, self.prev = start, prev  # the next event's index and prev event ID
         self.signed: List[Event] = []
+        self.headers: List[EventHeader] = []  # per event, as sequenced (the same fields once signed)
         self.owners: List[Tuple[int, bytes, bool]] = []  # (position, digest, non-state) per event
         self.fanouts: List[List[str]] = []  # each event's destinations, from the state right after it
         self.duplicates: Dict[int, int] = {}  # position -> index into the group's events
@@ -88,10 +100,11 @@ class _GroupRun:
         self.ids: Dict[str, int] = {}  # event ID -> index
         self._count = 0  # events sequenced (signed or about to be)
 
-    def add_unsigned(self, event: Event, pos: int, digest: bytes, non_state: bool, fanout: List[str]) -> None:
+    def add_unsigned(self, header: EventHeader, pos: int, digest: bytes, non_state: bool, fanout: List[str]) -> None:
         if non_state:
             self.digests[digest] = self._count
-        self.ids[event.event_id] = self._count
+        self.ids[header.event_id] = self._count
+        self.headers.append(header)
         self.owners.append((pos, digest, non_state))
         self.fanouts.append(fanout)
         self._count += 1
@@ -99,13 +112,14 @@ class _GroupRun:
     def add_signed(self, chain: RoomChain, signed: List[Event]) -> List[EventRow]:
         """Record a part's signed events (the state keeps the signed copies); their rows."""
         rows: List[EventRow] = []
-        for event in signed:
-            if event.is_state:
+        for event, data in zip(signed, encode_events(signed)):
+            header = self.headers[len(self.signed)]
+            if header.state_key is not None:
                 chain.state.replace_event(event)
-            rows.append(EventRow(chain.room_id, self.index, event.event_id, self.prev, event.encode(), event.type,
-                                 event.state_key, event.sender, self.fanouts[len(self.signed)]))
+            rows.append(EventRow(chain.room_id, self.index, header.event_id, self.prev, data, header.type,
+                                 header.state_key, header.sender, self.fanouts[len(self.signed)]))
             self.signed.append(event)
-            self.index, self.prev = self.index + 1, event.event_id
+            self.index, self.prev = self.index + 1, header.event_id
         return rows
 
 
@@ -180,13 +194,14 @@ class Hub:
 
     def _apply_stored(self, room_id: str, chain: Optional[RoomChain], blobs: List[bytes], first: int = 0,
                       tail_from: int = 0, recent: Optional["OrderedDict[bytes, str]"] = None) -> RoomChain:
-        for i, event in enumerate(decode_events(blobs), start=first):
+        events = decode_events(blobs)
+        for i, (event, header) in enumerate(zip(events, event_headers(events)), start=first):
             if chain is None:
-                chain = RoomChain.open(event, registry=self.registry, policies=self.policies)
+                chain = RoomChain.open(event, header=header, registry=self.registry, policies=self.policies)
             else:
-                chain.apply_trusted(event)
-            if recent is not None and i >= tail_from and not event.is_state:
-                _remember(recent, sha256(event.limited().encode()), event.event_id)
+                chain.apply_trusted(event, header=header)
+            if recent is not None and i >= tail_from and header.state_key is None:
+                _remember(recent, sha256(event.limited().encode()), header.event_id)
         assert chain is not None
         return chain
 
@@ -197,10 +212,11 @@ class Hub:
             return
         start = room.chain.count
         blobs = [raw for _, raw in self.store.iter_events(room.chain.room_id, start=start)]
-        for event in decode_events(blobs):
-            room.chain.apply_trusted(event)
-            if not event.is_state:  # another process's submits are replays here too
-                room.remember(sha256(event.limited().encode()), event.event_id)
+        events = decode_events(blobs)
+        for event, header in zip(events, event_headers(events)):
+            room.chain.apply_trusted(event, header=header)
+            if header.state_key is None:  # another process's submits are replays here too
+                room.remember(sha256(event.limited().encode()), header.event_id)
         log.info("room %s: caught up %d events written by another hub process", room.chain.room_id, len(blobs))
 
     def _forget(self, room_id: str) -> None:
@@ -272,42 +288,47 @@ class Hub:
         fan-out entries) in one transaction per room.  Returns, per item, the accepted event or
         the error that refused it; nothing is acknowledged before the transaction commits."""
         results: List[Union[Event, MimiError, None]] = [None] * len(items)
-        checked: List[Tuple[int, LimitedEvent]] = []
-        for pos, (limited, peer) in enumerate(items):
+        checked: List[Tuple[int, LimitedEvent, LimitedEventHeader]] = []
+        headers = limited_event_headers([limited for limited, _ in items])
+        for pos, ((limited, peer), header) in enumerate(zip(items, headers)):
             try:
-                self._precheck(limited, peer)
-                checked.append((pos, limited))
+                self._precheck(header, peer)
+                checked.append((pos, limited, header))
             except MimiError as exc:
                 results[pos] = exc
-        by_room: Dict[str, List[Tuple[int, LimitedEvent, bytes]]] = {}
-        for (pos, limited), error in zip(checked, self._verify_origins([lim for _, lim in checked])):
+        errors = self._verify_origins([lim for _, lim, _ in checked], [h.origin_server for _, _, h in checked])
+        verified: List[Tuple[int, LimitedEvent, LimitedEventHeader]] = []
+        for item, error in zip(checked, errors):
             if error is not None:
-                results[pos] = error
+                results[item[0]] = error
             else:
-                by_room.setdefault(limited.room_id, []).append((pos, limited, sha256(limited.encode())))
+                verified.append(item)
+        by_room: Dict[str, List[_Submit]] = {}
+        for (pos, limited, header), digest in zip(verified, limited_event_digests([lim for _, lim, _ in verified])):
+            by_room.setdefault(header.room_id, []).append((pos, limited, header, digest))
         for room_id, group in by_room.items():
             try:
                 room = self._room(room_id)
             except MimiError as exc:
-                for pos, _, _ in group:
+                for pos, _, _, _ in group:
                     results[pos] = exc
                 continue
             with room.lock, self.store.room_writer_lock(room_id):
                 self._accept_group(room, group, results)
         return results  # type: ignore[return-value]
 
-    def _precheck(self, limited: LimitedEvent, peer: Optional[str]) -> None:
+    def _precheck(self, header: LimitedEventHeader, peer: Optional[str]) -> None:
         """What needs neither keys nor state: this is the hub, the TLS peer is the origin."""
-        room_id = limited.room_id
-        if not self.is_hub_for(room_id):
+        room_id = header.room_id
+        if room_id not in self._rooms and not self.is_hub_for(room_id):  # a loaded room is one of ours
             raise NotHubError(f"{self.server_name} is not the hub of {room_id}")
-        if peer is not None and peer != limited.origin_server:
-            raise UnauthorizedError(f"{peer} may not submit events of {limited.origin_server}")
+        if peer is not None and peer != header.origin_server:
+            raise UnauthorizedError(f"{peer} may not submit events of {header.origin_server}")
 
-    def _verify_origins(self, events: List[LimitedEvent]) -> List[Optional[MimiError]]:
-        """Origin signatures and exact content hashes, batch-verified on all cores."""
+    def _verify_origins(self, events: List[LimitedEvent], origins: List[str]) -> List[Optional[MimiError]]:
+        """Origin signatures and exact content hashes, batch-verified on all cores
+        (``origins``: each event's origin server)."""
         errors: List[Optional[MimiError]] = [None] * len(events)
-        origins = [ev.origin_server for ev in events]
         missing: Dict[str, MimiError] = {}  # origin server -> why its keys are not available
         for origin in set(origins):
             try:
@@ -337,7 +358,7 @@ class Hub:
             errors[i] = verdict
         return errors
 
-    def _accept_group(self, room: _HubRoom, group: List[Tuple[int, LimitedEvent, bytes]], results: List[Union[Event, MimiError, None]]) -> None:
+    def _accept_group(self, room: _HubRoom, group: List[_Submit], results: List[Union[Event, MimiError, None]]) -> None:
         key = self.keys.signing_key  # one key for the whole group, even if a rotation starts now
         for _attempt in range(CONFLICT_RETRIES):
             self._catch_up(room)
@@ -360,82 +381,86 @@ class Hub:
             except Exception as exc:  # the state ran ahead of the store: rebuild it from the store
                 log.exception("room %s: storing %d events failed", chain.room_id, len(run.signed))
                 room.chain = self._load(chain.room_id)
-                for pos, _, _ in group:  # accepted ones and duplicates of them alike
+                for pos, _, _, _ in group:  # accepted ones and duplicates of them alike
                     if not isinstance(results[pos], MimiError):
                         results[pos] = InternalError(f"storing the event failed: {exc}")
                 return
-            for (pos, digest, non_state), event in zip(run.owners, run.signed):
+            for (pos, digest, non_state), event, header in zip(run.owners, run.signed, run.headers):
                 results[pos] = event
                 if non_state:
-                    room.remember(digest, event.event_id)
+                    room.remember(digest, header.event_id)
             for pos, i in run.duplicates.items():
                 results[pos] = run.signed[i]
             if run.signed:
                 log.debug("room %s: accepted %d events up to #%d", chain.room_id, len(run.signed), chain.count - 1)
             return
-        for pos, _, _ in group:
+        for pos, _, _, _ in group:
             if results[pos] is None:
                 results[pos] = InternalError(f"room {room.chain.room_id}: could not append after {CONFLICT_RETRIES} conflicting writes")
 
-    def _sequence_part(self, room: _HubRoom, part: List[Tuple[int, LimitedEvent, bytes]],
+    def _sequence_part(self, room: _HubRoom, part: List[_Submit],
                        resubmits: Dict[int, Event], run: "_GroupRun", results: List[Union[Event, MimiError, None]], key_id: str) -> List[Event]:
         """Sequence the items of one part against the state the earlier ones left; returns
         the new events, unsigned.  Refusals and resubmits are answered in ``results``."""
         chain = room.chain
         unsigned: List[Event] = []
-        for pos, limited, digest in part:
+        for pos, limited, header, digest in part:
+            non_state = header.state_key is None
             try:
-                if limited.state_key is None and digest in run.digests:
+                if non_state and digest in run.digests:
                     run.duplicates[pos] = run.digests[digest]
                     continue
                 existing = resubmits.get(pos)
                 if existing is None:
-                    existing = self._current_state_resubmit(room, limited)
+                    existing = self._current_state_resubmit(room, limited, header)
                 if existing is not None:
                     if existing.event_id in run.ids:  # a state event of this very group:
                         run.duplicates[pos] = run.ids[existing.event_id]  # answer with its signed copy
                     else:
                         results[pos] = existing
                     continue
-                event, content = self._sequence(room, limited, key_id)
-                chain.state.apply(event, content, event_id=event.event_id)
+                event, fields, content = self._sequence(room, limited, header, key_id)
+                chain.state.apply(event, content, header=fields)
             except MimiError as exc:
                 results[pos] = exc
                 continue
-            run.add_unsigned(event, pos, digest, limited.state_key is None, sorted(chain.fanout(event, self.server_name)))
+            run.add_unsigned(fields, pos, digest, non_state, sorted(chain.fanout(fields, self.server_name)))
             unsigned.append(event)
         return unsigned
 
-    def _resubmits(self, room: _HubRoom, group: List[Tuple[int, LimitedEvent, bytes]]) -> Dict[int, Event]:
+    def _resubmits(self, room: _HubRoom, group: List[_Submit]) -> Dict[int, Event]:
         """Position -> accepted event, for byte-identical resubmits of non-state events
         accepted before (their bytes are read from the store)."""
         found: Dict[int, Event] = {}
-        for pos, limited, digest in group:
-            if limited.state_key is None:
+        for pos, _, header, digest in group:
+            if header.state_key is None:
                 event_id = room.recent.get(digest)
                 raw = self.store.get_event(room.chain.room_id, event_id) if event_id is not None else None
                 if raw is not None:
                     found[pos] = Event.decode(raw)
         return found
 
-    def _current_state_resubmit(self, room: _HubRoom, limited: LimitedEvent) -> Optional[Event]:
+    def _current_state_resubmit(self, room: _HubRoom, limited: LimitedEvent, header: LimitedEventHeader) -> Optional[Event]:
         """A byte-identical resubmit of the current state event of its (type, state_key)."""
-        if limited.state_key is None:
+        if header.state_key is None:
             return None
-        current = room.chain.state.get(limited.type, limited.state_key)
+        current = room.chain.state.get(header.type, header.state_key)
         if current is None or current.is_redacted():
             return None
         return current if current.limited() == limited else None
 
-    def _sequence(self, room: _HubRoom, limited: LimitedEvent, key_id: str) -> Tuple[Event, DecodedContent]:
+    def _sequence(self, room: _HubRoom, limited: LimitedEvent, header: LimitedEventHeader,
+                  key_id: str) -> Tuple[Event, EventHeader, DecodedContent]:
         """Shape, auth events, prev event and policy (no state change); the event comes back
-        without its hub signature, which ``sign_events`` adds for the whole group."""
+        without its hub signature, which ``sign_events`` adds for the whole group, with its
+        header."""
         state = room.chain.state
-        content = state.registry.check_shape(limited, state)
-        auth = state.policy.select_auth_events(state, limited.type, limited.state_key, limited.sender, content)
+        content = state.registry.check_shape(header, state)
+        auth = state.policy.select_auth_events(state, header.type, header.state_key, header.sender, content)
         event = limited.to_unsigned_event(auth, state.last_event_id or "", key_id)
-        state.policy.check(state, event, content=content)
-        return event, content
+        fields = event.header()
+        state.policy.check(state, fields, content=content)
+        return event, fields, content
 
     # --- reading ------------------------------------------------------------------------------
 

@@ -333,9 +333,9 @@ class PartialHistory:
                 raise MalformedError(f"the history of {room_id} changed while it was checked")
             self.verify(page)
             for event in page:
-                chain.append(event, event_id=event.event_id)
+                chain.append(event)
         self.verify([anchor])
-        chain.append(anchor, event_id=anchor.event_id)
+        chain.append(anchor)
         return chain
 
     def _check_not_closing(self) -> None:

@@ -14,32 +14,18 @@ a well-formed event that the rule refuses, ``PolicyRejectedError``.
 
 from __future__ import annotations
 
-from typing import Optional, Protocol, Sequence
+from typing import Optional, Sequence
 
 from .._core import CreateContent, MalformedError, PolicyRejectedError, parse_room_id, parse_user_id
 from ..content import M_ROOM_CREATE
+from .fields import ShapeFields
 
-__all__ = ["CreateEventFields", "check_create"]
-
-
-class CreateEventFields(Protocol):
-    """The fields of an ``Event`` that rule 1 reads (a ``LimitedEvent`` has no auth/prev)."""
-
-    @property
-    def room_id(self) -> str: ...
-    @property
-    def type(self) -> str: ...
-    @property
-    def state_key(self) -> Optional[str]: ...
-    @property
-    def sender(self) -> str: ...
-    @property
-    def content(self) -> bytes: ...
+__all__ = ["check_create"]
 
 
-def check_create(event: CreateEventFields, content: Optional[CreateContent] = None) -> CreateContent:
-    """Rule 1 for an ``Event`` (or a ``LimitedEvent``: no auth/prev fields to check); returns
-    the decoded content."""
+def check_create(event: ShapeFields, content: Optional[CreateContent] = None) -> CreateContent:
+    """Rule 1 for an ``Event`` or its header (or a ``LimitedEvent``: no auth/prev fields to
+    check); returns the decoded content."""
     if event.type != M_ROOM_CREATE:
         raise MalformedError(f"event 0 must be m.room.create, got {event.type}")
     if event.state_key != "":

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, Optional, Type, cast
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, Optional, Protocol, cast
 
 from .. import _core
 from .._core import (
@@ -38,6 +38,7 @@ from ..content import (
     M_ROOM_CREATE,
     DecodedContent,
 )
+from .fields import ShapeFields
 
 if TYPE_CHECKING:
     from .policy import Policy
@@ -59,14 +60,23 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-StateKeyRule = Callable[[Optional[str], Any], None]
+#: ``rule(state_key, event)`` raises ``MalformedError``; ``event`` is what the shape check has.
+StateKeyRule = Callable[[Optional[str], ShapeFields], None]
+#: Extra validity rules on an application codec's decoded content (its own type).
 ContentCheck = Callable[[Any], None]
+
+
+class ContentCodec(Protocol):
+    """A content class as the registry uses it: the core's content classes, or an
+    application's (``decode`` raises ``MalformedError``)."""
+
+    def decode(self, data: bytes, /) -> object: ...
 
 
 # --- state key rules ------------------------------------------------------------------------
 
 
-def _checked(check: Callable[[str], Any], value: str, context: str) -> None:
+def _checked(check: Callable[[str], object], value: str, context: str) -> None:
     """Run a core grammar check; its MalformedError gets ``context`` in front."""
     try:
         check(value)
@@ -74,18 +84,18 @@ def _checked(check: Callable[[str], Any], value: str, context: str) -> None:
         raise MalformedError(f"{context}: {exc}") from None
 
 
-def empty_state_key(state_key: Optional[str], event: Any) -> None:
+def empty_state_key(state_key: Optional[str], event: ShapeFields) -> None:
     if state_key != "":
         raise MalformedError(f"{event.type}: the state key must be empty, got {state_key!r}")
 
 
-def user_id_state_key(state_key: Optional[str], event: Any) -> None:
+def user_id_state_key(state_key: Optional[str], event: ShapeFields) -> None:
     if state_key is None:
         raise MalformedError(f"{event.type}: the state key must be a user ID")
     _checked(parse_user_id, state_key, f"{event.type}: the state key is not a valid user ID")
 
 
-def role_id_state_key(state_key: Optional[str], event: Any) -> None:
+def role_id_state_key(state_key: Optional[str], event: ShapeFields) -> None:
     if state_key is None:
         raise MalformedError(f"{event.type}: the state key must be a role ID")
     _checked(validate_role_id, state_key, f"{event.type}: the state key is not a valid role ID")
@@ -117,7 +127,7 @@ class EventTypeSpec:
     type: str
     is_state: Optional[bool]
     state_key_rule: Optional[StateKeyRule] = None
-    content_codec: Optional[Type[Any]] = None  # typing.Type: the field `type` shadows the builtin
+    content_codec: Optional[ContentCodec] = None
     content_check: Optional[ContentCheck] = None
 
 
@@ -162,12 +172,12 @@ class EventTypeRegistry:
             return None
         return state.custom_type_kinds.get(event_type)
 
-    def check_shape(self, event: Any, state: Optional[RoomState] = None) -> DecodedContent:
+    def check_shape(self, event: ShapeFields, state: Optional[RoomState] = None) -> DecodedContent:
         """Type, state key and content rules for one event; return the decoded content.
 
-        ``event`` is anything with ``room_id, type, state_key, sender, content`` (an ``Event``
-        or a ``LimitedEvent``).  ``state`` is the room's state before the event, or None when
-        the event would open a room.  Raises ``MalformedError`` and changes nothing.
+        ``event``: an ``Event`` or a ``LimitedEvent``, or (on the per-event paths, which read
+        each event's fields once) its header.  ``state`` is the room's state before the event,
+        or None when the event would open a room.  Raises ``MalformedError`` and changes nothing.
         """
         event_type = event.type
         state_key = event.state_key
@@ -263,7 +273,7 @@ DEFAULT_POLICIES = PolicyRegistry()
 
 
 def check_shape(
-    event: Any, state: Optional[RoomState] = None, registry: Optional[EventTypeRegistry] = None
+    event: ShapeFields, state: Optional[RoomState] = None, registry: Optional[EventTypeRegistry] = None
 ) -> DecodedContent:
     """``registry.check_shape`` with the process-wide registry by default."""
     return (registry or DEFAULT_EVENT_TYPES).check_shape(event, state)

@@ -12,7 +12,7 @@ against the state *before* an event, then ``apply`` it.
 from __future__ import annotations
 
 import logging
-from typing import Any, Dict, Iterable, Iterator, List, Optional, Set, Tuple, cast
+from typing import TYPE_CHECKING, Any, Dict, Iterable, Iterator, List, Optional, Set, Tuple, cast
 
 from .._core import (
     CreateContent,
@@ -39,7 +39,11 @@ from ..content import (
 )
 from .history import RoomStateHistory, StateKey
 from .create import check_create
+from .fields import EventFields
 from .registry import DEFAULT_EVENT_TYPES, DEFAULT_POLICIES, EventTypeRegistry, PolicyRegistry
+
+if TYPE_CHECKING:
+    from .policy import Policy
 
 __all__ = ["RoomState", "StateKey", "server_of"]
 
@@ -60,22 +64,24 @@ class RoomState:
         self,
         create_event: Event,
         create_content: CreateContent,
-        policy: Any,
+        policy: Policy,
         *,
         registry: Optional[EventTypeRegistry] = None,
         track_history: bool = True,
-        create_event_id: Optional[str] = None,
+        header: Optional[EventFields] = None,
     ) -> None:
-        """Install an already-checked create event; use ``from_create`` to check it too."""
-        self.room_id: str = create_event.room_id
+        """Install an already-checked create event; use ``from_create`` to check it too.
+        ``header``: ``create_event.header()`` if the caller has it."""
+        fields = header if header is not None else create_event.header()
+        self.room_id: str = fields.room_id
         self.hub_server: str = parse_room_id(self.room_id)[1]
         self.registry: EventTypeRegistry = registry or DEFAULT_EVENT_TYPES
-        self.policy = policy
+        self.policy: Policy = policy
         self.policy_id: str = create_content.policy_id
         self.create_event: Event = create_event
-        self.create_event_id: str = create_event_id or create_event.event_id
+        self.create_event_id: str = fields.event_id
         self.create_content: CreateContent = create_content
-        self.creator: str = create_event.sender
+        self.creator: str = fields.sender
         self.encryption_algorithm: str = create_content.encryption_algorithm
 
         self.count = 0  # number of accepted events = position of the next one
@@ -96,7 +102,7 @@ class RoomState:
         #: Values derived from immutable events (keyed by event ID), shared by copies.
         self.derived: Dict[Any, Any] = {}
         self.history: Optional[RoomStateHistory] = RoomStateHistory() if track_history else None
-        self.apply(create_event, content=create_content, event_id=self.create_event_id)
+        self.apply(create_event, content=create_content, header=fields)
 
     # --- construction ------------------------------------------------------------------------
 
@@ -108,18 +114,20 @@ class RoomState:
         policies: Optional[PolicyRegistry] = None,
         registry: Optional[EventTypeRegistry] = None,
         track_history: bool = True,
-        event_id: Optional[str] = None,
+        header: Optional[EventFields] = None,
     ) -> RoomState:
-        """Check event 0 (PROFILE.md section 4 rule 1) and open the room's state with it.
+        """Check event 0 (PROFILE.md section 4 rule 1) and open the room's state with it
+        (``header``: ``create_event.header()`` if the caller has it).
 
         Raises ``MalformedError`` for a bad shape and ``PolicyRejectedError`` for an unsupported
         policy ID or a broken create rule.
         """
         registry = registry or DEFAULT_EVENT_TYPES
-        content = registry.check_shape(create_event, None)
-        if create_event.type != M_ROOM_CREATE:
-            raise MalformedError(f"event 0 must be m.room.create, got {create_event.type}")
-        check_create(create_event, content)  # type: ignore[arg-type]  # narrowed by the type check above
+        fields = header if header is not None else create_event.header()
+        content = registry.check_shape(fields, None)
+        if fields.type != M_ROOM_CREATE:
+            raise MalformedError(f"event 0 must be m.room.create, got {fields.type}")
+        check_create(fields, content)  # type: ignore[arg-type]  # narrowed by the type check above
         policy = (policies or DEFAULT_POLICIES).get(content.policy_id)  # type: ignore[union-attr]
         return cls(
             create_event,
@@ -127,7 +135,7 @@ class RoomState:
             policy,
             registry=registry,
             track_history=track_history,
-            create_event_id=event_id,
+            header=fields,
         )
 
     @classmethod
@@ -148,9 +156,10 @@ class RoomState:
         """
         state = cls.from_create(create_event, policies=policies, registry=registry, track_history=False)
         for event in state_events:
-            if event.type == M_ROOM_CREATE:
+            fields = event.header()
+            if fields.type == M_ROOM_CREATE:
                 continue
-            state.apply(event)
+            state.apply(event, header=fields)
         state.count = count
         state.last_event_id = last_event_id
         return state
@@ -162,31 +171,32 @@ class RoomState:
         event: Event,
         content: Optional[DecodedContent] = None,
         *,
-        event_id: Optional[str] = None,
+        header: Optional[EventFields] = None,
     ) -> None:
         """Advance by one accepted event (checked by the caller against this state).
 
         ``content``: the decoded content if the caller already has it (from ``check_shape``);
-        ``event_id``: the event's ID if known (saves hashing).  A state event whose content does
-        not decode raises ``MalformedError`` and changes nothing.
+        ``header``: ``event.header()`` if the caller has it (the fields are read from it).  A
+        state event whose content does not decode raises ``MalformedError`` and changes nothing.
         """
+        fields = header if header is not None else event.header()
         position = self.count
-        event_type = event.type
-        state_key = event.state_key
+        event_type = fields.type
+        state_key = fields.state_key
         if event_type not in self.custom_type_kinds:
             spec = self.registry.get(event_type)
             if spec is None or spec.is_state is None:
                 self.custom_type_kinds[event_type] = state_key is not None
         if state_key is None:
             self.count = position + 1
-            self.last_event_id = event_id or event.event_id
+            self.last_event_id = fields.event_id
             if self.history is not None:
                 self.history.advance(position)
             return
 
         if content is None:
-            content = self._decode(event_type, event.content)
-        event_id = event_id or event.event_id
+            content = self._decode(event_type, fields.content)
+        event_id = fields.event_id
         key = (event_type, state_key)
 
         participation: Optional[int] = None
@@ -212,7 +222,7 @@ class RoomState:
             self._record(self.history, position, key, event_id, content, participation, server_name)
         on_apply = getattr(self.policy, "on_apply", None)
         if on_apply is not None:
-            on_apply(self, event)
+            on_apply(self, fields)
 
     @staticmethod
     def _record(
@@ -273,7 +283,7 @@ class RoomState:
             else:
                 del self._joined_servers[server_name]
 
-    def check_link(self, event: Event) -> None:
+    def check_link(self, event: EventFields) -> None:
         """PROFILE.md section 4 rule 3: the room ID and ``prev_event`` of the next event."""
         if event.room_id != self.room_id:
             raise MalformedError(f"event for room {event.room_id} does not belong to room {self.room_id}")

@@ -184,26 +184,27 @@ class _RoomGenerator:
 
     def _accept(self, event: Event) -> None:
         """Write a valid event and advance the room with it."""
-        event_id = event.event_id
+        header = event.header()
+        event_id = header.event_id
         if self.chain is None:
-            self.chain = RoomChain.open(event, event_id=event_id, track_history=False)
+            self.chain = RoomChain.open(event, header=header, track_history=False)
         else:
-            if event.type == M_ROOM_USER and event.state_key is not None:
-                old = self.state.get_event_id(M_ROOM_USER, event.state_key)
+            if header.type == M_ROOM_USER and header.state_key is not None:
+                old = self.state.get_event_id(M_ROOM_USER, header.state_key)
                 if old is not None:
-                    self.superseded_user_event[event.state_key] = old
+                    self.superseded_user_event[header.state_key] = old
             if self.check:
-                self.chain.append(event, event_id=event_id)
+                self.chain.append(event, header=header)
             else:
-                self.chain.apply_trusted(event, event_id=event_id)
+                self.chain.apply_trusted(event, header=header)
         self.writer.write_event(event.encode())
         self._advance(event_id)
-        if event.type == M_ROOM_USER and event.state_key is not None:
-            joined = self.state.is_joined(event.state_key)
-            if joined and event.state_key not in self.joined:
-                self.joined.append(event.state_key)
-            elif not joined and event.state_key in self.joined:
-                self.joined.remove(event.state_key)
+        if header.type == M_ROOM_USER and header.state_key is not None:
+            joined = self.state.is_joined(header.state_key)
+            if joined and header.state_key not in self.joined:
+                self.joined.append(header.state_key)
+            elif not joined and header.state_key in self.joined:
+                self.joined.remove(header.state_key)
 
     def _advance(self, event_id: str) -> None:
         self.recent_ids.append(event_id)
@@ -361,7 +362,7 @@ class _RoomGenerator:
             event_id = event.event_id
             self.faults.append((fault, event_id))
         if good_create is not None:  # the room state starts from the create event it should be
-            self.chain = RoomChain.open(good_create, event_id=good_create.event_id, track_history=False)
+            self.chain = RoomChain.open(good_create, track_history=False)
         if event_id is not None:
             self._advance(event_id)
         else:

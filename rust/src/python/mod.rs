@@ -136,6 +136,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<event::PySignature>()?;
     m.add_class::<event::PyEvent>()?;
     m.add_class::<event::PyLimitedEvent>()?;
+    event::register(m)?;
     content::register(m)?;
     transport::register(m)?;
     batch::register(m)?;

@@ -4,12 +4,13 @@ A policy is a stateless object (one per policy ID, see ``registry.PolicyRegistry
 state is passed in, so every method is a pure function of its arguments.  Memoised verdicts live
 in ``RoomState.policy_cache`` and the policy invalidates them in ``on_apply``.
 
-Order of work for one event (hub and follower alike)::
+Order of work for one event (hub and follower alike; ``fields`` is ``event.header()``, read
+once, or the event itself: both satisfy ``room.fields.EventFields``)::
 
-    content = registry.check_shape(event, state)     # MalformedError
-    state.policy.check(state, event, content=content)  # PolicyRejectedError (state *before*)
-    state.apply(event, content)
-    servers = state.policy.fanout(state, event)        # state *after*; caller drops itself
+    content = registry.check_shape(fields, state)     # MalformedError
+    state.policy.check(state, fields, content=content)  # PolicyRejectedError (state *before*)
+    state.apply(event, content, header=fields)
+    servers = state.policy.fanout(state, fields)        # state *after*; caller drops itself
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, List, Optional, Protocol, Set
 
 if TYPE_CHECKING:
-    from ..._core import Event
     from ...content import DecodedContent
+    from ..fields import EventFields
     from ..history import RoomStateHistory
     from ..state import RoomState
 
@@ -43,12 +44,12 @@ class Policy(Protocol):
         ``content.decode_content``) returns it: the caller decodes once.
         """
 
-    def check(self, state: RoomState, event: Event, *, content: Optional[DecodedContent] = None) -> None:
+    def check(self, state: RoomState, event: EventFields, *, content: Optional[DecodedContent] = None) -> None:
         """The policy's whole verdict on a fully-formed event against the state before it:
         auth events, then permission and participation rules.  Raises
         ``PolicyRejectedError`` naming the rule.  ``content``: the decoded content if known."""
 
-    def fanout(self, state_after: RoomState, event: Event) -> Set[str]:
+    def fanout(self, state_after: RoomState, event: EventFields) -> Set[str]:
         """Servers that receive the accepted event (the caller removes its own server)."""
 
     def visible_to_server(self, history: RoomStateHistory, position: int, server_name: str) -> bool:
@@ -58,5 +59,5 @@ class Policy(Protocol):
         """Whether ``server_name`` may read the room now (``snapshot``, ``get_state``,
         ``get_event``, ``backfill``); refused readers get ``PolicyRejectedError``."""
 
-    def on_apply(self, state: RoomState, event: Event) -> None:
+    def on_apply(self, state: RoomState, event: EventFields) -> None:
         """Called by ``RoomState.apply`` after a state event changed the state."""

@@ -65,7 +65,7 @@ from .sending import send_verdict
 from .visibility import may_read, served_redacted, serve_event, user_sees, visible_to_server
 
 if TYPE_CHECKING:
-    from ...._core import Event
+    from ...fields import EventFields
     from ...history import RoomStateHistory
     from ...state import RoomState
 
@@ -113,7 +113,7 @@ class M0Policy:
     ) -> List[str]:
         return select_auth_events(state, type, state_key, sender, content)
 
-    def check(self, state: RoomState, event: Event, *, content: Optional[DecodedContent] = None) -> None:
+    def check(self, state: RoomState, event: EventFields, *, content: Optional[DecodedContent] = None) -> None:
         """Auth events, then the permission / participation rules, against ``state`` (the state
         before ``event``).  Raises ``PolicyRejectedError`` (``MalformedError`` if an
         ``m.room.user``/``m.room.role_map`` content does not decode)."""
@@ -154,7 +154,7 @@ class M0Policy:
             role_map = decoded_as(RoleMapContent, event, content)
             check_role_map_event(state, sender, role_map, user_permissions(state, sender))
 
-    def fanout(self, state_after: RoomState, event: Event) -> Set[str]:
+    def fanout(self, state_after: RoomState, event: EventFields) -> Set[str]:
         return fanout(state_after, event)
 
     def visible_to_server(self, history: RoomStateHistory, position: int, server_name: str) -> bool:
@@ -163,7 +163,7 @@ class M0Policy:
     def may_read(self, state: RoomState, server_name: str) -> bool:
         return may_read(state, server_name)
 
-    def on_apply(self, state: RoomState, event: Event) -> None:
+    def on_apply(self, state: RoomState, event: EventFields) -> None:
         invalidate(state, event)
 
     def __repr__(self) -> str:

@@ -26,7 +26,7 @@ from .cache import user_cache
 from .roles import role_map_info
 
 if TYPE_CHECKING:
-    from ...._core import Event
+    from ...fields import EventFields
     from ...state import RoomState
 
 __all__ = [
@@ -49,7 +49,7 @@ def participation_of(content: UserContent) -> Participation:
 _Decoded = TypeVar("_Decoded", UserContent, RoleMapContent)
 
 
-def decoded_as(codec: Type[_Decoded], event: Event, content: Optional[DecodedContent]) -> _Decoded:
+def decoded_as(codec: Type[_Decoded], event: EventFields, content: Optional[DecodedContent]) -> _Decoded:
     """The content of ``event`` as ``codec``: ``content`` when the caller decoded it
     (``Policy.check``'s "decoded content if known"), else decoded now (``MalformedError``)."""
     if content is None:
@@ -147,7 +147,7 @@ def describe_mismatch(state: RoomState, actual: Sequence[str], expected: Sequenc
 
 
 def check_auth_events(
-    event: Event,
+    event: EventFields,
     state: RoomState,
     *,
     content: Optional[DecodedContent] = None,

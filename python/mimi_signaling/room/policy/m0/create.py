@@ -10,13 +10,13 @@ from ....content import M_ROOM_USER, DecodedContent, Participation
 from .auth_selection import decoded_as, participation_of
 
 if TYPE_CHECKING:
-    from ...._core import Event
+    from ...fields import EventFields
     from ...state import RoomState
 
 __all__ = ["check_creator_join"]
 
 
-def check_creator_join(state: RoomState, event: Event, content: Optional[DecodedContent] = None) -> None:
+def check_creator_join(state: RoomState, event: EventFields, content: Optional[DecodedContent] = None) -> None:
     """Event 1: the creator's ``m.room.user`` with participation ``join`` (``content``: the
     decoded content if known)."""
     if event.type != M_ROOM_USER:

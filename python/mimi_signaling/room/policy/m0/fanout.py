@@ -12,13 +12,13 @@ from typing import TYPE_CHECKING, Set
 from ....content import M_ROOM_USER
 
 if TYPE_CHECKING:
-    from ...._core import Event
+    from ...fields import EventFields
     from ...state import RoomState
 
 __all__ = ["fanout"]
 
 
-def fanout(state_after: RoomState, event: Event) -> Set[str]:
+def fanout(state_after: RoomState, event: EventFields) -> Set[str]:
     servers = state_after.joined_servers()
     if event.type == M_ROOM_USER and event.state_key is not None:
         servers.add(state_after.server_of(event.state_key))
