@@ -8,13 +8,14 @@ keeps them.  That keeps the per-message path at a few dictionary lookups.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Dict, List, Optional, Tuple
 
 from ....content import M_ROOM_CREATE, M_ROOM_ROLE, M_ROOM_ROLE_MAP, M_ROOM_USER
 
 if TYPE_CHECKING:
-    from ...._core import Event
+    from ...fields import EventFields
     from ...state import RoomState
+    from .permissions import UserPermissions  # permissions imports this module
 
 __all__ = ["UserCache", "user_cache", "invalidate"]
 
@@ -23,7 +24,7 @@ class UserCache:
     __slots__ = ("perms", "auth", "verdicts")
 
     def __init__(self) -> None:
-        self.perms: Optional[Any] = None  # UserPermissions
+        self.perms: Optional[UserPermissions] = None
         self.auth: Optional[List[str]] = None  # auth selection for events other than m.room.user
         # (type, is_state) -> "" when allowed, else the rejection reason
         self.verdicts: Dict[Tuple[str, bool], str] = {}
@@ -37,7 +38,7 @@ def user_cache(state: RoomState, user_id: str) -> UserCache:
     return entry
 
 
-def invalidate(state: RoomState, event: Event) -> None:
+def invalidate(state: RoomState, event: EventFields) -> None:
     """Drop the memo entries a just-applied state event may have changed."""
     event_type = event.type
     if event_type == M_ROOM_USER:

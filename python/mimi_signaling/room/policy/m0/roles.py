@@ -10,7 +10,7 @@ sender's resolved ``roles`` list (checked here), against the state before the ev
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Dict, FrozenSet, Iterable, List, Optional, Set, Tuple
+from typing import TYPE_CHECKING, Dict, FrozenSet, Iterable, List, Optional, Protocol, Set, Tuple
 
 from ...._core import PolicyRejectedError, RoleContent, RoleMapContent
 from ....content import M_ROOM_ROLE, M_ROOM_ROLE_MAP, PermissionKind
@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "RoleRules",
+    "RolesPermission",
     "RoleConfigInfo",
     "RoleMapInfo",
     "EMPTY_ROLE",
@@ -157,7 +158,15 @@ def changed_roles(old: Optional[RoleMapInfo], new: RoleMapInfo) -> Set[str]:
     return changed
 
 
-def _require_roles(perms: Any, sender: str, role_ids: Iterable[str], what: str) -> None:
+class RolesPermission(Protocol):
+    """What the role-change rules read of a user's resolved permissions: the ``roles``
+    permission.  ``permissions.UserPermissions`` (and the creator's) satisfy it; it is a
+    protocol because ``permissions`` is built on this module."""
+
+    def may_affect_role(self, role_id: str) -> bool: ...
+
+
+def _require_roles(perms: RolesPermission, sender: str, role_ids: Iterable[str], what: str) -> None:
     for role_id in sorted(role_ids):
         if not perms.may_affect_role(role_id):
             raise PolicyRejectedError(
@@ -165,13 +174,13 @@ def _require_roles(perms: Any, sender: str, role_ids: Iterable[str], what: str) 
             )
 
 
-def check_role_event(state: RoomState, sender: str, role_id: str, perms: Any) -> None:
+def check_role_event(state: RoomState, sender: str, role_id: str, perms: RolesPermission) -> None:
     """``m.room.role`` for ``role_id``: the role must be in the sender's ``roles`` list."""
     _require_roles(perms, sender, (role_id,), "m.room.role")
 
 
 def check_role_map_event(
-    state: RoomState, sender: str, content: RoleMapContent, perms: Any
+    state: RoomState, sender: str, content: RoleMapContent, perms: RolesPermission
 ) -> None:
     """``m.room.role_map``: every added, removed or changed role must be in the sender's
     ``roles`` list (the creator, in the creator phase, may affect every role)."""
