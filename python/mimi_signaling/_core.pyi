@@ -106,6 +106,7 @@ __all__ = [
     "parse_room_id",
     "parse_user_id",
     "redact_content",
+    "_set_allocator_purge_delay",
     "sha256",
     "sign_content",
     "sign_events",
@@ -193,6 +194,8 @@ def base64url_encode(data: bytes) -> str:
 
 def base64url_decode(text: str) -> bytes: ...
 def sha256(data: bytes) -> bytes: ...
+def _set_allocator_purge_delay(milliseconds: int) -> None:
+    """mimalloc's purge delay (ms; -1 never): how long freed memory stays with the process."""
 def sign_content(label: bytes, content: bytes) -> bytes:
     """The SignWithLabel ``SignContent`` bytes that Ed25519 signs."""
 

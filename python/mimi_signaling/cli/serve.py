@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import gc
 import logging
+import os
 import signal
 
 from ..config import Config
@@ -36,6 +37,21 @@ def tune_gc_for_serving() -> None:
     gc.set_threshold(SERVING_GC_THRESHOLD, older, oldest)
 
 
+#: How long freed memory stays with a serving process before mimalloc returns it to the OS
+#: (the extension's own default is 0, for ``mimi verify``'s peak memory).
+SERVING_PURGE_DELAY_MS = 1000
+
+
+def tune_allocator_for_serving() -> None:
+    """Keep freed memory for a second: a server frees and allocates a batch's worth many
+    times a second, and returning it at once made every batch fault its pages in again
+    (docs/DECISIONS.md, "Libraries").  ``MIMALLOC_PURGE_DELAY`` still wins."""
+    from .._core import _set_allocator_purge_delay
+
+    if "MIMALLOC_PURGE_DELAY" not in os.environ:
+        _set_allocator_purge_delay(SERVING_PURGE_DELAY_MS)
+
+
 async def serve(config: Config) -> None:
     from ..server import ServerNode
 
@@ -47,6 +63,7 @@ async def serve(config: Config) -> None:
         loop.add_signal_handler(sig, stop.set)
     port = await node.start()
     tune_gc_for_serving()
+    tune_allocator_for_serving()
     # One line for scripts that wait for readiness.
     print(f"mimi serve: {config.server_name} ready on {config.listen_host}:{port}", flush=True)
     try:
