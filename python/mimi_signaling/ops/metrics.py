@@ -30,6 +30,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from .. import MimiError
+from ..transport.names import SUBMIT
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..server import ServerNode
@@ -126,7 +127,7 @@ class NodeMetrics:
     def submitted(self, answers: Sequence[object], seconds: float) -> None:
         """The submits of one batch transaction, answered together after ``seconds``: each an
         error or the accepted event."""
-        self.transactions.labels("mimi.signaling.submit").inc(len(answers))
+        self.transactions.labels(SUBMIT).inc(len(answers))
         self.submits_received.inc(len(answers))
         for answer in answers:
             if isinstance(answer, MimiError):

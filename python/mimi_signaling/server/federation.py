@@ -15,8 +15,6 @@ import time
 from typing import TYPE_CHECKING, Awaitable, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 from .._core import (
-    BATCH_TRANSACTION,
-    TRANSACTION_TYPES,
     Event,
     InternalError,
     LimitedEvent,
@@ -31,7 +29,13 @@ from .._core import (
     encode_snapshot_response,
 )
 from ..ops.logs import log_context
+from ..transport.names import BACKFILL, BATCH, DELIVER, GET_EVENT, GET_STATE, KEYS, SNAPSHOT, SUBMIT
 from ..transport.server import answer_in_order
+
+__all__ = [
+    "BACKFILL", "BATCH", "DELIVER", "GET_EVENT", "GET_STATE", "HANDLERS", "KEYS", "SNAPSHOT", "SUBMIT",
+    "handle_batch", "require_hub", "signers",
+]
 
 if TYPE_CHECKING:
     from .node import ServerNode
@@ -39,22 +43,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def _transaction(name: str) -> str:
-    """``mimi.signaling.NAME``, which the core must list (it owns the transaction names)."""
-    full = "mimi.signaling." + name
-    if full not in TRANSACTION_TYPES:
-        raise ImportError(f"the core does not know the transaction {full}")
-    return full
-
-
-SUBMIT = _transaction("submit")
-DELIVER = _transaction("deliver")
-GET_EVENT = _transaction("get_event")
-GET_STATE = _transaction("get_state")
-BACKFILL = _transaction("backfill")
-SNAPSHOT = _transaction("snapshot")
-KEYS = _transaction("keys")
-BATCH = BATCH_TRANSACTION
 
 #: Deliveries of one peer handled at once; more wait (on the event loop, holding no thread).
 PEER_CONCURRENCY = 4

@@ -16,6 +16,8 @@ from typing import Dict, Optional, Sequence
 
 import mimi_signaling as ms
 
+from .names import BACKFILL, BATCH, DELIVER, GET_EVENT, GET_STATE, KEYS, SNAPSHOT, SUBMIT
+
 __all__ = [
     "Bound",
     "BOUNDS",
@@ -59,16 +61,16 @@ class Bound:
 
 
 BOUNDS: Dict[str, Bound] = {
-    "mimi.signaling.submit": Bound(request=ONE_EVENT + ENVELOPE_OVERHEAD, response=ONE_EVENT),
-    "mimi.signaling.deliver": Bound(request=ONE_EVENT + ENVELOPE_OVERHEAD, response=0),
-    "mimi.signaling.get_event": Bound(request=SMALL_REQUEST, response=ONE_EVENT),
-    "mimi.signaling.get_state": Bound(request=SMALL_REQUEST, response=ONE_EVENT),
-    "mimi.signaling.backfill": Bound(request=SMALL_REQUEST, response=BACKFILL_PAGE * ONE_EVENT + 16),
-    "mimi.signaling.snapshot": Bound(request=SMALL_REQUEST, response=SNAPSHOT_RESPONSE),
-    "mimi.signaling.keys": Bound(request=ENVELOPE_OVERHEAD, response=KEYS_RESPONSE),
+    SUBMIT: Bound(request=ONE_EVENT + ENVELOPE_OVERHEAD, response=ONE_EVENT),
+    DELIVER: Bound(request=ONE_EVENT + ENVELOPE_OVERHEAD, response=0),
+    GET_EVENT: Bound(request=SMALL_REQUEST, response=ONE_EVENT),
+    GET_STATE: Bound(request=SMALL_REQUEST, response=ONE_EVENT),
+    BACKFILL: Bound(request=SMALL_REQUEST, response=BACKFILL_PAGE * ONE_EVENT + 16),
+    SNAPSHOT: Bound(request=SMALL_REQUEST, response=SNAPSHOT_RESPONSE),
+    KEYS: Bound(request=ENVELOPE_OVERHEAD, response=KEYS_RESPONSE),
     # PROFILE.md section 7: "the body at most 16 MiB"; the answer depends on the entries
     # (batch_response), this figure only bounds a batch of 1,024 single events.
-    ms.BATCH_TRANSACTION: Bound(request=ms.MAX_BATCH_BODY + ENVELOPE_OVERHEAD,
+    BATCH: Bound(request=ms.MAX_BATCH_BODY + ENVELOPE_OVERHEAD,
                                 response=ms.MAX_BATCH_ENTRIES * (ONE_EVENT + 8) + 8),
 }
 

@@ -31,6 +31,7 @@ import mimi_signaling as ms
 from .bounds import ERROR_RESPONSE, batch_response, response_bound
 from .discovery import PeerDirectory
 from .errors import PeerVerificationError, TransportError
+from .names import SUBMIT
 from .tls import names_in_certificate, ssl_hostname
 
 log = logging.getLogger(__name__)
@@ -44,7 +45,7 @@ USER_AGENT = "mimi-signaling"
 # aiohttp >= 3.10 tells a connect timeout apart from a read timeout.
 _CONNECT_TIMEOUT = getattr(aiohttp, "ConnectionTimeoutError", ())
 
-NON_IDEMPOTENT_TYPES = frozenset({"mimi.signaling.submit"})
+NON_IDEMPOTENT_TYPES = frozenset({SUBMIT})
 
 # Per request, for the few peers a server talks to: parse and check each name once.
 _ssl_hostname = functools.lru_cache(maxsize=1024)(ssl_hostname)

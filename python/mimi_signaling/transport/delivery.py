@@ -44,11 +44,11 @@ from typing import Any, Callable, Dict, List, Optional, Protocol, Sequence, Set,
 
 import mimi_signaling as ms
 
+from .names import DELIVER
+
 log = logging.getLogger(__name__)
 
 __all__ = ["DeliveryWorker", "DELIVER"]
-
-DELIVER = "mimi.signaling.deliver"
 
 class QueuedEntry(Protocol):
     """One entry of a destination's queue, as the store's ``pending`` returns it."""
