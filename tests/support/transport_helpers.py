@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,12 +70,6 @@ class RecordingHandler:
     async def handle(self, transaction_type: str, payload: bytes, peer: str) -> bytes:
         self.calls.append((transaction_type, payload, peer))
         return self.answer(transaction_type, payload, peer)
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def envelope(transaction_type: str, payload: bytes, version: int = 1) -> bytes:

@@ -12,7 +12,8 @@ import mimi_signaling as ms
 from mimi_signaling.node.store import QueuedEvent
 from mimi_signaling.storage import open_store
 from mimi_signaling.transport import DELIVER, DeliveryWorker, SignalingClient, SignalingServer
-from support.transport_helpers import RecordingHandler, free_port, run, wait_until
+from mimi_signaling.testing.cluster import free_port
+from support.transport_helpers import RecordingHandler, run, wait_until
 
 HUB = "hub.test"
 F1 = "follower1.test"

@@ -404,7 +404,7 @@ def test_client_retries_5xx_for_idempotent_types_only(pki):
 
 
 def test_connection_refused_is_retried_then_transport_error(pki):
-    from support.transport_helpers import free_port
+    from mimi_signaling.testing.cluster import free_port
 
     async def main():
         ctx = pki.client_context(FOLLOWER)

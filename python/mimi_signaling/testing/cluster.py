@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import select
 import signal
 import socket
@@ -23,8 +24,29 @@ log = logging.getLogger(__name__)
 START_TIMEOUT = 60.0
 
 
+def _ephemeral_ports() -> range:
+    """The kernel's range for the local ports of outgoing connections (Linux; else IANA's)."""
+    try:
+        low, high = (int(v) for v in Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    except (OSError, ValueError):
+        low, high = 49152, 65535
+    return range(low, high + 1)
+
+
 def free_port() -> int:
-    with socket.socket() as s:
+    """A free port to listen on, outside the ephemeral range: a port the kernel handed out
+    (bind to 0) may be taken by an outgoing connection's local end before the server binds
+    it, which made cluster starts fail with "address already in use" now and then."""
+    ephemeral = _ephemeral_ports()
+    candidates = [p for p in range(10_000, 30_000) if p not in ephemeral]
+    for port in random.sample(candidates, min(200, len(candidates))):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    with socket.socket() as s:  # everything tried is taken: let the kernel choose
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
@@ -152,8 +174,16 @@ class Cluster:
         return self.servers[name]
 
     def start(self) -> None:
-        for s in self.servers.values():
-            s.start()
+        """Start every server; when one fails to start, stop those already started."""
+        started: List[ServerProcess] = []
+        try:
+            for s in self.servers.values():
+                s.start()
+                started.append(s)
+        except BaseException:
+            for s in started:
+                s.kill()
+            raise
 
     def stop(self) -> None:
         for s in self.servers.values():
