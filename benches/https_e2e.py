@@ -6,6 +6,7 @@ one run, with the hub's in-process ``accept_many`` figure of the same run for re
     python benches/https_e2e.py            # 100,000 events on the batch path (~1-2 minutes)
     python benches/https_e2e.py --quick    # a smoke run (a few seconds; targets not meaningful)
     python benches/https_e2e.py --profile  # also sample each server process (py-spy)
+    python benches/https_e2e.py --perf     # and where each process's CPU goes (Linux perf)
 
 Reported per path: accepted events/s while submitting, p50/p99 submit latency (an event's
 latency is its request's: sent -> answered, so after the hub's commit), the time after the
@@ -34,6 +35,7 @@ HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
+import perfcat  # noqa: E402
 import workloads as w  # noqa: E402
 
 #: Events per batch request (the fan-out sends 256 too) and batches in flight per sender.
@@ -112,6 +114,32 @@ class Profiler:
         return tops
 
 
+class PerfProfiler:
+    """``perf record`` on each server process while a path runs; summarised by kind of work
+    (``perfcat.py``), as µs of that process's CPU per event."""
+
+    def __init__(self, cluster: w.HttpsCluster, out: Path) -> None:
+        self.cluster, self.out, self.procs = cluster, out, []  # type: ignore[var-annotated]
+
+    def start(self, label: str) -> None:
+        self.procs = []
+        for name, server in self.cluster.cluster.servers.items():
+            path = self.out / f"perf-{label}-{name.split('.')[0]}.data"
+            cmd = perfcat.record_command(server.proc.pid, path)
+            self.procs.append((name, path, subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)))
+
+    def stop(self) -> Dict[str, Dict[str, float]]:
+        out: Dict[str, Dict[str, float]] = {}
+        for name, path, proc in self.procs:
+            proc.send_signal(2)  # SIGINT: perf writes what it has
+            try:
+                proc.wait(60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+            out[name] = perfcat.shares(perfcat.perf_script(path)) if path.exists() else {}
+        return out
+
+
 def top_functions(path: Path, limit: int = 12) -> List[Tuple[str, float, float]]:
     """(function, self %, total %) from py-spy's raw output (``frame;frame;... count``)."""
     if not path.exists():
@@ -173,7 +201,7 @@ def table(rows: Dict[str, Dict[str, Any]]) -> List[str]:
 
 def measure(events: int, single_events: int, *, batch_size: int = BATCH, paced_batch: int = PACED_BATCH,
             accept_events: int = ACCEPT_EVENTS,
-            accept: Optional[Dict[str, float]] = None, profile: bool = False) -> Dict[str, Any]:
+            accept: Optional[Dict[str, float]] = None, profile: bool = False, perf: bool = False) -> Dict[str, Any]:
     """Both paths on one cluster, then (unless ``accept`` is given: compare.py passes its own
     figure of the same run) the in-process ``accept_many`` reference; the results and the
     targets checked."""
@@ -185,6 +213,8 @@ def measure(events: int, single_events: int, *, batch_size: int = BATCH, paced_b
     cluster = w.HttpsCluster(workdir / "cluster")
     cluster.start()
     profiler = Profiler(cluster, workdir) if profile else None  # raw samples: summarised, then removed
+    perf_profiler = PerfProfiler(cluster, workdir) if perf else None
+    perf_shares: Dict[str, Dict[str, Dict[str, float]]] = {}
     try:
         say(f"single path: {single_events:,} submits, {SINGLE_IN_FLIGHT} in flight")
         single_input = cluster.limited_events(single_events + 10)
@@ -202,9 +232,13 @@ def measure(events: int, single_events: int, *, batch_size: int = BATCH, paced_b
         fanout_before = cluster.cluster[w.CLUSTER_HUB].call("status")["delivery"]
         if profiler:
             profiler.start("batch")
+        if perf_profiler:
+            perf_profiler.start("batch")
         batch = summary(cluster.submit_batches(alpha, beta, batch=batch_size, in_flight=IN_FLIGHT))
         if profiler:
             profiles["batch"] = profiler.stop()
+        if perf_profiler:
+            perf_shares["batch"] = perf_profiler.stop()
         fanout = cluster.cluster[w.CLUSTER_HUB].call("status")["delivery"]
         requests = fanout["batches"] - fanout_before["batches"]
         batch["fanout_events_per_request"] = round(
@@ -231,7 +265,7 @@ def measure(events: int, single_events: int, *, batch_size: int = BATCH, paced_b
     results.update({"single": single, "batch": batch, "paced": paced, "accept_many": accept, "batch_size": batch_size,
                     "paced_batch": paced_batch,
                     "targets": [{"target": t, "measured": m, "passed": p} for t, m, p in checked],
-                    "profiles": profiles, "load_after": os.getloadavg()[0]})
+                    "profiles": profiles, "perf": perf_shares, "load_after": os.getloadavg()[0]})
     return results
 
 
@@ -240,7 +274,7 @@ def run(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     results = measure(args.events, args.single, batch_size=args.batch, paced_batch=args.paced_batch,
                       accept_events=args.accept,
-                      profile=args.profile)
+                      profile=args.profile, perf=args.perf)
     results["command"] = " ".join(["python benches/https_e2e.py", *sys.argv[1:]])
     rows = {"single transactions": results["single"], f"batches of {args.batch}": results["batch"],
             f"batches of {args.paced_batch}, paced at half the peak": results["paced"]}
@@ -249,6 +283,8 @@ def run(args: argparse.Namespace) -> int:
     say("\n" + "\n".join(lines))
     say(f"\nin process: hub accept_many {accept['events_per_second']:,.0f} events/s, "
         f"{accept['cpu_us_per_event']:.0f} us CPU per event")
+    for lines_of_perf in perf_tables(results):
+        say("\n" + "\n".join(lines_of_perf))
     for t in results["targets"]:
         verdict = "PASS" if t["passed"] else ("FAIL" if t["passed"] is not None else "n/a")
         say(f"  [{verdict}] {t['target']}: {t['measured']}")
@@ -259,6 +295,16 @@ def run(args: argparse.Namespace) -> int:
     return 0 if args.quick or all(t["passed"] for t in results["targets"] if t["passed"] is not None) else 1
 
 
+def perf_tables(results: Dict[str, Any]) -> List[List[str]]:
+    """The ``--perf`` shares of each path as µs of each process's CPU per event."""
+    tables = []
+    for label, per_process in results.get("perf", {}).items():
+        row = results[label]
+        scale = {name: row.get(f"cpu_us_{name.split('.')[0]}", 0.0) for name in per_process}
+        tables.append(perfcat.markdown(per_process, scale, "µs/event"))
+    return tables
+
+
 def write_markdown(path: Path, results: Dict[str, Any], lines: List[str]) -> None:
     md = [f"# HTTPS end to end ({results['date']})", "", f"`{results['command']}` on {results['cpus']} CPUs, "
           f"load average {results['load_before']:.2f} before and {results['load_after']:.2f} after "
@@ -267,6 +313,8 @@ def write_markdown(path: Path, results: Dict[str, Any], lines: List[str]) -> Non
           f"{results['accept_many']['cpu_us_per_event']:.0f} us CPU per event.", "", "| target | measured | |", "|---|---|---|"]
     for t in results["targets"]:
         md.append(f"| {t['target']} | {t['measured']} | {'PASS' if t['passed'] else 'FAIL'} |")
+    for perf_lines in perf_tables(results):
+        md += ["", "## Where the CPU goes, batch path (perf, µs per event by kind of work)", "", *perf_lines]
     for label, per_process in results["profiles"].items():
         md += ["", f"## Profile, {label} path (py-spy, % of samples)"]
         for name, top in per_process.items():
@@ -285,6 +333,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--paced-batch", type=int, default=PACED_BATCH,
                         help=f"submits per batch in the run paced at half the peak (default {PACED_BATCH})")
     parser.add_argument("--profile", action="store_true", help="sample every server process with py-spy")
+    parser.add_argument("--perf", action="store_true",
+                        help="record every server process with Linux perf on the batch path (perfcat.py)")
     parser.add_argument("--out", type=Path, default=HERE / "results", help="where the results go (full runs only)")
     args = parser.parse_args(argv)
     args.events = args.events or (4_096 if args.quick else 100_000)

@@ -57,6 +57,18 @@ def test_ack_entries_of_runs_and_gaps(store: EventStore) -> None:
     assert store.pending(B) == []
 
 
+def test_a_group_queues_each_destination_consecutively(store: EventStore) -> None:
+    """One append's entries of a destination get consecutive queue IDs (then its ack is one
+    range delete), in row order, with several destinations per row."""
+    fill(store, ROOM, 1)
+    store.append_many([row(ROOM, i, destinations=(B, C)) for i in range(1, 6)])
+    for destination in (B, C):
+        queue = store.pending(destination)
+        assert [q.event_id for q in queue] == [eid(ROOM, i) for i in range(1, 6)]
+        first = queue[0].queue_id
+        assert [q.queue_id for q in queue] == list(range(first, first + 5))
+
+
 def test_queue_ids_are_never_reused(store: EventStore) -> None:
     """Queue IDs keep growing after the queue emptied, so a late ack of an old ID cannot drop
     an entry queued since."""

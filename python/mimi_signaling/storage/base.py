@@ -434,13 +434,19 @@ class SqlEventStore(EventStore):
         self._enqueue_rows(cursor, rows)
 
     def _enqueue_rows(self, cursor: Any, rows: Sequence[EventRow]) -> None:
-        entries = [
-            (destination, row.room_id, row.event_id, row.index)
-            for row in rows
-            for destination in row.destinations
-        ]
-        if entries:
-            cursor.executemany(self._sql.ENQUEUE, entries)
+        # Destination by destination (each in row order, which is all the queue order needs):
+        # a group's entries of one destination get consecutive queue IDs, so their ack is
+        # one range delete (ack_entries), not one delete per entry.
+        by_destination: dict[str, list[tuple[str, str, str, int]]] = {}
+        for row in rows:
+            for destination in row.destinations:
+                by_destination.setdefault(destination, []).append(
+                    (destination, row.room_id, row.event_id, row.index)
+                )
+        if by_destination:
+            cursor.executemany(
+                self._sql.ENQUEUE, [entry for entries in by_destination.values() for entry in entries]
+            )
 
     def insert_known_many(self, rows: Sequence[EventRow]) -> None:
         rows = [EventRow(*row) for row in rows]
