@@ -42,8 +42,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-
-
 #: Deliveries of one peer handled at once; more wait (on the event loop, holding no thread).
 PEER_CONCURRENCY = 4
 

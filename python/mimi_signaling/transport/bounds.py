@@ -71,7 +71,7 @@ BOUNDS: Dict[str, Bound] = {
     # PROFILE.md section 7: "the body at most 16 MiB"; the answer depends on the entries
     # (batch_response), this figure only bounds a batch of 1,024 single events.
     BATCH: Bound(request=ms.MAX_BATCH_BODY + ENVELOPE_OVERHEAD,
-                                response=ms.MAX_BATCH_ENTRIES * (ONE_EVENT + 8) + 8),
+                 response=ms.MAX_BATCH_ENTRIES * (ONE_EVENT + 8) + 8),
 }
 
 
