@@ -353,13 +353,7 @@ class HttpsCluster:
             raise
 
     def stop(self) -> None:
-        for server in self.cluster.servers.values():
-            try:
-                server.stop(timeout=15)
-            finally:
-                if server.proc is not None and server.proc.poll() is None:
-                    server.proc.kill()
-                    server.proc.wait(10)
+        self.cluster.stop()
 
     def __enter__(self) -> HttpsCluster:
         self.start()

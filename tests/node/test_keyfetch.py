@@ -13,7 +13,6 @@ import pytest
 
 import mimi_signaling as ms
 from mimi_signaling.node.keys import KeyStore
-from mimi_signaling.storage import open_store
 from mimi_signaling.server.keyfetch import PeerKeyFetcher
 
 PEER = "peer.test"
@@ -44,13 +43,6 @@ class Peer:
         if self.fail:
             raise ConnectionError("peer down")
         return ms.ServerKeys(self.name, [k.verify_key() for k in self.keys]).encode(), (server,)
-
-
-@pytest.fixture
-def sqlite_store(tmp_path):
-    store = open_store(f"sqlite:///{tmp_path}/hub.db")
-    yield store
-    store.close()
 
 
 @pytest.fixture

@@ -17,10 +17,11 @@ from typing import Any, Callable, Dict, Iterable, Iterator, List, Sequence, Tupl
 
 
 import mimi_signaling as ms
-from mimi_signaling.testing.cluster import Cluster, ServerProcess
+from mimi_signaling.testing.cluster import Cluster, ServerProcess, reap
 from mimi_signaling.config import Config
 from mimi_signaling.transport.client import SignalingClient
 from mimi_signaling.transport.tls import ssl_hostname
+from support.transport_helpers import parse_response
 
 from support.e2ekit import (
     ALPHA,
@@ -77,17 +78,6 @@ def tightened(
         config.http.body_timeout = body_timeout
 
     return configure
-
-
-def reap(processes: Iterable[ServerProcess]) -> None:
-    """Stop every process (SIGKILL when SIGTERM is not enough); never leaves one running."""
-    for process in processes:
-        try:
-            process.stop(timeout=15)
-        finally:
-            if process.proc is not None and process.proc.poll() is None:
-                process.proc.kill()
-                process.proc.wait(10)
 
 
 # --- what a refused request must not change ---------------------------------------------------
@@ -219,30 +209,8 @@ async def read_response(reader: asyncio.StreamReader, *, limit: int = 1 << 20) -
 
 def parse_http_response(raw: bytes) -> Tuple[int, Dict[str, str], bytes]:
     """``(status, headers, body)`` of one HTTP/1.1 response read to the end of the stream."""
-    head, _, body = raw.partition(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    status = int(lines[0].split()[1])
-    headers = {}
-    for line in lines[1:]:
-        name, _, value = line.partition(":")
-        headers[name.strip().lower()] = value.strip()
-    if headers.get("transfer-encoding", "").lower() == "chunked":
-        body = _dechunk(body)
-    elif "content-length" in headers:
-        body = body[: int(headers["content-length"])]
-    return status, headers, body
-
-
-def _dechunk(data: bytes) -> bytes:
-    out = bytearray()
-    while data:
-        size_line, _, rest = data.partition(b"\r\n")
-        size = int(size_line.split(b";")[0], 16)
-        if size == 0:
-            break
-        out += rest[:size]
-        data = rest[size + 2 :]
-    return bytes(out)
+    response = parse_response(raw)
+    return response.status, response.headers, response.body
 
 
 __all__ = [

@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, Iterable, List, Optional
 
 from ..config import Config
 from ..server import LocalClient
@@ -134,6 +134,18 @@ class ServerProcess:
         return self.client.call(request, **args)
 
 
+def reap(processes: Iterable[ServerProcess]) -> None:
+    """Stop every process (SIGKILL when SIGTERM is not enough); never leaves one running,
+    even when stopping another raised."""
+    for process in processes:
+        try:
+            process.stop(timeout=15)
+        finally:
+            if process.proc is not None and process.proc.poll() is None:
+                process.proc.kill()
+                process.proc.wait(10)
+
+
 class Cluster:
     """``names`` are server names; every server knows every other through the peer map.
 
@@ -186,8 +198,7 @@ class Cluster:
             raise
 
     def stop(self) -> None:
-        for s in self.servers.values():
-            s.stop()
+        reap(self.servers.values())
 
     def __enter__(self) -> Cluster:
         self.start()
