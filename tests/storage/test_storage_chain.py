@@ -166,8 +166,9 @@ def test_the_database_refuses_an_event_a_detached_row_misplaces(store: EventStor
 
 
 def test_a_schema_version_1_database_still_works(tmp_path) -> None:
-    """Version 1 had ``UNIQUE (room_id, prev_event_id)`` on every row; such a database opens,
-    keeps its version, and appends and refuses forks as before."""
+    """Version 1 had ``UNIQUE (room_id, prev_event_id)`` on every row and a queue row per
+    entry; such a database opens (migrated to version 3: its queued entries become runs, in
+    order), keeps the index, and appends and refuses forks as before."""
     path = tmp_path / "v1.db"
     conn = sqlite3.connect(path)
     conn.executescript("""
@@ -185,16 +186,23 @@ def test_a_schema_version_1_database_still_works(tmp_path) -> None:
             FOREIGN KEY (room_id, prev_idx, prev_event_id) REFERENCES events (room_id, idx, event_id));
         INSERT INTO events VALUES ('!room:hub.example', 0, '$ev0-room', '', NULL, 'm.room.create', '',
                                    '@alice:hub.example', x'00');
+        CREATE TABLE outbox (queue_id INTEGER PRIMARY KEY AUTOINCREMENT, destination TEXT NOT NULL,
+            room_id TEXT NOT NULL, event_id TEXT NOT NULL, idx INTEGER NOT NULL);
+        INSERT INTO outbox (destination, room_id, event_id, idx)
+            VALUES ('b.example', '!room:hub.example', '$ev0-room', 0);
     """)
     conn.close()
     with open_store(f"sqlite://{path}") as opened:
         assert opened.latest(ROOM) == (0, eid(ROOM, 0))
-        opened.append_many([row(ROOM, i) for i in range(1, 4)])
+        assert [q.event_id for q in opened.pending("b.example")] == [eid(ROOM, 0)]
+        opened.append_many([row(ROOM, i, destinations=("b.example",)) for i in range(1, 4)])
         with pytest.raises(ChainConflictError):
             opened.append(*row(ROOM, 4, prev=eid(ROOM, 1)))
         assert opened.latest(ROOM) == (3, eid(ROOM, 3))
+        assert [q.event_id for q in opened.pending("b.example")] == [eid(ROOM, i) for i in range(4)]
     conn = sqlite3.connect(path)
-    assert conn.execute("SELECT value FROM meta WHERE name = 'schema_version'").fetchone() == ("1",)
+    assert conn.execute("SELECT value FROM meta WHERE name = 'schema_version'").fetchone() == ("3",)
+    assert conn.execute("SELECT name FROM sqlite_master WHERE name = 'outbox'").fetchone() is None
     conn.close()
 
 

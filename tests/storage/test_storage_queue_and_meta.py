@@ -127,6 +127,66 @@ def test_room_roles(store: EventStore) -> None:
     assert store.rooms() == sorted([ROOM, OTHER, "!third:c.example"])
 
 
+def _runs(store: EventStore) -> int:
+    (count,) = store._read("SELECT COUNT(*) FROM outbox_runs", ())[0]  # type: ignore[attr-defined]
+    return int(count)
+
+
+def test_a_group_is_one_queue_row_per_destination(store: EventStore) -> None:
+    """The queue keeps runs: a group of consecutive events is one row per destination, not
+    one per event and destination (what a hub with many destinations would pay)."""
+    fill(store, ROOM, 1)
+    store.append_many([row(ROOM, i, destinations=(B, C)) for i in range(1, 257)])
+    assert _runs(store) == 2 and store.queue_length(B) == store.queue_length(C) == 256
+    store.append_many([row(ROOM, 257, destinations=(C,)), row(OTHER, 0, destinations=(C,)),
+                       row(ROOM, 258, destinations=(C,))])  # the other room breaks C's run
+    assert _runs(store) == 5
+    assert [q.event_id for q in store.pending(C, 1000)][-3:] == [eid(ROOM, 257), eid(OTHER, 0), eid(ROOM, 258)]
+    store.ack_entries(B, [q.queue_id for q in store.pending(B, 1000)])
+    assert _runs(store) == 4 and store.destinations_with_pending() == [C]
+
+
+def test_acks_that_leave_holes_keep_entry_ids_and_order(store: EventStore) -> None:
+    """An ack in the middle of a run splits it; the entries left keep their IDs and their
+    place ahead of later runs, and can be acked by those IDs later."""
+    fill(store, ROOM, 1)
+    store.append_many([row(ROOM, i, destinations=(B,)) for i in range(1, 9)])
+    store.append_many([row(ROOM, i, destinations=(B,)) for i in range(9, 11)])
+    queue = store.pending(B)
+    store.ack_entries(B, [queue[i].queue_id for i in (0, 2, 3, 6)])
+    left = [queue[i] for i in (1, 4, 5, 7, 8, 9)]
+    assert store.pending(B) == left and store.queue_length(B) == 6
+    assert store.pending(B, limit=3) == left[:3]
+    store.ack_entries(B, [left[1].queue_id, left[4].queue_id])
+    assert store.pending(B) == [left[0], left[2], left[3], left[5]]
+    store.ack_entries(B, [q.queue_id for q in queue])
+    assert store.pending(B) == [] and _runs(store) == 0
+
+
+def test_a_version_2_queue_is_migrated_in_order(store_url: str) -> None:
+    """Opening a version 2 database moves its queue rows (one per entry) to runs, in queue
+    order per destination, and drops the old table; entries are delivered as before."""
+    with open_store(store_url) as first:
+        fill(first, ROOM, 6)
+        fill(first, OTHER, 2)
+        render = first.dialect.render  # type: ignore[attr-defined]
+        old = [(B, ROOM, 2), (C, ROOM, 1), (B, ROOM, 3), (B, OTHER, 0), (B, ROOM, 4), (C, ROOM, 5), (B, ROOM, 1)]
+        with first._write() as cursor:  # type: ignore[attr-defined]
+            cursor.execute(render("""CREATE TABLE outbox (queue_id {serial_pk}, destination TEXT NOT NULL,
+                room_id TEXT NOT NULL, event_id TEXT NOT NULL, idx {bigint} NOT NULL)"""))
+            cursor.executemany(render("INSERT INTO outbox (destination, room_id, event_id, idx) VALUES (?, ?, ?, ?)"),
+                               [(d, r, eid(r, i), i) for d, r, i in old])
+            cursor.execute(render("UPDATE meta SET value = '2' WHERE name = 'schema_version'"))
+    with open_store(store_url) as second:
+        assert [(q.room_id, q.event_id) for q in second.pending(B)] == [
+            (r, eid(r, i)) for d, r, i in old if d == B]
+        assert [q.event_id for q in second.pending(C)] == [eid(ROOM, 1), eid(ROOM, 5)]
+        assert _runs(second) == 6  # B: 2-3, then OTHER 0, 4, 1; C: 1, 5
+        assert second._read("SELECT value FROM meta WHERE name = 'schema_version'", ()) == [("3",)]  # type: ignore[attr-defined]
+        second.append(*row(ROOM, 6, destinations=(B,)))
+        assert second.pending(B)[-1].event_id == eid(ROOM, 6)
+
+
 def test_data_survives_reopening(store_url: str) -> None:
     with open_store(store_url) as first:
         fill(first, ROOM, 3)

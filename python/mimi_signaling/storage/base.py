@@ -60,9 +60,12 @@ M_ROOM_CREATE = "m.room.create"
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2
-#: Versions this code reads and writes (see the module docstring).
-COMPATIBLE_SCHEMA_VERSIONS = (1, 2)
+SCHEMA_VERSION = 3
+#: Versions this code opens: 1 and 2 are migrated to 3 on open (the module docstring).
+COMPATIBLE_SCHEMA_VERSIONS = (1, 2, 3)
+#: A queue entry's ID is its run's position shifted by this, plus its offset in the run.
+_ENTRY_SHIFT = 32
+_OFFSET_MASK = (1 << _ENTRY_SHIFT) - 1
 
 # Markers of append_stream's part queue.
 _END_OF_STREAM = object()
@@ -89,6 +92,8 @@ class Dialect:
     # (condition, message) pairs -> statements creating a BEFORE INSERT trigger on events that
     # raises a constraint violation when a condition (over NEW) holds; idempotent.
     link_triggers: Callable[[Sequence[tuple[str, str]]], list[str]]
+    # A query with one parameter, a table name: a row when that table exists.
+    table_exists: str
 
     def render(self, sql: str) -> str:
         sql = sql.format(bigint=self.bigint, blob=self.blob, serial_pk=self.serial_pk)
@@ -132,15 +137,28 @@ _SCHEMA = [
     # Detached rows only: small, and empty on a hub.
     """CREATE UNIQUE INDEX IF NOT EXISTS events_detached_by_prev
         ON events (room_id, prev_event_id) WHERE prev_idx IS NULL""",
-    """CREATE TABLE IF NOT EXISTS outbox (
-        queue_id {serial_pk},
+    # The fan-out queue as runs: one row per run of consecutive events of one room queued
+    # for one destination (a hub's group is usually one run per destination), not one row
+    # per event and destination.  ``queue_pos`` orders a destination's runs (allocated from
+    # outbox_positions, never reused); an ack that leaves a hole splits a run into rows that
+    # keep its ``queue_pos`` and ``base_idx`` (the run's first index when queued), so every
+    # entry keeps its ID: ``queue_pos << 32 | (idx - base_idx)`` (``_entry_id``).  Replaces
+    # ``outbox``, one row per entry, of schema versions 1 and 2 (``_migrate_outbox``).
+    """CREATE TABLE IF NOT EXISTS outbox_runs (
         destination TEXT NOT NULL,
+        queue_pos {bigint} NOT NULL,
+        first_idx {bigint} NOT NULL,
+        last_idx {bigint} NOT NULL,
+        base_idx {bigint} NOT NULL,
         room_id TEXT NOT NULL,
-        event_id TEXT NOT NULL,
-        idx {bigint} NOT NULL,
-        FOREIGN KEY (room_id, idx, event_id) REFERENCES events (room_id, idx, event_id)
+        PRIMARY KEY (destination, queue_pos, first_idx),
+        CHECK (base_idx <= first_idx AND first_idx <= last_idx
+               AND last_idx - base_idx < 4294967296)
     )""",
-    """CREATE INDEX IF NOT EXISTS outbox_by_destination ON outbox (destination, queue_id)""",
+    # The queue positions' counter: a row is inserted (and deleted) per run for its serial.
+    """CREATE TABLE IF NOT EXISTS outbox_positions (
+        queue_pos {serial_pk}
+    )""",
     # Partial histories (node/store.py): state events at unknown positions, one checkpoint
     # event per (type, state_key).
     """CREATE TABLE IF NOT EXISTS kept_events (
@@ -184,7 +202,6 @@ class _Sql:
     ATTACH_SUCCESSOR = """UPDATE events SET prev_idx = idx - 1
         WHERE room_id = ? AND idx = ? AND prev_idx IS NULL"""
     ROW_AT = "SELECT event_id FROM events WHERE room_id = ? AND idx = ?"
-    ENQUEUE = "INSERT INTO outbox (destination, room_id, event_id, idx) VALUES (?, ?, ?, ?)"
     GET_EVENT = "SELECT event_bytes FROM events WHERE room_id = ? AND event_id = ?"
     GET_BY_INDEX = "SELECT event_bytes FROM events WHERE room_id = ? AND idx = ?"
     INDEX_OF = "SELECT idx FROM events WHERE room_id = ? AND event_id = ?"
@@ -203,13 +220,22 @@ class _Sql:
             (SELECT MAX(b.idx) FROM events b WHERE b.room_id = e.room_id AND b.idx < e.idx)
         FROM events e WHERE e.room_id = ? AND e.idx > 0 AND e.prev_idx IS NULL
         ORDER BY e.idx"""
-    PENDING = """SELECT q.queue_id, q.room_id, q.event_id, e.event_bytes
-        FROM outbox q JOIN events e ON e.room_id = q.room_id AND e.idx = q.idx
-        WHERE q.destination = ? ORDER BY q.queue_id LIMIT ?"""
-    ACK_ENTRY = "DELETE FROM outbox WHERE destination = ? AND queue_id = ?"
-    ACK_RANGE = "DELETE FROM outbox WHERE destination = ? AND queue_id BETWEEN ? AND ?"
-    QUEUE_LENGTH = "SELECT COUNT(*) FROM outbox WHERE destination = ?"
-    DESTINATIONS = "SELECT DISTINCT destination FROM outbox ORDER BY destination"
+    NEW_QUEUE_POS = "INSERT INTO outbox_positions DEFAULT VALUES"
+    DROP_QUEUE_POS = "DELETE FROM outbox_positions WHERE queue_pos = ?"
+    PUT_RUN = """INSERT INTO outbox_runs (destination, queue_pos, first_idx, last_idx, base_idx, room_id)
+        VALUES (?, ?, ?, ?, ?, ?)"""
+    # Every run can hold at least one entry, so ``limit`` runs are enough for ``limit`` entries.
+    RUNS = """SELECT queue_pos, base_idx, first_idx, last_idx, room_id FROM outbox_runs
+        WHERE destination = ? ORDER BY queue_pos, first_idx LIMIT ?"""
+    RUN_EVENTS = """SELECT idx, event_id, event_bytes FROM events
+        WHERE room_id = ? AND idx >= ? AND idx <= ? ORDER BY idx LIMIT ?"""
+    RUNS_AT = """SELECT base_idx, first_idx, last_idx, room_id FROM outbox_runs
+        WHERE destination = ? AND queue_pos = ?"""
+    DROP_RUN = "DELETE FROM outbox_runs WHERE destination = ? AND queue_pos = ? AND first_idx = ?"
+    QUEUE_LENGTH = "SELECT COALESCE(SUM(last_idx - first_idx + 1), 0) FROM outbox_runs WHERE destination = ?"
+    DESTINATIONS = "SELECT DISTINCT destination FROM outbox_runs ORDER BY destination"
+    OLD_OUTBOX = "SELECT destination, room_id, idx FROM outbox ORDER BY queue_id"
+    DROP_OLD_OUTBOX = "DROP TABLE outbox"
     PUT_KEYS = """INSERT INTO server_keys (server_name, keys_bytes) VALUES (?, ?)
         ON CONFLICT (server_name) DO UPDATE SET keys_bytes = excluded.keys_bytes"""
     GET_KEYS = "SELECT keys_bytes FROM server_keys WHERE server_name = ?"
@@ -233,6 +259,7 @@ class _Sql:
     ROOM_HAS_EVENTS = "SELECT 1 FROM events WHERE room_id = ? LIMIT 1"
     GET_META = "SELECT value FROM meta WHERE name = ?"
     PUT_META = "INSERT INTO meta (name, value) VALUES (?, ?)"
+    SET_META = "UPDATE meta SET value = ? WHERE name = ?"
 
     def __init__(self, dialect: Dialect) -> None:
         for name in dir(_Sql):
@@ -326,16 +353,33 @@ class SqlEventStore(EventStore):
             row = cursor.fetchone()
             if row is None:
                 cursor.execute(self._sql.PUT_META, ("schema_version", str(SCHEMA_VERSION)))
-            elif int(row[0]) not in COMPATIBLE_SCHEMA_VERSIONS:
+                return
+            version = int(row[0])
+            if version not in COMPATIBLE_SCHEMA_VERSIONS:
                 raise RuntimeError(
                     f"database schema version {row[0]} is not a version this software "
                     f"uses {COMPATIBLE_SCHEMA_VERSIONS}; migrate or use another database"
                 )
-            elif int(row[0]) != SCHEMA_VERSION:
-                logger.info(
-                    "database schema version %s: works, but keeps an index that version %d "
-                    "dropped for faster appends (storage/base.py)", row[0], SCHEMA_VERSION
-                )
+            if version < SCHEMA_VERSION:
+                self._migrate_outbox(cursor)
+                cursor.execute(self._sql.SET_META, (str(SCHEMA_VERSION), "schema_version"))
+                logger.info("database schema version %d migrated to %d (the fan-out queue as runs)",
+                            version, SCHEMA_VERSION)
+                if version == 1:
+                    logger.info("the database keeps an index of schema version 1 that later "
+                                "versions do not make (it only costs speed: storage/base.py)")
+
+    def _migrate_outbox(self, cursor: Any) -> None:
+        """Versions 1 and 2 -> 3: the queue's rows (one per entry) become runs, in queue
+        order; the old table goes.  In the schema's transaction: all or nothing."""
+        cursor.execute(self.dialect.render(self.dialect.table_exists), ("outbox",))
+        if cursor.fetchone() is None:
+            return
+        cursor.execute(self._sql.OLD_OUTBOX)
+        entries = cursor.fetchall()
+        self._put_runs(cursor, [(destination, room_id, int(idx)) for destination, room_id, idx in entries])
+        cursor.execute(self._sql.DROP_OLD_OUTBOX)
+        logger.info("moved %d queued fan-out entries to the queue's runs", len(entries))
 
     def _lock_schema(self, cursor: Any) -> None:
         """Serialise concurrent schema creation (PostgreSQL); SQLite's write lock suffices."""
@@ -363,7 +407,7 @@ class SqlEventStore(EventStore):
         with self._write(room_ids) as cursor:
             for row in rows:
                 self._insert(cursor, row, prev_idx=row.index - 1 if row.index > 0 else None)
-                self._enqueue_rows(cursor, [row])
+            self._enqueue_rows(cursor, rows)
 
     @contextlib.contextmanager
     def append_stream(self, room_ids: Sequence[str]) -> Iterator[Callable[[Sequence[EventRow]], None]]:
@@ -434,19 +478,32 @@ class SqlEventStore(EventStore):
         self._enqueue_rows(cursor, rows)
 
     def _enqueue_rows(self, cursor: Any, rows: Sequence[EventRow]) -> None:
-        # Destination by destination (each in row order, which is all the queue order needs):
-        # a group's entries of one destination get consecutive queue IDs, so their ack is
-        # one range delete (ack_entries), not one delete per entry.
-        by_destination: dict[str, list[tuple[str, str, str, int]]] = {}
-        for row in rows:
-            for destination in row.destinations:
-                by_destination.setdefault(destination, []).append(
-                    (destination, row.room_id, row.event_id, row.index)
-                )
-        if by_destination:
-            cursor.executemany(
-                self._sql.ENQUEUE, [entry for entries in by_destination.values() for entry in entries]
-            )
+        self._put_runs(
+            cursor, [(destination, row.room_id, row.index) for row in rows for destination in row.destinations]
+        )
+
+    def _put_runs(self, cursor: Any, entries: Sequence[tuple[str, str, int]]) -> None:
+        """Queue ``(destination, room_id, index)`` entries, in order per destination: each
+        destination's consecutive indices of one room become one run (one row)."""
+        runs: dict[str, list[list[Any]]] = {}  # destination -> [room_id, first, last]
+        for destination, room_id, index in entries:
+            queued = runs.setdefault(destination, [])
+            last = queued[-1] if queued else None
+            if (last is not None and last[0] == room_id and last[2] == index - 1
+                    and index - last[1] < 1 << _ENTRY_SHIFT):
+                last[2] = index
+            else:
+                queued.append([room_id, index, index])
+        for destination, queued in runs.items():
+            for room_id, first, last in queued:
+                position = self._new_queue_pos(cursor)
+                cursor.execute(self._sql.PUT_RUN, (destination, position, first, last, first, room_id))
+
+    def _new_queue_pos(self, cursor: Any) -> int:
+        cursor.execute(self._sql.NEW_QUEUE_POS)
+        position = self._last_queue_pos(cursor)
+        cursor.execute(self._sql.DROP_QUEUE_POS, (position,))
+        return position
 
     def insert_known_many(self, rows: Sequence[EventRow]) -> None:
         rows = [EventRow(*row) for row in rows]
@@ -625,40 +682,58 @@ class SqlEventStore(EventStore):
     # --- fan-out queue ------------------------------------------------------------------
 
     def enqueue(self, destination: str, room_id: str, event_id: str, index: int) -> int:
-        with self._write() as cursor:
-            try:
-                cursor.execute(self._sql.ENQUEUE, (destination, room_id, event_id, index))
-            except Exception as exc:
-                if self._is_constraint_error(exc):
-                    raise EventNotStoredError(
-                        f"event {event_id} is not stored at index {index} of room {room_id}"
-                    ) from exc
-                raise
-            return self._last_queue_id(cursor)
+        with self._write([room_id]) as cursor:
+            if self._event_id_at(cursor, room_id, index) != event_id:
+                raise EventNotStoredError(f"event {event_id} is not stored at index {index} of room {room_id}")
+            position = self._new_queue_pos(cursor)
+            cursor.execute(self._sql.PUT_RUN, (destination, position, index, index, index, room_id))
+            return _entry_id(position, index, index)
 
     @abc.abstractmethod
-    def _last_queue_id(self, cursor: Any) -> int:
-        """The queue ID the last ENQUEUE on this cursor assigned."""
+    def _last_queue_pos(self, cursor: Any) -> int:
+        """The serial that the last NEW_QUEUE_POS on this cursor assigned."""
 
     def pending(self, destination: str, limit: int = 100) -> list[QueuedEvent]:
-        rows = self._read(self._sql.PENDING, (destination, limit))
-        return [QueuedEvent(int(q), room, event, bytes(data)) for q, room, event, data in rows]
+        out: list[QueuedEvent] = []
+        # Two reads, not one snapshot: a run acked in between is returned once more, which
+        # only repeats a delivery; stored events never change.
+        for position, base, first, last, room_id in self._read(self._sql.RUNS, (destination, limit)):
+            if len(out) >= limit:
+                break
+            # An event of a run that is not stored (pruned) is skipped, as a join would.
+            for index, event_id, data in self._read(self._sql.RUN_EVENTS, (room_id, first, last, limit - len(out))):
+                out.append(QueuedEvent(_entry_id(position, base, index), room_id, event_id, bytes(data)))
+        return out
 
     def ack_entries(self, destination: str, queue_ids: Sequence[int]) -> None:
         if not queue_ids:
             return
-        runs = _consecutive_runs(sorted({int(q) for q in queue_ids}))
+        # Consecutive entry IDs of one position are consecutive indices of one run.
+        by_position: dict[int, list[tuple[int, int]]] = {}
+        for first_id, last_id in _consecutive_runs(sorted({int(q) for q in queue_ids})):
+            while first_id <= last_id:
+                position = first_id >> _ENTRY_SHIFT
+                through = min(last_id, ((position + 1) << _ENTRY_SHIFT) - 1)
+                by_position.setdefault(position, []).append((first_id & _OFFSET_MASK, through & _OFFSET_MASK))
+                first_id = through + 1
         with self._write() as cursor:
-            # A run of consecutive IDs is one range delete: it names exactly those entries
-            # (queue IDs are unique integers), unlike a cumulative bound, which could drop
-            # an entry that committed late with a lower ID (the module docstring of
-            # transport/delivery.py).  A fan-out batch is usually one run.
-            singles = [(destination, first) for first, last in runs if first == last]
-            if singles:
-                cursor.executemany(self._sql.ACK_ENTRY, singles)
-            ranges = [(destination, first, last) for first, last in runs if first != last]
-            if ranges:
-                cursor.executemany(self._sql.ACK_RANGE, ranges)
+            # Exactly the named entries go, never a bound ("up to ID n"): a run's entries
+            # commit together, but runs may commit out of order on PostgreSQL
+            # (transport/delivery.py).  A fan-out batch usually acks a prefix of one run:
+            # the row is replaced by what is left; a hole splits a run into rows that keep
+            # its position and base, so every entry keeps its ID.
+            for position, offsets in by_position.items():
+                cursor.execute(self._sql.RUNS_AT, (destination, position))
+                for base, first, last, room_id in cursor.fetchall():
+                    acked = [(max(base + lo, first), min(base + hi, last)) for lo, hi in offsets
+                             if base + lo <= last and base + hi >= first]
+                    if not acked:
+                        continue
+                    cursor.execute(self._sql.DROP_RUN, (destination, position, first))
+                    cursor.executemany(self._sql.PUT_RUN, [
+                        (destination, position, keep_first, keep_last, base, room_id)
+                        for keep_first, keep_last in _remaining(first, last, acked)
+                    ])
 
     def queue_length(self, destination: str) -> int:
         row = self._read_one(self._sql.QUEUE_LENGTH, (destination,))
@@ -695,14 +770,35 @@ def _insert_values(row: EventRow, prev_idx: int | None) -> tuple[Any, ...]:
     )
 
 
+def _entry_id(position: int, base: int, index: int) -> int:
+    """A queue entry's ID: its run's position, then its offset from the run's base index."""
+    return (position << _ENTRY_SHIFT) | (index - base)
+
+
+def _remaining(first: int, last: int, acked: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The ``(first, last)`` ranges of ``first..last`` that the sorted, disjoint ``acked``
+    ranges (each within it) leave."""
+    ranges: list[tuple[int, int]] = []
+    start = first
+    for low, high in acked:
+        if low > start:
+            ranges.append((start, low - 1))
+        start = high + 1
+    if start <= last:
+        ranges.append((start, last))
+    return ranges
+
+
 def _consecutive_runs(ids: Sequence[int]) -> list[tuple[int, int]]:
     """``(first, last)`` of each run of consecutive integers in the sorted ``ids``."""
+    if ids and ids[-1] - ids[0] == len(ids) - 1:
+        return [(ids[0], ids[-1])]  # the usual ack: one run (sorted and distinct)
     runs: list[tuple[int, int]] = []
-    for queue_id in ids:
-        if runs and runs[-1][1] == queue_id - 1:
-            runs[-1] = (runs[-1][0], queue_id)
+    for value in ids:
+        if runs and runs[-1][1] == value - 1:
+            runs[-1] = (runs[-1][0], value)
         else:
-            runs.append((queue_id, queue_id))
+            runs.append((value, value))
     return runs
 
 

@@ -55,6 +55,8 @@ class PostgresEventStore(SqlEventStore):
             """CREATE OR REPLACE TRIGGER events_link_check BEFORE INSERT ON events
                 FOR EACH ROW EXECUTE FUNCTION events_link_check()""",
         ],
+        table_exists="""SELECT 1 FROM information_schema.tables
+            WHERE table_schema = current_schema() AND table_name = ?""",
     )
 
     def __init__(self, conninfo: str, connect_timeout: int = 10) -> None:
@@ -126,7 +128,7 @@ class PostgresEventStore(SqlEventStore):
     def _is_constraint_error(self, exc: BaseException) -> bool:
         return isinstance(exc, psycopg.errors.IntegrityError)
 
-    def _last_queue_id(self, cursor: psycopg.Cursor[Any]) -> int:
+    def _last_queue_pos(self, cursor: psycopg.Cursor[Any]) -> int:
         cursor.execute("SELECT lastval()")
         row = cursor.fetchone()
         assert row is not None

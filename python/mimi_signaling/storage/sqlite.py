@@ -1,5 +1,10 @@
 """SQLite backend: one file (or memory, for tests), one connection guarded by a lock.
 
+Reads of a file go through a second, read-only connection with its own lock: in WAL mode a
+reader sees the last commit and never waits for a writer, so the fan-out's queue reads and
+the API's reads do not queue behind a hub's group commit (which holds the write connection
+while it inserts a few hundred events).
+
 Durability: WAL journal with ``synchronous=FULL``, so a commit is on disk when ``append``
 returns.  Write transactions start with ``BEGIN IMMEDIATE`` and so take the database write
 lock up front: writers (threads or processes sharing the file) are serialised, and a busy
@@ -12,6 +17,7 @@ import contextlib
 import logging
 import os
 import sqlite3
+import threading
 from typing import Any, Iterator, Sequence
 
 from .base import Dialect, SqlEventStore
@@ -36,6 +42,7 @@ class SQLiteEventStore(SqlEventStore):
                 BEGIN SELECT RAISE(ABORT, '{message}'); END"""
             for n, (condition, message) in enumerate(checks)
         ],
+        table_exists="SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
     )
 
     def __init__(self, path: str | os.PathLike[str], busy_timeout: float = 30.0) -> None:
@@ -47,11 +54,20 @@ class SQLiteEventStore(SqlEventStore):
             isolation_level=None,  # we issue BEGIN/COMMIT ourselves
             check_same_thread=False,  # shared by threads; self._lock serialises use
         )
+        self._reader: sqlite3.Connection | None = None
+        self._reader_lock = threading.Lock()
         try:
             self._configure(busy_timeout)
             self._create_schema()
+            if self.path != ":memory:":  # a second connection would open another database
+                self._reader = sqlite3.connect(
+                    self.path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
+                )
+                self._reader.execute("PRAGMA query_only=ON")
         except BaseException:
             self._conn.close()
+            if self._reader is not None:
+                self._reader.close()
             raise
         logger.debug("opened SQLite store %s", self.path)
 
@@ -82,8 +98,25 @@ class SQLiteEventStore(SqlEventStore):
         finally:
             cursor.close()
 
+    def _read(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        if self._reader is None:
+            return super()._read(sql, params)
+        self._check_not_streaming()
+        with self._reader_lock:
+            self._check_open()
+            return self._fetch(sql, params)
+
+    def close(self) -> None:
+        super().close()
+        with self._reader_lock:
+            if self._reader is not None:
+                self._reader.close()
+                self._reader = None
+
     def _fetch(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
-        rows: list[tuple[Any, ...]] = self._conn.execute(sql, params).fetchall()
+        # The reader under its lock when there is one (``_read``), else the only connection.
+        conn = self._reader if self._reader is not None else self._conn
+        rows: list[tuple[Any, ...]] = conn.execute(sql, params).fetchall()
         return rows
 
     def _lock_rooms(self, cursor: Any, room_ids: Sequence[str]) -> None:
@@ -92,7 +125,7 @@ class SQLiteEventStore(SqlEventStore):
     def _is_constraint_error(self, exc: BaseException) -> bool:
         return isinstance(exc, sqlite3.IntegrityError)
 
-    def _last_queue_id(self, cursor: sqlite3.Cursor) -> int:
+    def _last_queue_pos(self, cursor: sqlite3.Cursor) -> int:
         assert cursor.lastrowid is not None  # set by the INSERT just run on this cursor
         return cursor.lastrowid
 

@@ -23,9 +23,10 @@ the batch type answers ``malformed``) gets single ``mimi.signaling.deliver`` req
 
 Acknowledgements are batched: entries delivered (or refused with a verdict) are acked by
 their IDs, once ``ack_every`` of them are owed or the oldest has waited ``ack_delay``
-seconds, in the same hand-off as the next read (in the middle of a long read: in the
-background, while the next batch goes out), and on ``stop()``.  Until then they stay
-queued and are skipped by later reads; a crash before the ack only means they are delivered
+seconds, in the background (hand-offs of their own: an ack is a write, which waits for the
+store's writer, while reads and deliveries go on), and on ``stop()``, which also waits for
+the acks still being written.  Until an ack commits its entries stay queued and are
+skipped by later reads; a crash before the ack only means they are delivered
 again, which a follower ignores (it already holds the event).  Acks name entries, not a
 cumulative bound: on PostgreSQL queue IDs may commit out of order, and a bound could drop an
 entry that became visible after higher ones were delivered.  A destination's task stays alive while
@@ -211,6 +212,8 @@ class DeliveryWorker:
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._loop_thread: Optional[int] = None
         self._calls: Optional[_StoreCalls] = None
+        self._ack_calls: Optional[_StoreCalls] = None  # acks: hand-offs of their own
+        self._acks_in_flight: Set["asyncio.Future[Any]"] = set()
         self._supervisor: Optional["asyncio.Task[None]"] = None
         self._supervisor_waiter: Optional["asyncio.Future[None]"] = None
         self._discovery_owed = True
@@ -227,6 +230,7 @@ class DeliveryWorker:
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
         self._calls = _StoreCalls(self._loop)
+        self._ack_calls = _StoreCalls(self._loop)
         self._sem = asyncio.Semaphore(self._max_concurrency)
         self._discovery_owed = True  # look at the queues right away
         self._supervisor = asyncio.ensure_future(self._supervise())
@@ -241,6 +245,8 @@ class DeliveryWorker:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self._tasks.clear()
+        if self._acks_in_flight:  # each logs its own failure
+            await asyncio.wait(list(self._acks_in_flight), timeout=10.0)
         owed = {d: list(s.owed) for d, s in self._states.items() if s.owed}
         self._states.clear()
         if owed:
@@ -367,13 +373,6 @@ class DeliveryWorker:
             len(state.owed) >= self.ack_every or self._loop.time() - state.first_owed_at >= self.ack_delay
         )
 
-    def _read_and_ack(self, destination: str, owed: Sequence[int], limit: int) -> Sequence[QueuedEntry]:
-        """(On a worker thread.)  Ack the ``owed`` entries (when any), then read the queue's
-        first ``limit`` entries."""
-        if owed:
-            self.store.ack_entries(destination, owed)
-        return self.store.pending(destination, limit)
-
     async def _drain(self, destination: str) -> None:
         """Deliver ``destination``'s queue; after ``poll_interval`` idle with nothing to ack, end."""
         assert self._loop is not None
@@ -381,15 +380,12 @@ class DeliveryWorker:
         try:
             while True:
                 ack = self._ack_due(state)
-                if state.woken or ack:
+                if ack:
+                    self._ack_in_background(destination, state)
+                if state.woken:
                     state.woken = False
-                    acking = list(state.owed) if ack else []
-                    limit = self.batch_size + len(state.owed) - len(acking) + len(state.acking)
-                    items = await self._store_call(destination, self._read_and_ack, destination, acking, limit)
-                    if acking:
-                        self.acks += 1
-                        state.owed = state.owed[len(acking):]
-                        state.first_owed_at = self._loop.time()
+                    limit = self.batch_size + len(state.owed) + len(state.acking)
+                    items = await self._store_call(destination, self.store.pending, destination, limit)
                     if len(items) >= limit:
                         state.woken = True  # the read was cut short: more is queued
                     skip = set(state.owed) | state.acking
@@ -421,10 +417,11 @@ class DeliveryWorker:
                     del self._states[destination]
 
     def _ack_in_background(self, destination: str, state: _Destination) -> None:
-        """Ack the owed entries in the middle of a long read without waiting for the commit:
-        the next batch goes out meanwhile.  Until the ack commits, a read skips its entries;
-        if it fails they stay queued and are delivered again (a follower ignores repeats)."""
-        assert self._loop is not None and self._calls is not None
+        """Ack the owed entries without waiting for the commit: reads and deliveries go on
+        meanwhile (an ack is a write, which waits for the store's writer, e.g. a hub's group
+        commit; a read does not).  Until the ack commits, a read skips its entries; if it
+        fails they stay queued and are delivered again (a follower ignores repeats)."""
+        assert self._loop is not None and self._ack_calls is not None
         acking = list(state.owed)
         state.owed = []
         state.first_owed_at = self._loop.time()
@@ -437,7 +434,10 @@ class DeliveryWorker:
                 log.warning("acking %d delivered events for %s failed; they will be delivered again: %s",
                             len(acking), destination, None if outcome.cancelled() else outcome.exception())
 
-        self._calls.call(self.store.ack_entries, destination, acking).add_done_callback(committed)
+        ack = self._ack_calls.call(self.store.ack_entries, destination, acking)
+        self._acks_in_flight.add(ack)
+        ack.add_done_callback(self._acks_in_flight.discard)
+        ack.add_done_callback(committed)
 
     def _batching(self, destination: str) -> bool:
         if not hasattr(self.client, "request_batch"):
