@@ -168,7 +168,8 @@ def test_the_database_refuses_an_event_a_detached_row_misplaces(store: EventStor
 def test_a_schema_version_1_database_still_works(tmp_path) -> None:
     """Version 1 had ``UNIQUE (room_id, prev_event_id)`` on every row and a queue row per
     entry; such a database opens (migrated to version 3: its queued entries become runs, in
-    order), keeps the index, and appends and refuses forks as before."""
+    order, and its events table is rebuilt without version 1's index), and appends and
+    refuses forks as before."""
     path = tmp_path / "v1.db"
     conn = sqlite3.connect(path)
     conn.executescript("""
@@ -200,8 +201,13 @@ def test_a_schema_version_1_database_still_works(tmp_path) -> None:
             opened.append(*row(ROOM, 4, prev=eid(ROOM, 1)))
         assert opened.latest(ROOM) == (3, eid(ROOM, 3))
         assert [q.event_id for q in opened.pending("b.example")] == [eid(ROOM, i) for i in range(4)]
+        assert opened.index_of(ROOM, eid(ROOM, 0)) == 0 and opened.get_event(ROOM, eid(ROOM, 2)) is not None
     conn = sqlite3.connect(path)
     assert conn.execute("SELECT value FROM meta WHERE name = 'schema_version'").fetchone() == ("3",)
+    # The rebuilt table's foreign key names itself, not the table it was built as.
+    (table_sql,) = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'events'").fetchone()
+    assert "events_new" not in table_sql and "REFERENCES" in table_sql
+    assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
     assert conn.execute("SELECT name FROM sqlite_master WHERE name = 'outbox'").fetchone() is None
     conn.close()
 

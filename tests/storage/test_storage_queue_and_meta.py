@@ -185,6 +185,11 @@ def test_a_version_2_queue_is_migrated_in_order(store_url: str) -> None:
         assert second._read("SELECT value FROM meta WHERE name = 'schema_version'", ()) == [("3",)]  # type: ignore[attr-defined]
         second.append(*row(ROOM, 6, destinations=(B,)))
         assert second.pending(B)[-1].event_id == eid(ROOM, 6)
+        # The events table was rebuilt with keys computed by SQL: they match the Python's.
+        assert [second.index_of(ROOM, eid(ROOM, i)) for i in range(7)] == list(range(7))
+        assert second.get_event(OTHER, eid(OTHER, 1)) == row(OTHER, 1).event_bytes
+        with pytest.raises(ChainConflictError):
+            second.append(*row(ROOM, 7, event_id=eid(ROOM, 2), prev=eid(ROOM, 6)))
 
 
 def test_data_survives_reopening(store_url: str) -> None:

@@ -38,9 +38,11 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import hashlib
 import logging
 import queue
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar, Iterator, Optional, Sequence
@@ -94,10 +96,38 @@ class Dialect:
     link_triggers: Callable[[Sequence[tuple[str, str]]], list[str]]
     # A query with one parameter, a table name: a row when that table exists.
     table_exists: str
+    # SQL of ``event_key`` over a text expression (for migrations; it must equal the Python).
+    event_key: Callable[[str], str]
 
     def render(self, sql: str) -> str:
         sql = sql.format(bigint=self.bigint, blob=self.blob, serial_pk=self.serial_pk)
         return sql.replace("?", self.placeholder)
+
+
+_EVENTS_TABLE = """CREATE TABLE IF NOT EXISTS events (
+        room_id TEXT NOT NULL,
+        idx {bigint} NOT NULL CHECK (idx >= 0),
+        event_id TEXT NOT NULL CHECK (event_id <> ''),
+        prev_event_id TEXT NOT NULL,
+        prev_idx {bigint} CHECK (prev_idx = idx - 1),
+        type TEXT NOT NULL,
+        state_key TEXT,
+        sender TEXT NOT NULL,
+        event_bytes {blob} NOT NULL,
+        id_key {bigint} NOT NULL,
+        prev_key {bigint},
+        PRIMARY KEY (room_id, idx),
+        UNIQUE (room_id, idx, event_id),
+        CHECK ((idx = 0 AND prev_event_id = '' AND prev_idx IS NULL)
+               OR (idx > 0 AND prev_event_id <> '')),
+        FOREIGN KEY (room_id, prev_idx, prev_event_id)
+            REFERENCES events (room_id, idx, event_id)
+    )"""
+
+
+def _events_table(name: str) -> str:
+    """The events table, named ``name`` while a migration builds it beside the old one."""
+    return _EVENTS_TABLE.replace(" events (", f" {name} (")
 
 
 _SCHEMA = [
@@ -109,24 +139,11 @@ _SCHEMA = [
         room_id TEXT PRIMARY KEY,
         role TEXT NOT NULL CHECK (role IN ('hub', 'follower'))
     )""",
-    """CREATE TABLE IF NOT EXISTS events (
-        room_id TEXT NOT NULL,
-        idx {bigint} NOT NULL CHECK (idx >= 0),
-        event_id TEXT NOT NULL CHECK (event_id <> ''),
-        prev_event_id TEXT NOT NULL,
-        prev_idx {bigint} CHECK (prev_idx = idx - 1),
-        type TEXT NOT NULL,
-        state_key TEXT,
-        sender TEXT NOT NULL,
-        event_bytes {blob} NOT NULL,
-        PRIMARY KEY (room_id, idx),
-        UNIQUE (room_id, event_id),
-        UNIQUE (room_id, idx, event_id),
-        CHECK ((idx = 0 AND prev_event_id = '' AND prev_idx IS NULL)
-               OR (idx > 0 AND prev_event_id <> '')),
-        FOREIGN KEY (room_id, prev_idx, prev_event_id)
-            REFERENCES events (room_id, idx, event_id)
-    )""",
+    _EVENTS_TABLE,
+    # Lookups by event ID go through ``id_key`` (``event_key``: 8 bytes, not the ~80 of room
+    # and event ID), the only index with random keys: each append dirties about one page of
+    # it, so its size is most of what an append costs in a large room.
+    """CREATE INDEX IF NOT EXISTS events_by_key ON events (id_key)""",
     # State events only (messages have no state key): the STATE lookup's ``state_key = ?``
     # implies the index's condition, and the appends of messages skip it.  Replaces
     # ``events_by_state`` over every row, which earlier versions made (dropped here once
@@ -143,7 +160,7 @@ _SCHEMA = [
     # outbox_positions, never reused); an ack that leaves a hole splits a run into rows that
     # keep its ``queue_pos`` and ``base_idx`` (the run's first index when queued), so every
     # entry keeps its ID: ``queue_pos << 32 | (idx - base_idx)`` (``_entry_id``).  Replaces
-    # ``outbox``, one row per entry, of schema versions 1 and 2 (``_migrate_outbox``).
+    # ``outbox``, one row per entry, of schema versions 1 and 2 (``_migrate``).
     """CREATE TABLE IF NOT EXISTS outbox_runs (
         destination TEXT NOT NULL,
         queue_pos {bigint} NOT NULL,
@@ -179,32 +196,47 @@ _SCHEMA = [
 ]
 
 
-# The link checks of detached rows that a constraint cannot express (module docstring). The
-# SQL condition is shared; each backend wraps it in its own trigger syntax.
+# What a constraint cannot express (module docstring): an event stored once (a unique index
+# over event IDs would be the large random-key index that ``id_key`` avoids), and the links of
+# detached rows.  The SQL condition is shared; each backend wraps it in its own trigger syntax.
+_STORED_TWICE = """EXISTS (
+        SELECT 1 FROM events s WHERE s.id_key = NEW.id_key AND s.room_id = NEW.room_id
+            AND s.event_id = NEW.event_id)"""
 _DETACHED_PREV_IS_STORED = """NEW.prev_idx IS NULL AND NEW.idx > 0 AND EXISTS (
-        SELECT 1 FROM events s WHERE s.room_id = NEW.room_id AND s.event_id = NEW.prev_event_id)"""
+        SELECT 1 FROM events s WHERE s.id_key = NEW.prev_key AND s.room_id = NEW.room_id
+            AND s.event_id = NEW.prev_event_id)"""
 _DETACHED_SUCCESSOR_ELSEWHERE = """EXISTS (
         SELECT 1 FROM events s WHERE s.room_id = NEW.room_id AND s.prev_idx IS NULL
             AND s.prev_event_id = NEW.event_id AND s.idx <> NEW.idx + 1)"""
 LINK_VIOLATIONS = (
     (_DETACHED_PREV_IS_STORED, "chain conflict: the prev event of a detached event is stored"),
     (_DETACHED_SUCCESSOR_ELSEWHERE, "chain conflict: a stored event names this one as its prev elsewhere"),
+    (_STORED_TWICE, "chain conflict: the event is stored already"),
 )
+
+
+def event_key(event_id: str) -> int:
+    """The ``id_key`` of an event ID: the first 8 bytes of the SHA-256 of its UTF-8, as a
+    signed big-endian 64-bit integer (``Dialect.event_key`` computes the same in SQL).  A
+    lookup also compares the room and the whole ID, so keys that collide only cost a row
+    read."""
+    return int.from_bytes(hashlib.sha256(event_id.encode()).digest()[:8], "big", signed=True)
 
 
 class _Sql:
     """Every statement, rendered once for a dialect."""
 
     INSERT_EVENT = """INSERT INTO events
-        (room_id, idx, event_id, prev_event_id, prev_idx, type, state_key, sender, event_bytes)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"""
+        (room_id, idx, event_id, prev_event_id, prev_idx, type, state_key, sender, event_bytes,
+         id_key, prev_key)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"""
     # Completes the link of a detached successor; the foreign key then checks it.
     ATTACH_SUCCESSOR = """UPDATE events SET prev_idx = idx - 1
         WHERE room_id = ? AND idx = ? AND prev_idx IS NULL"""
     ROW_AT = "SELECT event_id FROM events WHERE room_id = ? AND idx = ?"
-    GET_EVENT = "SELECT event_bytes FROM events WHERE room_id = ? AND event_id = ?"
+    GET_EVENT = "SELECT event_bytes FROM events WHERE id_key = ? AND room_id = ? AND event_id = ?"
     GET_BY_INDEX = "SELECT event_bytes FROM events WHERE room_id = ? AND idx = ?"
-    INDEX_OF = "SELECT idx FROM events WHERE room_id = ? AND event_id = ?"
+    INDEX_OF = "SELECT idx FROM events WHERE id_key = ? AND room_id = ? AND event_id = ?"
     # Only detached rows can name an unstored event as prev (an attached row's prev is stored).
     SUCCESSOR_OF = """SELECT idx FROM events
         WHERE room_id = ? AND prev_event_id = ? AND prev_idx IS NULL"""
@@ -235,7 +267,6 @@ class _Sql:
     QUEUE_LENGTH = "SELECT COALESCE(SUM(last_idx - first_idx + 1), 0) FROM outbox_runs WHERE destination = ?"
     DESTINATIONS = "SELECT DISTINCT destination FROM outbox_runs ORDER BY destination"
     OLD_OUTBOX = "SELECT destination, room_id, idx FROM outbox ORDER BY queue_id"
-    DROP_OLD_OUTBOX = "DROP TABLE outbox"
     PUT_KEYS = """INSERT INTO server_keys (server_name, keys_bytes) VALUES (?, ?)
         ON CONFLICT (server_name) DO UPDATE SET keys_bytes = excluded.keys_bytes"""
     GET_KEYS = "SELECT keys_bytes FROM server_keys WHERE server_name = ?"
@@ -327,6 +358,10 @@ class SqlEventStore(EventStore):
             self._check_open()
             return self._fetch(sql, params)
 
+    def _read_queue(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        """A read of the fan-out's queue; a backend may run it beside a write (SQLite)."""
+        return self._read(sql, params)
+
     def _read_one(self, sql: str, params: Sequence[Any]) -> tuple[Any, ...] | None:
         rows = self._read(sql, params)
         return rows[0] if rows else None
@@ -344,42 +379,59 @@ class SqlEventStore(EventStore):
             raise RuntimeError(f"{type(self).__name__} is closed")
 
     def _create_schema(self) -> None:
-        """Create missing tables and check the schema version (called by subclasses)."""
+        """Create missing tables, migrating an older schema first (called by subclasses)."""
         with self._write() as cursor:
             self._lock_schema(cursor)
-            for statement in self._sql.SCHEMA:
-                cursor.execute(statement)
+            cursor.execute(self._sql.SCHEMA[0])  # meta
             cursor.execute(self._sql.GET_META, ("schema_version",))
             row = cursor.fetchone()
-            if row is None:
-                cursor.execute(self._sql.PUT_META, ("schema_version", str(SCHEMA_VERSION)))
-                return
-            version = int(row[0])
-            if version not in COMPATIBLE_SCHEMA_VERSIONS:
+            version = int(row[0]) if row is not None else None
+            if version is not None and version not in COMPATIBLE_SCHEMA_VERSIONS:
                 raise RuntimeError(
-                    f"database schema version {row[0]} is not a version this software "
+                    f"database schema version {version} is not a version this software "
                     f"uses {COMPATIBLE_SCHEMA_VERSIONS}; migrate or use another database"
                 )
-            if version < SCHEMA_VERSION:
-                self._migrate_outbox(cursor)
-                cursor.execute(self._sql.SET_META, (str(SCHEMA_VERSION), "schema_version"))
-                logger.info("database schema version %d migrated to %d (the fan-out queue as runs)",
-                            version, SCHEMA_VERSION)
-                if version == 1:
-                    logger.info("the database keeps an index of schema version 1 that later "
-                                "versions do not make (it only costs speed: storage/base.py)")
+            if version is not None and version < SCHEMA_VERSION:
+                self._migrate(cursor, version)
+            for statement in self._sql.SCHEMA:
+                cursor.execute(statement)
+            if version is None:
+                cursor.execute(self._sql.PUT_META, ("schema_version", str(SCHEMA_VERSION)))
 
-    def _migrate_outbox(self, cursor: Any) -> None:
-        """Versions 1 and 2 -> 3: the queue's rows (one per entry) become runs, in queue
-        order; the old table goes.  In the schema's transaction: all or nothing."""
-        cursor.execute(self.dialect.render(self.dialect.table_exists), ("outbox",))
-        if cursor.fetchone() is None:
-            return
-        cursor.execute(self._sql.OLD_OUTBOX)
-        entries = cursor.fetchall()
-        self._put_runs(cursor, [(destination, room_id, int(idx)) for destination, room_id, idx in entries])
-        cursor.execute(self._sql.DROP_OLD_OUTBOX)
-        logger.info("moved %d queued fan-out entries to the queue's runs", len(entries))
+    def _migrate(self, cursor: Any, version: int) -> None:
+        """Versions 1 and 2 -> 3, in the schema's transaction (all or nothing): the events
+        table is rebuilt with ``id_key``/``prev_key`` and without the unique index over event
+        IDs (and version 1's over prev event IDs); the queue's rows (one per entry) become
+        runs, in queue order.  The schema then makes the indexes and triggers."""
+        started = time.monotonic()
+        render, key = self.dialect.render, self.dialect.event_key
+        cursor.execute(render(_events_table("events_new")))
+        cursor.execute(render(f"""INSERT INTO events_new
+            (room_id, idx, event_id, prev_event_id, prev_idx, type, state_key, sender, event_bytes,
+             id_key, prev_key)
+            SELECT room_id, idx, event_id, prev_event_id, prev_idx, type, state_key, sender, event_bytes,
+                {key("event_id")}, CASE WHEN prev_event_id = '' THEN NULL ELSE {key("prev_event_id")} END
+            FROM events ORDER BY room_id, idx"""))
+        moved = cursor.rowcount
+        for statement in self._sql.SCHEMA:  # the queue's tables
+            if "outbox_" in statement:
+                cursor.execute(statement)
+        cursor.execute(render(self.dialect.table_exists), ("outbox",))
+        queued = 0
+        if cursor.fetchone() is not None:
+            cursor.execute(self._sql.OLD_OUTBOX)
+            entries = [(destination, room_id, int(idx)) for destination, room_id, idx in cursor.fetchall()]
+            self._put_runs(cursor, entries)
+            queued = len(entries)
+            cursor.execute("DROP TABLE outbox")
+        cursor.execute("DROP TABLE events")  # with its indexes and triggers
+        cursor.execute("ALTER TABLE events_new RENAME TO events")
+        cursor.execute(self._sql.SET_META, (str(SCHEMA_VERSION), "schema_version"))
+        logger.warning(
+            "database schema version %d migrated to %d in %.1f s: %d events (looked up by a "
+            "64-bit key now), %d queued fan-out entries (as runs)",
+            version, SCHEMA_VERSION, time.monotonic() - started, moved, queued,
+        )
 
     def _lock_schema(self, cursor: Any) -> None:
         """Serialise concurrent schema creation (PostgreSQL); SQLite's write lock suffices."""
@@ -533,13 +585,12 @@ class SqlEventStore(EventStore):
         """Links to stored events that are not direct neighbours, which the foreign key
         cannot see: the prev event stored elsewhere than ``index - 1``, or a stored event
         naming this one as its prev elsewhere than ``index + 1``."""
-        for sql, key, expected, what in (
-            (self._sql.INDEX_OF, row.prev_event_id, row.index - 1, "its prev event"),
-            (self._sql.SUCCESSOR_OF, row.event_id, row.index + 1, "its successor"),
-        ):
-            if not key:
-                continue
-            cursor.execute(sql, (row.room_id, key))
+        checks = [(self._sql.SUCCESSOR_OF, (row.room_id, row.event_id), row.index + 1, "its successor")]
+        if row.prev_event_id:
+            prev = (event_key(row.prev_event_id), row.room_id, row.prev_event_id)
+            checks.insert(0, (self._sql.INDEX_OF, prev, row.index - 1, "its prev event"))
+        for sql, params, expected, what in checks:
+            cursor.execute(sql, params)
             found = cursor.fetchone()
             if found is not None and int(found[0]) != expected:
                 raise ChainConflictError(
@@ -567,7 +618,7 @@ class SqlEventStore(EventStore):
     # --- reading events -----------------------------------------------------------------
 
     def get_event(self, room_id: str, event_id: str) -> bytes | None:
-        row = self._read_one(self._sql.GET_EVENT, (room_id, event_id))
+        row = self._read_one(self._sql.GET_EVENT, (event_key(event_id), room_id, event_id))
         if row is None:
             row = self._read_one(self._sql.GET_KEPT, (room_id, event_id))
         return bytes(row[0]) if row else None
@@ -577,7 +628,7 @@ class SqlEventStore(EventStore):
         return bytes(row[0]) if row else None
 
     def index_of(self, room_id: str, event_id: str) -> int | None:
-        row = self._read_one(self._sql.INDEX_OF, (room_id, event_id))
+        row = self._read_one(self._sql.INDEX_OF, (event_key(event_id), room_id, event_id))
         return int(row[0]) if row else None
 
     def latest(self, room_id: str) -> tuple[int, str] | None:
@@ -697,11 +748,13 @@ class SqlEventStore(EventStore):
         out: list[QueuedEvent] = []
         # Two reads, not one snapshot: a run acked in between is returned once more, which
         # only repeats a delivery; stored events never change.
-        for position, base, first, last, room_id in self._read(self._sql.RUNS, (destination, limit)):
+        for position, base, first, last, room_id in self._read_queue(self._sql.RUNS, (destination, limit)):
             if len(out) >= limit:
                 break
             # An event of a run that is not stored (pruned) is skipped, as a join would.
-            for index, event_id, data in self._read(self._sql.RUN_EVENTS, (room_id, first, last, limit - len(out))):
+            for index, event_id, data in self._read_queue(
+                self._sql.RUN_EVENTS, (room_id, first, last, limit - len(out))
+            ):
                 out.append(QueuedEvent(_entry_id(position, base, index), room_id, event_id, bytes(data)))
         return out
 
@@ -767,6 +820,7 @@ def _insert_values(row: EventRow, prev_idx: int | None) -> tuple[Any, ...]:
     return (
         row.room_id, row.index, row.event_id, row.prev_event_id, prev_idx,
         row.type, row.state_key, row.sender, bytes(row.event_bytes),
+        event_key(row.event_id), event_key(row.prev_event_id) if row.prev_event_id else None,
     )
 
 

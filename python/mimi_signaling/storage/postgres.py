@@ -57,6 +57,10 @@ class PostgresEventStore(SqlEventStore):
         ],
         table_exists="""SELECT 1 FROM information_schema.tables
             WHERE table_schema = current_schema() AND table_name = ?""",
+        # The first 8 bytes of the SHA-256 as a signed 64-bit integer, as base.event_key.
+        event_key=lambda text: (
+            f"('x' || left(encode(sha256(convert_to({text}, 'UTF8')), 'hex'), 16))::bit(64)::bigint"
+        ),
     )
 
     def __init__(self, conninfo: str, connect_timeout: int = 10) -> None:

@@ -1,9 +1,12 @@
 """SQLite backend: one file (or memory, for tests), one connection guarded by a lock.
 
-Reads of a file go through a second, read-only connection with its own lock: in WAL mode a
-reader sees the last commit and never waits for a writer, so the fan-out's queue reads and
-the API's reads do not queue behind a hub's group commit (which holds the write connection
-while it inserts a few hundred events).
+The fan-out's queue reads of a file go through a second, read-only connection with its own
+lock: in WAL mode a reader sees the last commit and never waits for a writer, so deliveries
+do not queue behind a hub's group commit (which holds the write connection while it inserts
+a few hundred events).  Other reads stay on the write connection: a connection's page cache
+is dropped whenever another connection commits, so a reader pays for cold pages on every
+read after a write, which the queue read (once per batch) can afford and per-event reads
+cannot.
 
 Durability: WAL journal with ``synchronous=FULL``, so a commit is on disk when ``append``
 returns.  Write transactions start with ``BEGIN IMMEDIATE`` and so take the database write
@@ -20,7 +23,7 @@ import sqlite3
 import threading
 from typing import Any, Iterator, Sequence
 
-from .base import Dialect, SqlEventStore
+from .base import Dialect, SqlEventStore, event_key
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +46,7 @@ class SQLiteEventStore(SqlEventStore):
             for n, (condition, message) in enumerate(checks)
         ],
         table_exists="SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
+        event_key=lambda text: f"mimi_event_key({text})",  # registered on the connection
     )
 
     def __init__(self, path: str | os.PathLike[str], busy_timeout: float = 30.0) -> None:
@@ -57,6 +61,7 @@ class SQLiteEventStore(SqlEventStore):
         self._reader: sqlite3.Connection | None = None
         self._reader_lock = threading.Lock()
         try:
+            self._conn.create_function("mimi_event_key", 1, event_key, deterministic=True)
             self._configure(busy_timeout)
             self._create_schema()
             if self.path != ":memory:":  # a second connection would open another database
@@ -98,13 +103,14 @@ class SQLiteEventStore(SqlEventStore):
         finally:
             cursor.close()
 
-    def _read(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+    def _read_queue(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         if self._reader is None:
-            return super()._read(sql, params)
+            return super()._read_queue(sql, params)
         self._check_not_streaming()
         with self._reader_lock:
             self._check_open()
-            return self._fetch(sql, params)
+            rows: list[tuple[Any, ...]] = self._reader.execute(sql, params).fetchall()
+            return rows
 
     def close(self) -> None:
         super().close()
@@ -114,9 +120,7 @@ class SQLiteEventStore(SqlEventStore):
                 self._reader = None
 
     def _fetch(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
-        # The reader under its lock when there is one (``_read``), else the only connection.
-        conn = self._reader if self._reader is not None else self._conn
-        rows: list[tuple[Any, ...]] = conn.execute(sql, params).fetchall()
+        rows: list[tuple[Any, ...]] = self._conn.execute(sql, params).fetchall()
         return rows
 
     def _lock_rooms(self, cursor: Any, room_ids: Sequence[str]) -> None:
