@@ -517,10 +517,14 @@ class SqlEventStore(EventStore):
         for row in rows:
             if row.index < 0:
                 raise ChainConflictError(row.room_id, row.index, "negative index")
-        cursor.executemany(
-            self._sql.INSERT_EVENT,
-            [_insert_values(row, row.index - 1 if row.index > 0 else None) for row in rows],
-        )
+        values = []
+        previous: tuple[str, int] = ("", 0)  # (event ID, key) of the row before
+        for row in rows:
+            key = event_key(row.event_id)
+            prev_key = previous[1] if row.prev_event_id == previous[0] else _prev_key(row.prev_event_id)
+            values.append(_insert_values(row, row.index - 1 if row.index > 0 else None, key, prev_key))
+            previous = (row.event_id, key)
+        cursor.executemany(self._sql.INSERT_EVENT, values)
         # Only the last row of each run can have a detached successor stored already.
         for row, following in zip(rows, rows[1:] + [None]):
             if following is None or (following.room_id, following.index) != (
@@ -603,7 +607,10 @@ class SqlEventStore(EventStore):
         if row.index < 0:
             raise ChainConflictError(row.room_id, row.index, "negative index")
         try:
-            cursor.execute(self._sql.INSERT_EVENT, _insert_values(row, prev_idx))
+            cursor.execute(
+                self._sql.INSERT_EVENT,
+                _insert_values(row, prev_idx, event_key(row.event_id), _prev_key(row.prev_event_id)),
+            )
             cursor.execute(self._sql.ATTACH_SUCCESSOR, (row.room_id, row.index + 1))
         except Exception as exc:
             if self._is_constraint_error(exc):
@@ -816,12 +823,15 @@ class SqlEventStore(EventStore):
         return row[0] if row else None
 
 
-def _insert_values(row: EventRow, prev_idx: int | None) -> tuple[Any, ...]:
+def _insert_values(row: EventRow, prev_idx: int | None, key: int, prev_key: int | None) -> tuple[Any, ...]:
     return (
         row.room_id, row.index, row.event_id, row.prev_event_id, prev_idx,
-        row.type, row.state_key, row.sender, bytes(row.event_bytes),
-        event_key(row.event_id), event_key(row.prev_event_id) if row.prev_event_id else None,
+        row.type, row.state_key, row.sender, bytes(row.event_bytes), key, prev_key,
     )
+
+
+def _prev_key(prev_event_id: str) -> int | None:
+    return event_key(prev_event_id) if prev_event_id else None
 
 
 def _entry_id(position: int, base: int, index: int) -> int:

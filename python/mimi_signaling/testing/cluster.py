@@ -223,13 +223,14 @@ class Cluster:
         history = self[name].call("history", room_id=room_id, limit=1)
         return history[-1]["event_id"] if history else None
 
-    def wait_converged(self, room_id: str, names: List[str], *, timeout: float = 60.0) -> str:
+    def wait_converged(self, room_id: str, names: List[str], *, timeout: float = 60.0, interval: float = 0.1) -> str:
         """Wait until every named server's latest event equals the hub's; return it."""
         hub = next(n for n in self.servers if room_id.endswith(":" + n))
         target = self.latest(hub, room_id)
         self.wait_until(
             lambda: all(self.latest(n, room_id) == target for n in names),
             timeout=timeout,
+            interval=interval,
             what=f"{names} to reach {target} in {room_id}",
         )
         return target or ""
