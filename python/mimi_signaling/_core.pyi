@@ -584,6 +584,10 @@ def limited_event_digests(events: Sequence[LimitedEvent]) -> list[bytes]:
 def check_events(blobs: Sequence[bytes], keyring: KeyRing) -> BatchResult:
     """Decode, hash, ID and verify every signature of N independent events (batch Ed25519)."""
 
+def checked_events(blobs: Sequence[bytes], keyring: KeyRing) -> tuple[list[Event | None], list[tuple[int, MimiError]]]:
+    """``check_events`` returning the events that pass, decoded with their IDs known (None for
+    one that fails), and the failures by index as ``check_events`` reports them."""
+
 @final
 class ChainBatch:
     events: list[Event]  # the valid prefix, in order

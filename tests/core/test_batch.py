@@ -40,6 +40,24 @@ def test_check_events_batch_of_100k(chain):
     assert m.compute_event_ids(blobs[:1000]) == ids[:1000]
 
 
+def test_checked_events_gives_the_events_that_pass_and_the_failures_of_check_events(chain):
+    """``checked_events`` (a follower's one call per run of deliveries): the verdicts of
+    ``check_events``, and each event that passes decoded with its ID (None for the others)."""
+    ring, blobs, ids = chain
+    sample = list(blobs[:300])
+    sample[7] = sample[7][:-1] + bytes([sample[7][-1] ^ 1])  # a signature byte: bad_signature
+    sample[20] = b"\x00garbage"  # does not decode
+    events, failures = m.checked_events(sample, ring)
+    expected = m.check_events(sample, ring).failures
+    assert [(i, type(e), e.event_id) for i, e in failures] == [(i, type(e), e.event_id) for i, e in expected]
+    assert [i for i, _ in failures] == [7, 20] and failures[0][1].event_id == ids[7]
+    assert [i for i, e in enumerate(events) if e is None] == [7, 20]
+    passed = [i for i in range(300) if i not in (7, 20)]
+    assert [events[i].event_id for i in passed] == [ids[i] for i in passed]
+    assert [events[i].encode() for i in passed] == [blobs[i] for i in passed]
+    assert m.checked_events([], ring) == ([], [])
+
+
 def test_chain_validator_in_chunks(chain):
     ring, blobs, ids = chain
     validator = m.ChainValidator(ring)

@@ -31,7 +31,7 @@ from .._core import (
     UnauthorizedError,
     UnknownRoomError,
     UserContent,
-    check_events,
+    checked_events,
     decode_events,
     encode_events,
     event_headers,
@@ -199,9 +199,10 @@ class Follower:
         other", and an event after a refused one meets an unknown prev and is caught up by
         backfill as any gap.  The stored bytes are the delivered ones (no re-encoding)."""
         results: List[Optional[MimiError]] = [None] * len(blobs)
-        failed = {i: err for i, err in check_events(blobs, self.keys.ring).failures}  # index: error
-        fast = [i for i in range(len(blobs)) if i not in failed]
-        decoded = decode_events([blobs[i] for i in fast])
+        checked, failures = checked_events(blobs, self.keys.ring)  # decoded once, IDs known
+        failed = dict(failures)  # index: error
+        fast = [i for i, event in enumerate(checked) if event is not None]
+        decoded = [event for event in checked if event is not None]
         # Each event's fields are read once, in one call for the run, and from its header after.
         events: Dict[int, Tuple[Event, EventHeader]] = dict(zip(fast, zip(decoded, event_headers(decoded))))
         hubs: Dict[str, str] = {}  # room ID -> its hub's server name, parsed once per run

@@ -80,6 +80,35 @@ fn check_events(py: Python<'_>, blobs: Vec<PyBackedBytes>, keyring: PyRef<'_, Py
     Ok(PyBatchResult { count: outcomes.len(), event_ids, reference_hashes: PyBytes::new(py, &hashes).unbind(), failures })
 }
 
+/// `check_events` for a caller that goes on with the events (a follower applying
+/// deliveries): each event that passes, decoded, with the reference hash and ID the checks
+/// computed (so nothing is decoded or hashed twice), `None` for one that fails; and the
+/// failures by index, as `check_events` reports them.
+#[pyfunction]
+#[allow(clippy::type_complexity)]
+fn checked_events(
+    py: Python<'_>,
+    blobs: Vec<PyBackedBytes>,
+    keyring: PyRef<'_, PyKeyRing>,
+) -> PyResult<(Vec<Option<PyEvent>>, Vec<(usize, PyObject)>)> {
+    let refs = slices(&blobs);
+    let keys = &keyring.inner;
+    let outcomes = py.allow_threads(|| core_check_events(&refs, keys));
+    let mut events = Vec::with_capacity(outcomes.len());
+    let mut failures = Vec::new();
+    for (i, outcome) in outcomes.into_iter().enumerate() {
+        match outcome {
+            Ok(p) => events.push(Some(PyEvent::with_id(p.event, p.reference_hash, p.event_id))),
+            Err(e) => {
+                let event_id = decode_and_prepare(refs[i]).ok().map(|p| p.event_id);
+                failures.push((i, located(py, &e, Some(i as u64), event_id.as_deref()).into_value(py).into_any()));
+                events.push(None);
+            }
+        }
+    }
+    Ok((events, failures))
+}
+
 #[pyclass(frozen, get_all, name = "ChainBatch", module = "mimi_signaling")]
 pub struct PyChainBatch {
     events: Vec<Py<PyEvent>>,
@@ -249,6 +278,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(decode_events, m)?)?;
     m.add_function(wrap_pyfunction!(compute_event_ids, m)?)?;
     m.add_function(wrap_pyfunction!(check_events, m)?)?;
+    m.add_function(wrap_pyfunction!(checked_events, m)?)?;
     m.add_function(wrap_pyfunction!(verify_signatures_batch, m)?)?;
     Ok(())
 }
