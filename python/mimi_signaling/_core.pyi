@@ -73,6 +73,7 @@ __all__ = [
     "base64url_decode",
     "base64url_encode",
     "check_events",
+    "checked_events",
     "compute_event_ids",
     "decode_backfill_request",
     "decode_backfill_response",

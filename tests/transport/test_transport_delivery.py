@@ -498,3 +498,52 @@ def test_batched_fan_out_retries_from_the_entry_that_asked_to_wait(pki):
         assert worker.rejected == 1 and max(seen) <= 4
 
     run(main())
+
+
+def test_the_next_read_runs_while_the_last_batch_of_a_read_is_out(pki):
+    """Reads of 8 entries sent as batches of 4, a queue that grows while it drains: each read
+    after the first is made while the last batch of the one before is at the follower (so
+    the next request can go out at once), and no entry is sent twice or out of order."""
+
+    async def main():
+        store = FakeStore()
+        log: list = []  # ("read",) and ("answer", entries) in the order they happen
+        real_pending = store.pending
+
+        def logged_pending(destination, limit):
+            log.append(("read",))
+            return real_pending(destination, limit)
+
+        store.pending = logged_pending  # type: ignore[method-assign]
+
+        class Follower:
+            async def handle_batch(self, entries, peer):
+                await asyncio.sleep(0.05)  # the batch is at the follower for a while
+                handler.calls.extend((t, p, peer) for t, p in entries)
+                if len(handler.calls) == 8:  # more arrives while the queue drains
+                    for event in sent[12:]:
+                        store.append(F1, event)
+                    worker.wake()
+                log.append(("answer", len(entries)))
+                return [b""] * len(entries)
+
+            async def handle(self, t, p, peer):
+                raise AssertionError("every delivery should come in a batch")
+
+        handler = RecordingHandler()
+        sent = events("one", 20)
+        async with one_follower(pki, Follower(), store, poll_interval=60, batch_size=8, max_batch_events=4,
+                                ack_every=1000, ack_delay=3600) as worker:
+            for event in sent[:12]:
+                store.append(F1, event)
+            await worker.start()
+            await wait_until(lambda: len(handler.calls) == len(sent))
+        assert [p for _, p, _ in handler.calls] == sent  # once each, in order
+        # Every read but the first comes before the answer to the batch before it: never two
+        # answers in a row with a read due between them.
+        kinds = [entry[0] for entry in log]
+        assert kinds[0] == "read" and kinds.count("answer") == 5
+        assert kinds[:4] == ["read", "answer", "read", "answer"], log  # read 2 while batch 2 was out
+        assert kinds.count("read") >= 3 and kinds[-1] == "answer"
+
+    run(main())

@@ -128,7 +128,7 @@ def _settle(futures: List["asyncio.Future[Any]"], outcome: "asyncio.Future[List[
 class _Destination:
     """One destination's delivery state, kept while its task runs or acks are owed."""
 
-    __slots__ = ("woken", "waiter", "owed", "first_owed_at", "acking")
+    __slots__ = ("woken", "waiter", "owed", "first_owed_at", "acking", "handed", "gone")
 
     def __init__(self) -> None:
         self.woken = True  # read the queue first thing
@@ -136,6 +136,12 @@ class _Destination:
         self.owed: List[Any] = []  # delivered or refused, not acked yet; queue order
         self.acking: Set[Any] = set()  # acks written in the background, not committed yet
         self.first_owed_at = 0.0
+        # Entries a read returned that may still be in the store: a later read skips them
+        # (they are in flight, owed or being acked).  An entry leaves once its ack has
+        # committed and a read has started since (``gone`` holds it in between), or at once
+        # when its ack failed (it is still queued: delivered again).
+        self.handed: Set[Any] = set()
+        self.gone: Set[Any] = set()
 
     def nudge(self) -> None:
         self.woken = True
@@ -374,29 +380,38 @@ class DeliveryWorker:
         )
 
     async def _drain(self, destination: str) -> None:
-        """Deliver ``destination``'s queue; after ``poll_interval`` idle with nothing to ack, end."""
+        """Deliver ``destination``'s queue; after ``poll_interval`` idle with nothing to ack, end.
+
+        While the last batch of a read is out, the next read runs (when more is queued), so
+        that the next request goes out as soon as the answer is in."""
         assert self._loop is not None
         state = self._states.setdefault(destination, _Destination())
+        ahead: Optional["asyncio.Future[Tuple[Sequence[QueuedEntry], int, Set[Any]]]"] = None
         try:
             while True:
-                ack = self._ack_due(state)
-                if ack:
+                if self._ack_due(state):
                     self._ack_in_background(destination, state)
-                if state.woken:
-                    state.woken = False
-                    limit = self.batch_size + len(state.owed) + len(state.acking)
-                    items = await self._store_call(destination, self.store.pending, destination, limit)
+                if ahead is None and state.woken:
+                    ahead = self._read_ahead(destination, state)
+                if ahead is not None:
+                    items, limit, gone = await ahead
+                    ahead = None
+                    state.handed -= gone  # their acks committed before this read began
                     if len(items) >= limit:
                         state.woken = True  # the read was cut short: more is queued
-                    skip = set(state.owed) | state.acking
-                    todo = [(item.queue_id, item.event_bytes) for item in items if item.queue_id not in skip]
+                    todo = [(item.queue_id, item.event_bytes) for item in items if item.queue_id not in state.handed]
+                    state.handed.update(queue_id for queue_id, _ in todo)
                     while todo:
                         if self._ack_due(state):  # a long read: ack as it goes
                             self._ack_in_background(destination, state)
-                        if self._batching(destination):
-                            done = await self._deliver_batch(destination, self._next_batch(todo))
+                        batching = self._batching(destination)
+                        batch = self._next_batch(todo) if batching else todo[:1]
+                        if ahead is None and state.woken and len(batch) == len(todo):
+                            ahead = self._read_ahead(destination, state)
+                        if batching:
+                            done = await self._deliver_batch(destination, batch)
                         else:
-                            await self._deliver_one(destination, *todo[0])
+                            await self._deliver_one(destination, *batch[0])
                             done = 1
                         if done and not state.owed:
                             state.first_owed_at = self._loop.time()
@@ -411,10 +426,25 @@ class DeliveryWorker:
                 if not state.woken and not state.owed:
                     return  # idle: no await between this check and the end, so no wake-up is lost
         finally:
+            if ahead is not None:
+                ahead.cancel()
             if self._tasks.get(destination) is asyncio.current_task():
                 del self._tasks[destination]
                 if not state.owed and self._states.get(destination) is state:
                     del self._states[destination]
+
+    def _read_ahead(
+        self, destination: str, state: _Destination
+    ) -> "asyncio.Future[Tuple[Sequence[QueuedEntry], int, Set[Any]]]":
+        """Start reading the queue: (entries, the limit asked, the acks committed before)."""
+        state.woken = False
+        gone, state.gone = state.gone, set()
+        limit = self.batch_size + len(state.handed)  # the handed ones come back and are skipped
+
+        async def read() -> Tuple[Sequence[QueuedEntry], int, Set[Any]]:
+            return await self._store_call(destination, self.store.pending, destination, limit), limit, gone
+
+        return asyncio.ensure_future(read())
 
     def _ack_in_background(self, destination: str, state: _Destination) -> None:
         """Ack the owed entries without waiting for the commit: reads and deliveries go on
@@ -430,6 +460,10 @@ class DeliveryWorker:
 
         def committed(outcome: "asyncio.Future[Any]") -> None:
             state.acking.difference_update(acking)
+            if outcome.cancelled() or outcome.exception() is not None:
+                state.handed.difference_update(acking)  # still queued: the next read returns them
+            else:
+                state.gone.update(acking)
             if outcome.cancelled() or outcome.exception() is not None:
                 log.warning("acking %d delivered events for %s failed; they will be delivered again: %s",
                             len(acking), destination, None if outcome.cancelled() else outcome.exception())
