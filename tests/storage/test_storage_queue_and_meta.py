@@ -163,6 +163,22 @@ def test_acks_that_leave_holes_keep_entry_ids_and_order(store: EventStore) -> No
     assert store.pending(B) == [] and _runs(store) == 0
 
 
+def test_pending_leaves_out_the_excluded_entries(store: EventStore) -> None:
+    """A fan-out's read skips the entries it has in flight: not returned, not counted in the
+    limit, whether they head a run, sit inside one or fill one."""
+    fill(store, ROOM, 1)
+    store.append_many([row(ROOM, i, destinations=(B,)) for i in range(1, 7)])
+    store.append_many([row(ROOM, 7, destinations=(B,))])
+    store.append_many([row(ROOM, i, destinations=(B,)) for i in range(8, 11)])
+    queue = store.pending(B)
+    ids = [q.queue_id for q in queue]
+    exclude = frozenset(ids[0:3] + [ids[4], ids[6]])  # a head, the middle, a whole run
+    assert store.pending(B, exclude=exclude) == [q for q in queue if q.queue_id not in exclude]
+    assert store.pending(B, limit=3, exclude=exclude) == [queue[3], queue[5], queue[7]]
+    assert store.pending(B, limit=2, exclude=frozenset(ids[:9])) == [queue[9]]
+    assert store.pending(B, exclude=frozenset(ids)) == []
+
+
 def test_a_version_2_queue_is_migrated_in_order(store_url: str) -> None:
     """Opening a version 2 database moves its queue rows (one per entry) to runs, in queue
     order per destination, and drops the old table; entries are delivered as before."""

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import threading
 from collections import OrderedDict
-from typing import AsyncIterator, Dict, List, Tuple
+from typing import AbstractSet, AsyncIterator, Dict, List, Tuple
 
 import mimi_signaling as ms
 from mimi_signaling.node.store import QueuedEvent
@@ -40,9 +40,9 @@ class FakeStore:
         with self._lock:
             return [d for d, q in self._queues.items() if q]
 
-    def pending(self, destination: str, limit: int) -> List[QueuedEvent]:
+    def pending(self, destination: str, limit: int, exclude: AbstractSet[int] = frozenset()) -> List[QueuedEvent]:
         with self._lock:
-            items = list(self._queues.get(destination, {}).items())[:limit]
+            items = [(q, e) for q, e in self._queues.get(destination, {}).items() if q not in exclude][:limit]
         return [QueuedEvent(qid, "!room:hub.test", f"$e{qid}", event) for qid, event in items]
 
     def ack_entries(self, destination: str, queue_ids: List[int]) -> None:
@@ -510,9 +510,9 @@ def test_the_next_read_runs_while_the_last_batch_of_a_read_is_out(pki):
         log: list = []  # ("read",) and ("answer", entries) in the order they happen
         real_pending = store.pending
 
-        def logged_pending(destination, limit):
+        def logged_pending(destination, limit, exclude=frozenset()):
             log.append(("read",))
-            return real_pending(destination, limit)
+            return real_pending(destination, limit, exclude)
 
         store.pending = logged_pending  # type: ignore[method-assign]
 

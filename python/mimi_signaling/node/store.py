@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import abc
 import contextlib
-from typing import Callable, Iterator, NamedTuple, Optional, Sequence
+from typing import AbstractSet, Callable, Iterator, NamedTuple, Optional, Sequence
 
 __all__ = [
     "ChainConflictError",
@@ -302,8 +302,12 @@ class EventStore(abc.ABC):
         """
 
     @abc.abstractmethod
-    def pending(self, destination: str, limit: int = 100) -> list[QueuedEvent]:
-        """The oldest ``limit`` queued entries of ``destination``, in enqueue order."""
+    def pending(
+        self, destination: str, limit: int = 100, exclude: AbstractSet[int] = frozenset()
+    ) -> list[QueuedEvent]:
+        """The oldest ``limit`` queued entries of ``destination``, in enqueue order, leaving
+        out the entries named in ``exclude`` (a fan-out's entries in flight or being acked:
+        not read again)."""
 
     @abc.abstractmethod
     def ack_entries(self, destination: str, queue_ids: Sequence[int]) -> None:

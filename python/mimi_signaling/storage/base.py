@@ -45,7 +45,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar, Iterator, Optional, Sequence
+from typing import AbstractSet, Any, Callable, ClassVar, Iterator, Optional, Sequence
 
 from ..node.store import (
     ROLES,
@@ -751,18 +751,30 @@ class SqlEventStore(EventStore):
     def _last_queue_pos(self, cursor: Any) -> int:
         """The serial that the last NEW_QUEUE_POS on this cursor assigned."""
 
-    def pending(self, destination: str, limit: int = 100) -> list[QueuedEvent]:
+    def pending(
+        self, destination: str, limit: int = 100, exclude: AbstractSet[int] = frozenset()
+    ) -> list[QueuedEvent]:
         out: list[QueuedEvent] = []
         # Two reads, not one snapshot: a run acked in between is returned once more, which
-        # only repeats a delivery; stored events never change.
-        for position, base, first, last, room_id in self._read_queue(self._sql.RUNS, (destination, limit)):
+        # only repeats a delivery; stored events never change.  Each excluded entry can
+        # empty at most one run, so this many runs hold ``limit`` entries if the queue does.
+        runs = self._read_queue(self._sql.RUNS, (destination, limit + len(exclude)))
+        for position, base, first, last, room_id in runs:
             if len(out) >= limit:
                 break
+            while first <= last and _entry_id(position, base, first) in exclude:
+                first += 1  # the usual exclusion: a run's delivered head (its ack is coming)
+            if first > last:
+                continue
             # An event of a run that is not stored (pruned) is skipped, as a join would.
             for index, event_id, data in self._read_queue(
-                self._sql.RUN_EVENTS, (room_id, first, last, limit - len(out))
+                self._sql.RUN_EVENTS, (room_id, first, last, limit - len(out) + len(exclude))
             ):
-                out.append(QueuedEvent(_entry_id(position, base, index), room_id, event_id, bytes(data)))
+                entry = _entry_id(position, base, index)
+                if entry not in exclude:
+                    out.append(QueuedEvent(entry, room_id, event_id, bytes(data)))
+                    if len(out) >= limit:
+                        break
         return out
 
     def ack_entries(self, destination: str, queue_ids: Sequence[int]) -> None:

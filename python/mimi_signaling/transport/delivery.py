@@ -41,7 +41,7 @@ import logging
 import random
 import threading
 import time
-from typing import Any, Callable, Dict, List, Optional, Protocol, Sequence, Set, Tuple, Type
+from typing import AbstractSet, Any, Callable, Dict, List, Optional, Protocol, Sequence, Set, Tuple, Type
 
 import mimi_signaling as ms
 
@@ -65,7 +65,7 @@ class DeliveryQueue(Protocol):
     depends on this, not on ``node/``."""
 
     def destinations_with_pending(self) -> List[str]: ...
-    def pending(self, destination: str, limit: int = ...) -> Sequence[QueuedEntry]: ...
+    def pending(self, destination: str, limit: int = ..., exclude: AbstractSet[Any] = ...) -> Sequence[QueuedEntry]: ...
     def ack_entries(self, destination: str, queue_ids: Sequence[int]) -> None: ...
 
 
@@ -439,10 +439,11 @@ class DeliveryWorker:
         """Start reading the queue: (entries, the limit asked, the acks committed before)."""
         state.woken = False
         gone, state.gone = state.gone, set()
-        limit = self.batch_size + len(state.handed)  # the handed ones come back and are skipped
+        limit = self.batch_size
+        exclude = frozenset(state.handed - gone)  # not read again (a copy: read on a thread)
 
         async def read() -> Tuple[Sequence[QueuedEntry], int, Set[Any]]:
-            return await self._store_call(destination, self.store.pending, destination, limit), limit, gone
+            return await self._store_call(destination, self.store.pending, destination, limit, exclude), limit, gone
 
         return asyncio.ensure_future(read())
 
