@@ -8,7 +8,8 @@ constraint violations.
 How the chain stays linear, by the database alone:
 - ``PRIMARY KEY (room_id, idx)``: one event per index, so two writers cannot both extend
   the same tip;
-- ``UNIQUE (room_id, event_id)``: an event is stored once;
+- an event is stored once: a ``BEFORE INSERT`` trigger (``LINK_VIOLATIONS``) refuses a row
+  whose room already holds its event ID, found through ``events_by_key``;
 - a CHECK ties index 0 to the empty prev and every other index to a non-empty one;
 - ``FOREIGN KEY (room_id, prev_idx, prev_event_id) REFERENCES events (room_id, idx,
   event_id)`` with ``prev_idx = idx - 1``: the predecessor must be stored and be the event the
@@ -17,21 +18,29 @@ How the chain stays linear, by the database alone:
   missing, and every write sets it on the successor it completes, which checks that link.
   An attached row's successor can only be the row at ``idx + 1``, one by the primary key;
 - detached rows (``prev_idx IS NULL``, partial histories only) are checked by a unique
-  partial index (two detached rows cannot name the same prev) and by a ``BEFORE INSERT``
-  trigger (``LINK_VIOLATIONS``): a detached row's prev must not be stored (it would be at
-  ``idx - 1``, and the row attached, or elsewhere: a fork), and no stored detached row may
-  name a new row as its prev unless it sits right after it.
+  partial index (two detached rows cannot name the same prev) and by the same trigger: a
+  detached row's prev must not be stored (it would be at ``idx - 1``, and the row attached,
+  or elsewhere: a fork), and no stored detached row may name a new row as its prev unless it
+  sits right after it.
 
-Schema version 1 had ``UNIQUE (room_id, prev_event_id)`` on every row instead of the partial
-index and the trigger: a second index with random keys that the hub's append path paid for
-on every event (it roughly doubled the pages a group commit writes).  Version 1 databases
-still work unchanged (the extra index only costs speed); new databases get version 2.
+Lookups by event ID go through ``id_key`` (and ``prev_key`` for a row's prev), a 64-bit key
+of the ID (``event_key``), indexed by ``events_by_key``: event IDs are hashes, so any index
+over them takes its keys at random places and an append dirties about one of its pages
+per event; the smaller its entries (8 bytes against the ~80 of room and event ID text), the
+fewer pages there are to dirty.  A lookup compares the room and the whole ID as well.
+
+Schema history: version 1 had ``UNIQUE (room_id, prev_event_id)`` on every row, version 2
+``UNIQUE (room_id, event_id)`` (the same random-key cost, twice as large as
+``events_by_key``) and a fan-out queue row per entry and destination; version 3 has the key
+and the queue as runs (``outbox_runs``).  Opening a version 1 or 2 database migrates it to 3
+in one transaction (``_migrate``: the events table is rebuilt, the queue's entries become
+runs in queue order); an older build refuses a version 3 database.
 
 The constraints, the primary key and the foreign key hold whatever isolation level or process
 writes, so appends are safe by the database alone.  The trigger reads other rows, so on
 PostgreSQL it sees only committed ones: writers of one room are serialised (SQLite: the
 database write lock; PostgreSQL: a per-room advisory lock, taken by every write of this
-store) so that the checks of partial histories see each other's rows.
+store) so that its checks see each other's rows.
 """
 
 from __future__ import annotations
