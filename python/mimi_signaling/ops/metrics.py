@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from typing import TYPE_CHECKING, Iterator, Optional, Sequence
+from typing import TYPE_CHECKING, Dict, Iterator, Optional, Sequence
 
 from prometheus_client import (
     CollectorRegistry,
@@ -129,11 +129,17 @@ class NodeMetrics:
         error or the accepted event."""
         self.transactions.labels(SUBMIT).inc(len(answers))
         self.submits_received.inc(len(answers))
+        refused: Dict[str, int] = {}
         for answer in answers:
             if isinstance(answer, MimiError):
-                self.submits_refused.labels(getattr(answer, "name", type(answer).__name__)).inc()
-            else:
-                self.submits_accepted.inc()
+                name = getattr(answer, "name", type(answer).__name__)
+                refused[name] = refused.get(name, 0) + 1
+        for name, count in refused.items():
+            self.submits_refused.labels(name).inc(count)
+        accepted = len(answers) - sum(refused.values())
+        if accepted:
+            self.submits_accepted.inc(accepted)
+        for _ in answers:  # one observation per submit (a histogram takes no count)
             self.accept_latency.observe(seconds)
 
     def observe_verify(self, events: int, seconds: float) -> None:

@@ -26,6 +26,7 @@ from .._core import (
     decode_get_state_request,
     decode_snapshot_request,
     encode_backfill_response,
+    encode_events,
     encode_snapshot_response,
 )
 from ..ops.logs import log_context
@@ -195,8 +196,12 @@ async def _submit_run(
             out[i] = exc
     if decoded:
         results = await node.batcher.submit_many([lim for _, lim in decoded], peer)
+        accepted = [(i, result) for (i, _), result in zip(decoded, results) if not isinstance(result, MimiError)]
         for (i, _), result in zip(decoded, results):
-            out[i] = result if isinstance(result, MimiError) else result.encode()
+            if isinstance(result, MimiError):
+                out[i] = result
+        for (i, _), data in zip(accepted, encode_events([event for _, event in accepted])):
+            out[i] = data
     node.metrics.submitted([out[i] for i in run], time.perf_counter() - started)
 
 

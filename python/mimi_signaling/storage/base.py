@@ -598,7 +598,9 @@ class SqlEventStore(EventStore):
         """Links to stored events that are not direct neighbours, which the foreign key
         cannot see: the prev event stored elsewhere than ``index - 1``, or a stored event
         naming this one as its prev elsewhere than ``index + 1``."""
-        checks = [(self._sql.SUCCESSOR_OF, (row.room_id, row.event_id), row.index + 1, "its successor")]
+        checks: list[tuple[str, tuple[Any, ...], int, str]] = [
+            (self._sql.SUCCESSOR_OF, (row.room_id, row.event_id), row.index + 1, "its successor")
+        ]
         if row.prev_event_id:
             prev = (event_key(row.prev_event_id), row.room_id, row.prev_event_id)
             checks.insert(0, (self._sql.INDEX_OF, prev, row.index - 1, "its prev event"))

@@ -11,6 +11,8 @@ around the payload.  ``docs/SECURITY.md`` lists the table.
 
 from __future__ import annotations
 
+import collections
+
 from dataclasses import dataclass
 from typing import Dict, Optional, Sequence
 
@@ -84,7 +86,8 @@ def batch_response(transaction_types: "Sequence[str]", default: int) -> int:
     """The largest honest answer to a batch of these transactions: per entry its own answer's
     bound (``default`` for a type without a row) or an Error body (messages are capped at
     1 KiB), with the status and length prefix."""
-    return 8 + sum(max(response_bound(t) or default, 1024 + 8) + 8 for t in transaction_types)
+    counts = collections.Counter(transaction_types)  # a batch has one or two types
+    return 8 + sum(n * (max(response_bound(t) or default, 1024 + 8) + 8) for t, n in counts.items())
 
 
 def request_bound(transaction_type: str) -> Optional[int]:

@@ -199,8 +199,9 @@ class SignalingClient:
         A batch holding a submit is retried only where nothing was sent, like a submit."""
         payload = ms.wire.encode_batch_request(entries)
         body = ms.TransactionEnvelope(ms.BATCH_TRANSACTION, payload).encode()
-        idempotent = not any(t in NON_IDEMPOTENT_TYPES for t, _ in entries)
-        max_response = batch_response([t for t, _ in entries], self.max_response_size)
+        types = [t for t, _ in entries]
+        idempotent = NON_IDEMPOTENT_TYPES.isdisjoint(types)
+        max_response = batch_response(types, self.max_response_size)
         answer = await self._send(server_name, ms.BATCH_TRANSACTION, body, idempotent, max_response, max_retries)
         return [
             bytes(data) if status == 200 else _entry_error(status, data, server_name)
