@@ -12,9 +12,10 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, List, Optional
+from typing import Any, Callable, Dict, Iterable, List, Optional, Set
 
 from ..config import Config
 from ..server import LocalClient
@@ -38,17 +39,29 @@ def free_port() -> int:
     (bind to 0) may be taken by an outgoing connection's local end before the server binds
     it, which made cluster starts fail with "address already in use" now and then."""
     ephemeral = _ephemeral_ports()
-    candidates = [p for p in range(10_000, 30_000) if p not in ephemeral]
-    for port in random.sample(candidates, min(200, len(candidates))):
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
+    with _handed_lock:
+        # Never the same port twice from this process: a cluster picks all its ports before
+        # its servers bind them, and a port still free then could be picked again (a start
+        # failed so once in a full test run).
+        candidates = [p for p in range(10_000, 30_000) if p not in ephemeral and p not in _handed]
+        if len(candidates) < 1_000:
+            _handed.clear()
+            candidates = [p for p in range(10_000, 30_000) if p not in ephemeral]
+        for port in random.sample(candidates, min(200, len(candidates))):
+            with socket.socket() as s:
+                try:
+                    s.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+            _handed.add(port)
             return port
     with socket.socket() as s:  # everything tried is taken: let the kernel choose
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+_handed: Set[int] = set()  # ports free_port returned
+_handed_lock = threading.Lock()
 
 
 class ServerProcess:
