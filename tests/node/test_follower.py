@@ -86,3 +86,52 @@ def test_follower_refuses_an_event_the_policy_forbids(network):
     # and the follower still takes the next legal event
     ok = net.submit(room, "@ana:hub.test", ENC, None, b"fine")
     assert net.followers["f2.test"].receive(ok, peer="hub.test") == [ok]
+
+
+def test_a_long_run_of_deliveries_is_applied_and_stored_in_one_commit(network, monkeypatch):
+    """``receive_many`` of 200 deliveries applies them all in order and stores them with one
+    ``append_many`` (one commit for the run), the delivered bytes as they came."""
+    net = network
+    room = _room_with_two_followers(net)
+    sent = [net.submit(room, "@bob:f1.test", ENC, None, f"m{i}".encode()) for i in range(200)]
+    f2 = net.followers["f2.test"]
+    store = net.stores["f2.test"]
+    batches = []
+    real_many = store.append_many
+    monkeypatch.setattr(store, "append_many", lambda rows: batches.append(len(rows)) or real_many(rows))
+    assert f2.receive_many([ev.encode() for ev in sent], peer="hub.test") == [None] * 200
+    assert batches == [200]
+    assert f2.state(room).last_event_id == sent[-1].event_id
+    assert store.count(room) == net.stores["hub.test"].count(room)
+    first = store.count(room) - 200
+    assert [store.index_of(room, ev.event_id) for ev in sent[:2]] == [first, first + 1]
+    assert store.get_by_index(room, first) == sent[0].encode()
+
+
+def test_a_run_whose_commit_fails_stores_nothing_and_is_taken_again(network, monkeypatch):
+    """The store fails while it writes a run: every entry the run staged is answered
+    ``internal`` (nothing of it is stored), the follower reloads the room from the store,
+    and the same deliveries are applied when they come again."""
+    net = network
+    room = _room_with_two_followers(net)
+    sent = [net.submit(room, "@bob:f1.test", ENC, None, f"m{i}".encode()) for i in range(150)]
+    f2 = net.followers["f2.test"]
+    store = net.stores["f2.test"]
+    before = store.count(room)
+    real_batch = store._append_batch
+    parts = []
+
+    def failing_batch(cursor, rows):
+        parts.append(len(rows))
+        if len(parts) == 1:
+            raise OSError("disk full")
+        return real_batch(cursor, rows)
+
+    monkeypatch.setattr(store, "_append_batch", failing_batch)
+    errors = f2.receive_many([ev.encode() for ev in sent], peer="hub.test")
+    assert all(isinstance(e, m.InternalError) for e in errors) and len(errors) == 150
+    assert store.count(room) == before and f2.state(room).last_event_id != sent[-1].event_id
+    monkeypatch.setattr(store, "_append_batch", real_batch)
+    assert f2.receive_many([ev.encode() for ev in sent], peer="hub.test") == [None] * 150
+    assert f2.state(room).last_event_id == sent[-1].event_id
+    assert store.count(room) == net.stores["hub.test"].count(room)
