@@ -547,3 +547,39 @@ def test_the_next_read_runs_while_the_last_batch_of_a_read_is_out(pki):
         assert kinds.count("read") >= 3 and kinds[-1] == "answer"
 
     run(main())
+
+
+def test_entries_whose_ack_failed_are_delivered_again_then_acked(pki):
+    """The store fails the first ack: those entries stay queued, so they are read and sent
+    again (a follower ignores repeats) and acked then; the others go once."""
+
+    async def main():
+        store = FakeStore()
+        real_ack = store.ack_entries
+        failed: list = []
+
+        def flaky_ack(destination, queue_ids):
+            if not failed:
+                failed.append(list(queue_ids))
+                raise OSError("database is locked")
+            real_ack(destination, queue_ids)
+
+        store.ack_entries = flaky_ack  # type: ignore[method-assign]
+        handler = RecordingHandler(lambda t, p, peer: b"")
+        async with one_follower(pki, handler, store, poll_interval=60, ack_every=4, ack_delay=0.05,
+                                max_batch_events=4) as worker:
+            sent = events("one", 8)
+            for event in sent[:4]:
+                store.append(F1, event)
+            await worker.start()
+            await wait_until(lambda: failed and len(handler.calls) >= 4, deadline=10)
+            for event in sent[4:]:
+                store.append(F1, event)
+            worker.wake()
+            await wait_until(lambda: store.size(F1) == 0, deadline=10)
+        delivered = [p for _, p, _ in handler.calls]
+        assert failed == [[1, 2, 3, 4]]
+        assert delivered[:4] == sent[:4] and sorted(set(delivered)) == sorted(sent)
+        assert delivered.count(sent[0]) == 2 and delivered.count(sent[7]) == 1  # again, only those
+
+    run(main())

@@ -527,10 +527,13 @@ class SqlEventStore(EventStore):
             if row.index < 0:
                 raise ChainConflictError(row.room_id, row.index, "negative index")
         values = []
-        previous: tuple[str, int] = ("", 0)  # (event ID, key) of the row before
+        previous: tuple[str, int] | None = None  # (event ID, key) of the row before
         for row in rows:
             key = event_key(row.event_id)
-            prev_key = previous[1] if row.prev_event_id == previous[0] else _prev_key(row.prev_event_id)
+            if previous is not None and row.prev_event_id == previous[0]:
+                prev_key: int | None = previous[1]  # the usual row: it follows the one before
+            else:
+                prev_key = _prev_key(row.prev_event_id)
             values.append(_insert_values(row, row.index - 1 if row.index > 0 else None, key, prev_key))
             previous = (row.event_id, key)
         cursor.executemany(self._sql.INSERT_EVENT, values)

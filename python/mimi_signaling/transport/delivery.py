@@ -461,11 +461,10 @@ class DeliveryWorker:
 
         def committed(outcome: "asyncio.Future[Any]") -> None:
             state.acking.difference_update(acking)
-            if outcome.cancelled() or outcome.exception() is not None:
-                state.handed.difference_update(acking)  # still queued: the next read returns them
-            else:
+            if not outcome.cancelled() and outcome.exception() is None:
                 state.gone.update(acking)
-            if outcome.cancelled() or outcome.exception() is not None:
+            else:
+                state.handed.difference_update(acking)  # still queued: the next read returns them
                 log.warning("acking %d delivered events for %s failed; they will be delivered again: %s",
                             len(acking), destination, None if outcome.cancelled() else outcome.exception())
 
