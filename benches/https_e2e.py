@@ -87,57 +87,68 @@ def summary(stats: w.SubmitStats) -> Dict[str, Any]:
     return out
 
 
-class Profiler:
-    """``py-spy record`` on each server process while a path runs (raw collapsed stacks),
-    summarised as the functions with the most samples (self and total)."""
+class _Sampler:
+    """A sampling profiler attached to each server process while a path runs: ``command``
+    makes the recording, ``summary`` reads it after the profiler is stopped with SIGINT
+    (which makes it write what it has)."""
+
+    prefix, extension = "", ""  # the recording's file name: PREFIX-LABEL-SERVER.EXTENSION
+    wait_seconds = 30.0
 
     def __init__(self, cluster: w.HttpsCluster, out: Path) -> None:
         self.cluster, self.out, self.procs = cluster, out, []  # type: ignore[var-annotated]
 
-    def start(self, label: str) -> None:
-        self.procs = []
-        for name, server in self.cluster.cluster.servers.items():
-            path = self.out / f"pyspy-{label}-{name.split('.')[0]}.txt"
-            cmd = ["py-spy", "record", "--pid", str(server.proc.pid), "--format", "raw", "--rate", "200",
-                   "--nonblocking", "--gil", "--output", str(path)]
-            self.procs.append((name, path, subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)))
+    def command(self, pid: int, path: Path) -> List[str]:
+        raise NotImplementedError
 
-    def stop(self) -> Dict[str, List[Tuple[str, float, float]]]:
-        tops: Dict[str, List[Tuple[str, float, float]]] = {}
-        for name, path, proc in self.procs:
-            proc.send_signal(2)  # SIGINT: py-spy writes what it has
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-            tops[name] = top_functions(path)
-        return tops
-
-
-class PerfProfiler:
-    """``perf record`` on each server process while a path runs; summarised by kind of work
-    (``perfcat.py``), as µs of that process's CPU per event."""
-
-    def __init__(self, cluster: w.HttpsCluster, out: Path) -> None:
-        self.cluster, self.out, self.procs = cluster, out, []  # type: ignore[var-annotated]
+    def summary(self, path: Path) -> Any:
+        raise NotImplementedError
 
     def start(self, label: str) -> None:
         self.procs = []
         for name, server in self.cluster.cluster.servers.items():
-            path = self.out / f"perf-{label}-{name.split('.')[0]}.data"
-            cmd = perfcat.record_command(server.proc.pid, path)
+            path = self.out / f"{self.prefix}-{label}-{name.split('.')[0]}.{self.extension}"
+            cmd = self.command(server.proc.pid, path)
             self.procs.append((name, path, subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)))
 
-    def stop(self) -> Dict[str, Dict[str, float]]:
-        out: Dict[str, Dict[str, float]] = {}
+    def stop(self) -> Dict[str, Any]:
+        out: Dict[str, Any] = {}
         for name, path, proc in self.procs:
-            proc.send_signal(2)  # SIGINT: perf writes what it has
+            proc.send_signal(2)
             try:
-                proc.wait(60)
+                proc.wait(self.wait_seconds)
             except subprocess.TimeoutExpired:
                 proc.kill()
-            out[name] = perfcat.shares(perfcat.perf_script(path)) if path.exists() else {}
+            out[name] = self.summary(path)
         return out
+
+
+class Profiler(_Sampler):
+    """``py-spy record`` (raw collapsed stacks), summarised as the functions with the most
+    samples (self and total)."""
+
+    prefix, extension = "pyspy", "txt"
+
+    def command(self, pid: int, path: Path) -> List[str]:
+        return ["py-spy", "record", "--pid", str(pid), "--format", "raw", "--rate", "200",
+                "--nonblocking", "--gil", "--output", str(path)]
+
+    def summary(self, path: Path) -> List[Tuple[str, float, float]]:
+        return top_functions(path)
+
+
+class PerfProfiler(_Sampler):
+    """``perf record``, summarised by kind of work (``perfcat.py``), as µs of that process's
+    CPU per event."""
+
+    prefix, extension = "perf", "data"
+    wait_seconds = 60.0
+
+    def command(self, pid: int, path: Path) -> List[str]:
+        return perfcat.record_command(pid, path)
+
+    def summary(self, path: Path) -> Dict[str, float]:
+        return perfcat.shares(perfcat.perf_script(path)) if path.exists() else {}
 
 
 def top_functions(path: Path, limit: int = 12) -> List[Tuple[str, float, float]]:

@@ -196,11 +196,13 @@ async def _submit_run(
             out[i] = exc
     if decoded:
         results = await node.batcher.submit_many([lim for _, lim in decoded], peer)
-        accepted = [(i, result) for (i, _), result in zip(decoded, results) if not isinstance(result, MimiError)]
+        accepted: List[Tuple[int, Event]] = []
         for (i, _), result in zip(decoded, results):
             if isinstance(result, MimiError):
                 out[i] = result
-        for (i, _), data in zip(accepted, encode_events([event for _, event in accepted])):
+            else:
+                accepted.append((i, result))
+        for (i, _), data in zip(accepted, encode_events([event for _, event in accepted])):  # one call
             out[i] = data
     node.metrics.submitted([out[i] for i in run], time.perf_counter() - started)
 

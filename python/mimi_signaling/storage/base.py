@@ -139,6 +139,32 @@ def _events_table(name: str) -> str:
     return _EVENTS_TABLE.replace(" events (", f" {name} (")
 
 
+_QUEUE_TABLES = [
+    # The fan-out queue as runs: one row per run of consecutive events of one room queued
+    # for one destination (a hub's group is usually one run per destination), not one row
+    # per event and destination.  ``queue_pos`` orders a destination's runs (allocated from
+    # outbox_positions, never reused); an ack that leaves a hole splits a run into rows that
+    # keep its ``queue_pos`` and ``base_idx`` (the run's first index when queued), so every
+    # entry keeps its ID: ``queue_pos << 32 | (idx - base_idx)`` (``_entry_id``).  Replaces
+    # ``outbox``, one row per entry, of schema versions 1 and 2 (``_migrate``).
+    """CREATE TABLE IF NOT EXISTS outbox_runs (
+        destination TEXT NOT NULL,
+        queue_pos {bigint} NOT NULL,
+        first_idx {bigint} NOT NULL,
+        last_idx {bigint} NOT NULL,
+        base_idx {bigint} NOT NULL,
+        room_id TEXT NOT NULL,
+        PRIMARY KEY (destination, queue_pos, first_idx),
+        CHECK (base_idx <= first_idx AND first_idx <= last_idx
+               AND last_idx - base_idx < 4294967296)
+    )""",
+    # The queue positions' counter: a row is inserted (and deleted) per run for its serial.
+    """CREATE TABLE IF NOT EXISTS outbox_positions (
+        queue_pos {serial_pk}
+    )""",
+]
+
+
 _SCHEMA = [
     """CREATE TABLE IF NOT EXISTS meta (
         name TEXT PRIMARY KEY,
@@ -163,28 +189,7 @@ _SCHEMA = [
     # Detached rows only: small, and empty on a hub.
     """CREATE UNIQUE INDEX IF NOT EXISTS events_detached_by_prev
         ON events (room_id, prev_event_id) WHERE prev_idx IS NULL""",
-    # The fan-out queue as runs: one row per run of consecutive events of one room queued
-    # for one destination (a hub's group is usually one run per destination), not one row
-    # per event and destination.  ``queue_pos`` orders a destination's runs (allocated from
-    # outbox_positions, never reused); an ack that leaves a hole splits a run into rows that
-    # keep its ``queue_pos`` and ``base_idx`` (the run's first index when queued), so every
-    # entry keeps its ID: ``queue_pos << 32 | (idx - base_idx)`` (``_entry_id``).  Replaces
-    # ``outbox``, one row per entry, of schema versions 1 and 2 (``_migrate``).
-    """CREATE TABLE IF NOT EXISTS outbox_runs (
-        destination TEXT NOT NULL,
-        queue_pos {bigint} NOT NULL,
-        first_idx {bigint} NOT NULL,
-        last_idx {bigint} NOT NULL,
-        base_idx {bigint} NOT NULL,
-        room_id TEXT NOT NULL,
-        PRIMARY KEY (destination, queue_pos, first_idx),
-        CHECK (base_idx <= first_idx AND first_idx <= last_idx
-               AND last_idx - base_idx < 4294967296)
-    )""",
-    # The queue positions' counter: a row is inserted (and deleted) per run for its serial.
-    """CREATE TABLE IF NOT EXISTS outbox_positions (
-        queue_pos {serial_pk}
-    )""",
+    *_QUEUE_TABLES,
     # Partial histories (node/store.py): state events at unknown positions, one checkpoint
     # event per (type, state_key).
     """CREATE TABLE IF NOT EXISTS kept_events (
@@ -306,6 +311,7 @@ class _Sql:
             if name.isupper():
                 setattr(self, name, dialect.render(getattr(_Sql, name)))
         self.SCHEMA = [dialect.render(statement) for statement in _SCHEMA]
+        self.QUEUE_TABLES = [dialect.render(statement) for statement in _QUEUE_TABLES]
         self.SCHEMA += dialect.link_triggers(LINK_VIOLATIONS)
 
 
@@ -422,9 +428,8 @@ class SqlEventStore(EventStore):
                 {key("event_id")}, CASE WHEN prev_event_id = '' THEN NULL ELSE {key("prev_event_id")} END
             FROM events ORDER BY room_id, idx"""))
         moved = cursor.rowcount
-        for statement in self._sql.SCHEMA:  # the queue's tables
-            if "outbox_" in statement:
-                cursor.execute(statement)
+        for statement in self._sql.QUEUE_TABLES:
+            cursor.execute(statement)
         cursor.execute(render(self.dialect.table_exists), ("outbox",))
         queued = 0
         if cursor.fetchone() is not None:
