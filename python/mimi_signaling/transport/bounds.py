@@ -12,7 +12,6 @@ around the payload.  ``docs/SECURITY.md`` lists the table.
 from __future__ import annotations
 
 import collections
-
 from dataclasses import dataclass
 from typing import Dict, Optional, Sequence
 
