@@ -314,8 +314,11 @@ class Comparison:
         if result is None:
             return
         for key, path, label, reference in (
-            ("H1", "single", "HTTPS end to end, single transactions (hub + 2 followers, mTLS, SQLite)", ""),
+            ("H1", "single", "HTTPS end to end, single transactions: submits and deliveries (hub + 2 followers, "
+             "mTLS, SQLite; http.batches = false)", ""),
             ("H2", "batch", f"HTTPS end to end, batches of {result['batch_size']} (hub + 2 followers, mTLS, SQLite)", "H1"),
+            ("H3", "single_submits", "HTTPS end to end, single submits, batched deliveries (hub + 2 followers, mTLS, "
+             "SQLite)", ""),
         ):
             r = result[path]
             notes = (f"accepted {r['accepted_per_second']:,.0f}/s, p50 {r['p50_ms']:.0f} ms, p99 {r['p99_ms']:.0f} ms; "

@@ -8,6 +8,11 @@ one run, with the hub's in-process ``accept_many`` figure of the same run for re
     python benches/https_e2e.py --profile  # also sample each server process (py-spy)
     python benches/https_e2e.py --perf     # and where each process's CPU goes (Linux perf)
 
+The single-transaction path is that of servers that do not batch (``http.batches = false``):
+one HTTPS request per event and destination, submits and deliveries alike, on a cluster of
+its own; the 10x target is checked against it.  Single submits to servers that batch their
+fan-out are reported too (a row and a ratio that is not a target).
+
 Reported per path: accepted events/s while submitting, p50/p99 submit latency (an event's
 latency is its request's: sent -> answered, so after the hub's commit), the time after the
 last answer until both followers hold the last event, the end-to-end rate (events / (submit
@@ -194,6 +199,14 @@ def targets(single: Dict[str, Any], batch: Dict[str, Any], paced: Dict[str, Any]
     ]
 
 
+def mixed_ratio(results: Dict[str, Any]) -> str:
+    """The batch path against single submits whose fan-out is batched (what a submitter that
+    does not batch gets from servers that do): shown beside the target, not instead of it."""
+    e2e, mixed = results["batch"]["end_to_end_per_second"], results["single_submits"]["end_to_end_per_second"]
+    return (f"end to end vs single submits with batched deliveries: {e2e / mixed:.1f}x ({e2e:,.0f} vs {mixed:,.0f})"
+            if mixed else "n/a")
+
+
 def table(rows: Dict[str, Dict[str, Any]]) -> List[str]:
     cols = [("end_to_end_per_second", "end to end events/s"), ("accepted_per_second", "accepted events/s"),
             ("p50_ms", "p50 ms"), ("p99_ms", "p99 ms"), ("converge_seconds", "followers +s"),
@@ -213,13 +226,36 @@ def table(rows: Dict[str, Dict[str, Any]]) -> List[str]:
 def measure(events: int, single_events: int, *, batch_size: int = BATCH, paced_batch: int = PACED_BATCH,
             accept_events: int = ACCEPT_EVENTS,
             accept: Optional[Dict[str, float]] = None, profile: bool = False, perf: bool = False) -> Dict[str, Any]:
-    """Both paths on one cluster, then (unless ``accept`` is given: compare.py passes its own
-    figure of the same run) the in-process ``accept_many`` reference; the results and the
-    targets checked."""
+    """The single-transaction path on a cluster that does not batch; single submits with
+    batched deliveries, the batch path and the paced run on one cluster; then (unless
+    ``accept`` is given: compare.py passes its own figure of the same run) the in-process
+    ``accept_many`` reference; the results and the targets checked."""
     workdir = Path(tempfile.mkdtemp(prefix="mimi-https-e2e-"))
     results: Dict[str, Any] = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                                "load_before": os.getloadavg()[0], "cpus": os.cpu_count()}
     profiles: Dict[str, Dict[str, List[Tuple[str, float, float]]]] = {}
+    # The single-transaction path: servers that do not batch (http.batches = false), so one
+    # HTTPS request per event and destination, submits and deliveries alike (issue 12's
+    # baseline).  A cluster of its own: the setting is read when a server starts.
+    say(f"single-transaction path: a cluster that does not batch (http.batches = false); {single_events:,} "
+        f"single submits, {SINGLE_IN_FLIGHT} in flight; single deliveries")
+    single_cluster = w.HttpsCluster(workdir / "single", batches=False)
+    single_cluster.start()
+    try:
+        single_profiler = Profiler(single_cluster, workdir) if profile else None
+        single_input = single_cluster.limited_events(single_events + 10)
+        if single_profiler:
+            single_profiler.start("single")
+        single = summary(single_cluster.submit(single_input, concurrency=SINGLE_IN_FLIGHT, warmup=10))
+        if single_profiler:
+            profiles["single"] = single_profiler.stop()
+        fanout = single_cluster.cluster[w.CLUSTER_HUB].call("status")["delivery"]
+        if fanout["batches"] or fanout["delivered"] < single_events:  # what this row claims to measure
+            raise RuntimeError(f"the single-transaction path's fan-out was not single deliveries: {fanout}")
+        say(f"  {single}")
+    finally:
+        single_cluster.stop()
+
     say(f"cluster in {workdir}: hub + 2 followers (mimi serve, mutual TLS, SQLite)")
     cluster = w.HttpsCluster(workdir / "cluster")
     cluster.start()
@@ -227,14 +263,10 @@ def measure(events: int, single_events: int, *, batch_size: int = BATCH, paced_b
     perf_profiler = PerfProfiler(cluster, workdir) if perf else None
     perf_shares: Dict[str, Dict[str, Dict[str, float]]] = {}
     try:
-        say(f"single path: {single_events:,} submits, {SINGLE_IN_FLIGHT} in flight")
-        single_input = cluster.limited_events(single_events + 10)
-        if profiler:
-            profiler.start("single")
-        single = summary(cluster.submit(single_input, concurrency=SINGLE_IN_FLIGHT, warmup=10))
-        if profiler:
-            profiles["single"] = profiler.stop()
-        say(f"  {single}")
+        say(f"single submits, batched deliveries: {single_events:,} submits, {SINGLE_IN_FLIGHT} in flight")
+        single_submits = summary(cluster.submit(cluster.limited_events(single_events + 10),
+                                                concurrency=SINGLE_IN_FLIGHT, warmup=10))
+        say(f"  {single_submits}")
 
         half = events // 2
         say(f"batch path: {events:,} submits from both followers' users, batches of {batch_size}, "
@@ -273,7 +305,7 @@ def measure(events: int, single_events: int, *, batch_size: int = BATCH, paced_b
         say(f"  {accept}")
     shutil.rmtree(workdir, ignore_errors=True)
     checked = targets(single, batch, paced, accept)
-    results.update({"single": single, "batch": batch, "paced": paced, "accept_many": accept, "batch_size": batch_size,
+    results.update({"single": single, "single_submits": single_submits, "batch": batch, "paced": paced, "accept_many": accept, "batch_size": batch_size,
                     "paced_batch": paced_batch,
                     "targets": [{"target": t, "measured": m, "passed": p} for t, m, p in checked],
                     "profiles": profiles, "perf": perf_shares, "load_after": os.getloadavg()[0]})
@@ -287,7 +319,9 @@ def run(args: argparse.Namespace) -> int:
                       accept_events=args.accept,
                       profile=args.profile, perf=args.perf)
     results["command"] = " ".join(["python benches/https_e2e.py", *sys.argv[1:]])
-    rows = {"single transactions": results["single"], f"batches of {args.batch}": results["batch"],
+    rows = {"single transactions (submits and deliveries)": results["single"],
+            "single submits, batched deliveries": results["single_submits"],
+            f"batches of {args.batch}": results["batch"],
             f"batches of {args.paced_batch}, paced at half the peak": results["paced"]}
     lines = table(rows)
     accept = results["accept_many"]
@@ -299,6 +333,7 @@ def run(args: argparse.Namespace) -> int:
     for t in results["targets"]:
         verdict = "PASS" if t["passed"] else ("FAIL" if t["passed"] is not None else "n/a")
         say(f"  [{verdict}] {t['target']}: {t['measured']}")
+    say(f"  (not a target) {mixed_ratio(results)}")
     if not args.quick:
         write_markdown(out / "https_e2e.md", results, lines)
         (out / "https_e2e.json").write_text(json.dumps(results, indent=2) + "\n")
@@ -324,6 +359,7 @@ def write_markdown(path: Path, results: Dict[str, Any], lines: List[str]) -> Non
           f"{results['accept_many']['cpu_us_per_event']:.0f} us CPU per event.", "", "| target | measured | |", "|---|---|---|"]
     for t in results["targets"]:
         md.append(f"| {t['target']} | {t['measured']} | {'PASS' if t['passed'] else 'FAIL'} |")
+    md += ["", f"Not a target: {mixed_ratio(results)}."]
     for perf_lines in perf_tables(results):
         md += ["", "## Where the CPU goes, batch path (perf, µs per event by kind of work)", "", *perf_lines]
     for label, per_process in results["profiles"].items():

@@ -322,16 +322,18 @@ class HttpsCluster:
     and a public room on the hub that a user of each follower has joined.  The benchmark
     submits as ``alpha.bench`` (its certificate and signing key) straight to the hub."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, *, batches: bool = True) -> None:
         from mimi_signaling.testing.cluster import Cluster
         from mimi_signaling.config import Config, RateLimitConfig
 
         self.cluster = Cluster(directory, [CLUSTER_HUB, CLUSTER_ALPHA, CLUSTER_BETA])
         # The default per-peer rate limit (50/s, burst 200) is a defence, not a cost: lift it,
-        # or it, not the server, would be measured.
+        # or it, not the server, would be measured.  ``batches=False``: servers that do not
+        # batch (``http.batches``), so the hub's fan-out sends single deliveries too.
         for server in self.cluster.servers.values():
             config = Config.load(server.config_path)
             config.rate_limit = RateLimitConfig(rate=1e6, burst=1_000_000)
+            config.http.batches = batches
             config.dump(server.config_path)
         self.alpha_config = Config.load(self.cluster[CLUSTER_ALPHA].config_path)
         self.beta_config = Config.load(self.cluster[CLUSTER_BETA].config_path)

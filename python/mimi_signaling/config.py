@@ -34,6 +34,8 @@ Example::
     keepalive_timeout = 75.0               # seconds an idle connection stays open
     request_timeout = 30.0                 # seconds for one outgoing request
     max_retries = 3                        # outgoing retries (connection errors, 5xx, 429)
+    batches = true                         # send and accept mimi.signaling.batch; false: single
+                                           # transactions only, as a peer that does not batch
 
     [ops]                                  # metrics, health checks, status page (plain HTTP)
     listen = "127.0.0.1:9464"              # off when absent; no authentication: keep it local
@@ -117,6 +119,10 @@ class HTTPConfig:
     keepalive_timeout: float = 75.0
     request_timeout: float = 30.0
     max_retries: int = 3
+    # False: this server neither sends nor accepts ``mimi.signaling.batch`` (a batch request
+    # is refused ``malformed``, as by a server that does not know the type), as a peer that
+    # does not batch.  For interop tests and the benchmark's single-transaction path.
+    batches: bool = True
 
 
 @dataclass
@@ -299,6 +305,7 @@ class Config:
                 "keepalive_timeout": float(self.http.keepalive_timeout),
                 "request_timeout": float(self.http.request_timeout),
                 "max_retries": int(self.http.max_retries),
+                "batches": bool(self.http.batches),
             },
             "follower": {"history": self.follower.history, "keep_recent": int(self.follower.keep_recent),
                          "verify_history": bool(self.follower.verify_history)},
@@ -492,6 +499,7 @@ def _read_http(r: _Reader) -> HTTPConfig:
         keepalive_timeout=r.number("keepalive_timeout", d.keepalive_timeout),
         request_timeout=r.number("request_timeout", d.request_timeout),
         max_retries=r.integer("max_retries", d.max_retries),
+        batches=r.boolean("batches", d.batches),
     )
     r.finish()
     return h

@@ -13,6 +13,7 @@ from typing import Callable, Dict, List, Sequence, Tuple, Union
 import pytest
 
 import mimi_signaling as ms
+from mimi_signaling.config import Config
 from mimi_signaling.server.federation import BATCH, KEYS, SUBMIT
 from mimi_signaling.testing.cluster import Cluster
 from mimi_signaling.transport.client import SignalingClient
@@ -175,6 +176,33 @@ def test_local_send_of_many_events_goes_as_batches(trio: Cluster, room: str) -> 
     chain = wait_same_history(trio, room, [ALPHA, BETA])
     first = chain.index(result["accepted"][0])
     assert chain[first:first + 300] == result["accepted"]
+
+
+@pytest.mark.timeout(150)
+def test_servers_that_do_not_batch_use_single_transactions_both_ways(
+    make_cluster: Callable[..., Cluster], tmp_path: Path
+) -> None:
+    """``http.batches = false`` everywhere (peers that do not batch): a batch request is
+    refused ``malformed``, as by a server that does not know the type; ``mimi send --count``
+    goes as single submits and the fan-out as single deliveries; every follower converges."""
+
+    def no_batches(config: Config) -> None:
+        config.http.batches = False
+
+    c = make_cluster([HUB, ALPHA, BETA], configure=no_batches)
+    room = room_with_members(c, [(ALPHA, BOB), (BETA, CAROL)])
+    wait_same_history(c, room, [ALPHA, BETA])
+    with pytest.raises(ms.MalformedError, match="unknown transaction type"):
+        send_batch(WireClient(c, ALPHA, tmp_path / "wire"), HUB, [(KEYS, b"")])
+    hub_before = c[HUB].call("status")["delivery"]
+    sent = c[ALPHA].call("send_many", room_id=room, sender=BOB, texts=[f"single {i}" for i in range(20)])
+    assert len(sent["accepted"]) == 20 and sent["refused"] == []
+    assert wait_same_history(c, room, [ALPHA, BETA])[-20:] == sent["accepted"]
+    wait_for(lambda: not counts(c[HUB])["queues"], what="the hub's fan-out queues to drain")
+    hub_after = c[HUB].call("status")["delivery"]
+    assert hub_after["delivered"] - hub_before["delivered"] >= 20  # beta's, one request each
+    assert hub_after["batches"] == hub_before["batches"] == 0
+    assert hub_after["singles"] == []  # no destination refused a batch: none was sent
 
 
 @pytest.mark.timeout(150)

@@ -66,7 +66,7 @@ def test_round_trip(tmp_path):
         peers={"follower.test": "https://127.0.0.1:9001", "[::1]:9002": "https://[::1]:9002"},
         rate_limit=RateLimitConfig(rate=2.5, burst=7),
         http=HTTPConfig(max_body_size=100_000, body_timeout=3.0, keepalive_timeout=20.0,
-                        request_timeout=9.5, max_retries=0),
+                        request_timeout=9.5, max_retries=0, batches=False),
     ).validate()
     path = tmp_path / "out.toml"
     cfg.dump(path)
@@ -92,6 +92,7 @@ def test_round_trip(tmp_path):
         (lambda t: t + "\n[http]\nbody_timeout = -1\n", "http.body_timeout"),
         (lambda t: t + "\n[http]\nmax_retries = 100\n", "http.max_retries"),
         (lambda t: t + "\n[http]\nmax_body_size = true\n", "http.max_body_size"),
+        (lambda t: t + "\n[http]\nbatches = 1\n", "http.batches"),
         (lambda t: t.replace('ca = "tls/ca.pem"\n', ""), "tls.ca: missing"),
         (lambda t: t.replace("[tls]", "[tsl]"), "tls: missing"),
         (lambda t: "colour = 1\n" + t, "colour: unknown setting"),

@@ -56,7 +56,7 @@ if TYPE_CHECKING:
 
 from .admin import LOCAL_PREFIX, LOCAL_TYPES, handle_local
 from .batcher import SubmitBatcher
-from .federation import BACKFILL, GET_EVENT, HANDLERS, KEYS, PEER_CONCURRENCY, SNAPSHOT, SUBMIT, handle_batch
+from .federation import BACKFILL, BATCH, GET_EVENT, HANDLERS, KEYS, PEER_CONCURRENCY, SNAPSHOT, SUBMIT, handle_batch
 
 log = logging.getLogger(__name__)
 
@@ -119,10 +119,13 @@ class ServerNode:
     async def start(self, *, delivery_backoff_max: float = 10.0) -> int:
         self.loop = asyncio.get_running_loop()
         self.client = SignalingClient.from_config(self.config)
+        batches = self.config.http.batches  # false: a peer that does not batch, both ways
+        types = [*TRANSACTION_TYPES, *LOCAL_TYPES]
         self.server = SignalingServer.from_config(
-            self.config, self, transaction_types=[*TRANSACTION_TYPES, *LOCAL_TYPES]
+            self.config, self, transaction_types=[t for t in types if batches or t != BATCH]
         )
-        self.delivery = DeliveryWorker(self.store, self.client, backoff_max=delivery_backoff_max, backoff_base=0.2)
+        self.delivery = DeliveryWorker(self.store, self.client, backoff_max=delivery_backoff_max, backoff_base=0.2,
+                                       batches=batches)
         self.batcher = SubmitBatcher(self)
         self.batcher.start()
         self.port = await self.server.start(self.config.listen_host, self.config.listen_port)
@@ -267,7 +270,8 @@ class ServerNode:
         """Send many non-state events as one of our users, in order: one ``accept_many`` group
         on our own hub, else ``mimi.signaling.batch`` requests to the room's hub (up to
         ``SUBMIT_BATCH`` submits each) whose accepted events are applied here in one
-        ``receive_many``.  Per content the accepted event or the error that refused it.
+        ``receive_many`` (with ``http.batches`` off: single submits, applied the same way).
+        Per content the accepted event or the error that refused it.
         The room must be one we follow or host (a first join goes through ``submit_local``)."""
         if parse_user_id(sender)[1] != self.server_name:
             raise UnauthorizedError(f"{sender} is not a user of {self.server_name}")
@@ -285,7 +289,7 @@ class ServerNode:
         out: List[Union[Event, MimiError]] = []
         for start in range(0, len(limited), SUBMIT_BATCH):
             part = limited[start:start + SUBMIT_BATCH]
-            answers = self._blocking(self.client.request_batch(hub, [(SUBMIT, lim.encode()) for lim in part]))
+            answers = self._blocking(self._submit_entries(hub, [lim.encode() for lim in part]))
             accepted: List[bytes] = []
             for lim, answer in zip(part, answers):
                 if isinstance(answer, MimiError):
@@ -300,6 +304,20 @@ class ServerNode:
                 if error is not None:  # the hub accepted what we cannot check: stop here
                     raise error
         return out
+
+    async def _submit_entries(self, hub: str, submits: List[bytes]) -> List[Union[bytes, MimiError]]:
+        """Per submit, the hub's answer or its verdict: one batch request, or (``http.batches``
+        off) one request each, in order."""
+        assert self.client is not None
+        if self.config.http.batches:
+            return await self.client.request_batch(hub, [(SUBMIT, raw) for raw in submits])
+        answers: List[Union[bytes, MimiError]] = []
+        for raw in submits:
+            try:
+                answers.append(await self.client.request(hub, SUBMIT, raw))
+            except MimiError as exc:
+                answers.append(exc)
+        return answers
 
     def _submit_remote(self, limited: LimitedEvent) -> Event:
         hub = parse_room_id(limited.room_id)[1]

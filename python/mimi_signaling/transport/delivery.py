@@ -19,7 +19,8 @@ rate_limited/internal) will not change on retry: the event is dropped from that 
 a warning (and ``on_rejected`` is called) so the queue does not stall forever behind it.
 A destination that refuses the batch itself with a verdict (a server that does not know
 the batch type answers ``malformed``) gets single ``mimi.signaling.deliver`` requests for
-``batch_retry_after`` seconds, then batches are tried again (docs/DECISIONS.md).
+``batch_retry_after`` seconds, then batches are tried again (docs/DECISIONS.md).  With
+``batches=False`` every delivery is single (a server configured not to batch).
 
 Acknowledgements are batched: entries delivered (or refused with a verdict) are acked by
 their IDs, once ``ack_every`` of them are owed or the oldest has waited ``ack_delay``
@@ -175,6 +176,7 @@ class DeliveryWorker:
         ack_every: int = 256,
         ack_delay: float = 0.05,
         discovery_interval: float = 0.1,
+        batches: bool = True,
     ) -> None:
         if batch_size < 1 or max_concurrency < 1 or ack_every < 1 or max_batch_events < 1:
             raise ValueError("batch_size, max_batch_events, max_concurrency and ack_every must be >= 1")
@@ -191,6 +193,7 @@ class DeliveryWorker:
         self.max_batch_events = max_batch_events
         self.max_batch_bytes = max_batch_bytes
         self.batch_retry_after = batch_retry_after
+        self.batches_enabled = batches  # False: single deliveries only (``http.batches`` off)
         # Destinations that refused a batch, until when they get single deliveries.
         self.singles_until: Dict[str, float] = {}
         self.batches = 0  # batch requests answered
@@ -474,7 +477,7 @@ class DeliveryWorker:
         ack.add_done_callback(committed)
 
     def _batching(self, destination: str) -> bool:
-        if not hasattr(self.client, "request_batch"):
+        if not self.batches_enabled or not hasattr(self.client, "request_batch"):
             return False
         until = self.singles_until.get(destination)
         if until is None:
