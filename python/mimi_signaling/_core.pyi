@@ -107,6 +107,7 @@ __all__ = [
     "parse_room_id",
     "parse_user_id",
     "redact_content",
+    "_event_keys",
     "_set_allocator_purge_delay",
     "sha256",
     "sign_content",
@@ -195,6 +196,9 @@ def base64url_encode(data: bytes) -> str:
 
 def base64url_decode(text: str) -> bytes: ...
 def sha256(data: bytes) -> bytes: ...
+def _event_keys(event_ids: Sequence[str]) -> list[int]:
+    """The stores' 64-bit lookup keys (``id_key``) of event IDs: the first 8 bytes of the
+    SHA-256 of each ID's UTF-8 as a signed big-endian integer."""
 def _set_allocator_purge_delay(milliseconds: int) -> None:
     """mimalloc's purge delay (ms; -1 never): how long freed memory stays with the process."""
 def sign_content(label: bytes, content: bytes) -> bytes:

@@ -6,18 +6,31 @@ the store never decodes them.
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 import threading
 from typing import List, Optional
 
 import pytest
 
+from mimi_signaling._core import _event_keys
 from mimi_signaling.node.store import ChainConflictError, EventRow, EventStore, Gap
 from mimi_signaling.storage import open_store
+from mimi_signaling.storage.base import event_key
 from mimi_signaling.storage.urls import sqlite_path_from_url
 from support.storage_helpers import ALICE, OTHER, ROOM, eid, fill, row, snapshot
 
 # --- round trip --------------------------------------------------------------------------
+
+
+def test_event_key_is_the_leading_sha256_bytes_signed() -> None:
+    """``id_key`` (the core's ``_event_keys``, one call per batch of rows) is the first 8 bytes
+    of the SHA-256 of the ID's UTF-8 as a signed big-endian integer: what the SQL of the
+    migrations computes (tested with them) and what stored rows of earlier versions hold."""
+    ids = ["$" + "A" * 43, "$" + "_" * 42 + "w", "é", "", "x" * 1000]
+    expected = [int.from_bytes(hashlib.sha256(i.encode()).digest()[:8], "big", signed=True) for i in ids]
+    assert _event_keys(ids) == expected and [event_key(i) for i in ids] == expected
+    assert min(expected) < 0 < max(expected) and _event_keys([]) == []
 
 
 def test_append_and_read_back(store: EventStore) -> None:

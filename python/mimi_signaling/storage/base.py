@@ -47,7 +47,6 @@ from __future__ import annotations
 
 import abc
 import contextlib
-import hashlib
 import logging
 import queue
 import threading
@@ -56,6 +55,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import AbstractSet, Any, Callable, ClassVar, Iterator, Optional, Sequence
 
+from .._core import _event_keys
 from ..node.store import (
     ROLES,
     ChainConflictError,
@@ -231,10 +231,10 @@ LINK_VIOLATIONS = (
 
 def event_key(event_id: str) -> int:
     """The ``id_key`` of an event ID: the first 8 bytes of the SHA-256 of its UTF-8, as a
-    signed big-endian 64-bit integer (``Dialect.event_key`` computes the same in SQL).  A
-    lookup also compares the room and the whole ID, so keys that collide only cost a row
-    read."""
-    return int.from_bytes(hashlib.sha256(event_id.encode()).digest()[:8], "big", signed=True)
+    signed big-endian 64-bit integer (the core's ``_event_keys``, which takes a batch;
+    ``Dialect.event_key`` computes the same in SQL).  A lookup also compares the room and the
+    whole ID, so keys that collide only cost a row read."""
+    return _event_keys([event_id])[0]
 
 
 class _Sql:
@@ -533,8 +533,7 @@ class SqlEventStore(EventStore):
                 raise ChainConflictError(row.room_id, row.index, "negative index")
         values = []
         previous: tuple[str, int] | None = None  # (event ID, key) of the row before
-        for row in rows:
-            key = event_key(row.event_id)
+        for row, key in zip(rows, _event_keys([row.event_id for row in rows])):  # one core call
             if previous is not None and row.prev_event_id == previous[0]:
                 prev_key: int | None = previous[1]  # the usual row: it follows the one before
             else:

@@ -84,6 +84,14 @@ fn sha256<'py>(py: Python<'py>, data: &[u8]) -> Bound<'py, PyBytes> {
     PyBytes::new(py, &hash::sha256(data))
 }
 
+/// The stores' 64-bit lookup keys of event IDs, one call per batch of rows.  Private: a
+/// storage detail (``storage/base.py``), not part of the protocol library's API.
+#[pyfunction]
+#[pyo3(name = "_event_keys")]
+fn event_keys(event_ids: Vec<String>) -> Vec<i64> {
+    event_ids.iter().map(|id| hash::event_key(id)).collect()
+}
+
 #[pyfunction]
 fn sign_content<'py>(py: Python<'py>, label: &[u8], content: &[u8]) -> Bound<'py, PyBytes> {
     PyBytes::new(py, &sign::sign_content(label, content))
@@ -170,6 +178,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
         wrap_pyfunction!(base64url_encode, m)?,
         wrap_pyfunction!(base64url_decode, m)?,
         wrap_pyfunction!(sha256, m)?,
+        wrap_pyfunction!(event_keys, m)?,
         wrap_pyfunction!(sign_content, m)?,
         wrap_pyfunction!(encode_room_file_header, m)?,
         wrap_pyfunction!(encode_room_file_record, m)?,
