@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import sqlite3
+from pathlib import Path
+from typing import List
+
 import pytest
 
 from mimi_signaling.node.store import ChainConflictError, EventNotStoredError, EventStore
 from mimi_signaling.storage import open_store
+from mimi_signaling.storage.sqlite import SQLiteEventStore
 
 from support.storage_helpers import OTHER, ROOM, eid, fill, row
 
@@ -177,6 +182,33 @@ def test_pending_leaves_out_the_excluded_entries(store: EventStore) -> None:
     assert store.pending(B, limit=3, exclude=exclude) == [queue[3], queue[5], queue[7]]
     assert store.pending(B, limit=2, exclude=frozenset(ids[:9])) == [queue[9]]
     assert store.pending(B, exclude=frozenset(ids)) == []
+
+
+def test_acks_commit_without_a_disk_flush_and_events_with_one(tmp_path: Path) -> None:
+    """SQLite: an ack (a lost one only repeats deliveries) commits with ``synchronous=NORMAL``,
+    so it neither waits for nor holds the writer through a flush; appends stay ``FULL``, also
+    right after an ack, and a failed ack restores it too."""
+    store = SQLiteEventStore(tmp_path / "acks.db")
+    statements: List[str] = []
+    store._conn.set_trace_callback(statements.append)
+    try:
+        fill(store, ROOM, 1)
+        store.append_many([row(ROOM, i, destinations=(B,)) for i in range(1, 4)])
+        queue = store.pending(B)
+        statements.clear()
+        store.ack_entries(B, [queue[0].queue_id])
+        assert statements[0] == "PRAGMA synchronous=NORMAL" and statements[-1] == "PRAGMA synchronous=FULL"
+        assert "BEGIN IMMEDIATE" in statements and statements.index("COMMIT") < len(statements) - 1
+        statements.clear()
+        store.append(*row(ROOM, 4, destinations=(B,)))
+        assert not any(s.startswith("PRAGMA synchronous") for s in statements)
+        assert store._conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+        store._conn.execute("DROP TABLE outbox_runs")  # the next ack fails inside its transaction
+        with pytest.raises(sqlite3.OperationalError):
+            store.ack_entries(B, [queue[1].queue_id])
+        assert store._conn.execute("PRAGMA synchronous").fetchone()[0] == 2
+    finally:
+        store.close()
 
 
 def test_a_version_2_queue_is_migrated_in_order(store_url: str) -> None:

@@ -334,8 +334,10 @@ class SqlEventStore(EventStore):
     # --- backend hooks ------------------------------------------------------------------
 
     @abc.abstractmethod
-    def _transaction(self) -> contextlib.AbstractContextManager[Any]:
+    def _transaction(self, durable: bool = True) -> contextlib.AbstractContextManager[Any]:
         """Begin a write transaction and yield a cursor; commit on exit, roll back on error.
+        ``durable=False``: the commit need not be on disk when it returns (it is, with the
+        next durable commit; a crash before may undo it, never corrupt the store).
 
         Called with ``self._lock`` held.
         """
@@ -358,11 +360,11 @@ class SqlEventStore(EventStore):
             raise RuntimeError("the store was used inside an append_stream block of the same thread")
 
     @contextlib.contextmanager
-    def _write(self, room_ids: Sequence[str] = ()) -> Iterator[Any]:
+    def _write(self, room_ids: Sequence[str] = (), *, durable: bool = True) -> Iterator[Any]:
         self._check_not_streaming()
         with self._lock:
             self._check_open()
-            with self._transaction() as cursor:
+            with self._transaction(durable) as cursor:
                 if room_ids:
                     self._lock_rooms(cursor, sorted(set(room_ids)))
                 yield cursor
@@ -806,7 +808,10 @@ class SqlEventStore(EventStore):
                 through = min(last_id, ((position + 1) << _ENTRY_SHIFT) - 1)
                 by_position.setdefault(position, []).append((first_id & _OFFSET_MASK, through & _OFFSET_MASK))
                 first_id = through + 1
-        with self._write() as cursor:
+        # Not durable: an ack lost in a crash only delivers its entries again, which a
+        # follower ignores, so it need not wait for a disk flush (nor hold the store's writer,
+        # e.g. a hub's next group commit, through one); the next durable commit flushes it.
+        with self._write(durable=False) as cursor:
             # Exactly the named entries go, never a bound ("up to ID n"): a run's entries
             # commit together, but runs may commit out of order on PostgreSQL
             # (transport/delivery.py).  A fan-out batch usually acks a prefix of one run:

@@ -111,9 +111,11 @@ class PostgresEventStore(SqlEventStore):
         return self._conn
 
     @contextlib.contextmanager
-    def _transaction(self) -> Iterator[psycopg.Cursor[Any]]:
+    def _transaction(self, durable: bool = True) -> Iterator[psycopg.Cursor[Any]]:
         conn = self._connection()
         with conn.transaction(), conn.cursor() as cursor:
+            if not durable:  # this transaction only; its commit is flushed with a later one
+                cursor.execute("SET LOCAL synchronous_commit = off")
             yield cursor
 
     def _fetch(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:

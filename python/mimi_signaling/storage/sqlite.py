@@ -9,7 +9,7 @@ read after a write, which the queue read (once per batch) can afford and per-eve
 cannot.
 
 Durability: WAL journal with ``synchronous=FULL``, so a commit is on disk when ``append``
-returns.  Write transactions start with ``BEGIN IMMEDIATE`` and so take the database write
+returns (the fan-out's acks commit with ``NORMAL``: see ``ack_entries``).  Write transactions start with ``BEGIN IMMEDIATE`` and so take the database write
 lock up front: writers (threads or processes sharing the file) are serialised, and a busy
 database is waited for up to ``busy_timeout`` seconds.
 """
@@ -89,8 +89,12 @@ class SQLiteEventStore(SqlEventStore):
             raise RuntimeError("this SQLite build does not enforce foreign keys")
 
     @contextlib.contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Cursor]:
+    def _transaction(self, durable: bool = True) -> Iterator[sqlite3.Cursor]:
         cursor = self._conn.cursor()
+        if not durable:
+            # In WAL mode a NORMAL commit is not synced but stays atomic and consistent; a
+            # later FULL commit syncs the log past it (the WAL is appended in order).
+            cursor.execute("PRAGMA synchronous=NORMAL")
         try:
             cursor.execute("BEGIN IMMEDIATE")
             try:
@@ -101,6 +105,8 @@ class SQLiteEventStore(SqlEventStore):
                     self._conn.execute("ROLLBACK")
                 raise
         finally:
+            if not durable:
+                cursor.execute("PRAGMA synchronous=FULL")
             cursor.close()
 
     def _read_queue(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
