@@ -305,8 +305,8 @@ def measure(events: int, single_events: int, *, batch_size: int = BATCH, paced_b
         say(f"  {accept}")
     shutil.rmtree(workdir, ignore_errors=True)
     checked = targets(single, batch, paced, accept)
-    results.update({"single": single, "single_submits": single_submits, "batch": batch, "paced": paced, "accept_many": accept, "batch_size": batch_size,
-                    "paced_batch": paced_batch,
+    results.update({"single": single, "single_submits": single_submits, "batch": batch, "paced": paced,
+                    "accept_many": accept, "batch_size": batch_size, "paced_batch": paced_batch,
                     "targets": [{"target": t, "measured": m, "passed": p} for t, m, p in checked],
                     "profiles": profiles, "perf": perf_shares, "load_after": os.getloadavg()[0]})
     return results

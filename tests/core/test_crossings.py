@@ -25,7 +25,7 @@ EVENTS = 32
 #: 4 rule 4, the core's), and on the hub the unsigned event and its header.
 LIMITS = {
     "hub": (3, 7),  # limited_event_headers, keys, verify_limited_events, digests, key ID, sign_events, encode_events
-    "follower": (1, 3),  # checked_events, event_headers, the room's hub
+    "follower": (1, 4),  # checked_events, event_headers, the room's hub, the store's event keys (stop 19)
     "verify": (1, 1),  # event_headers
 }
 

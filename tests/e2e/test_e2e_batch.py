@@ -206,6 +206,26 @@ def test_servers_that_do_not_batch_use_single_transactions_both_ways(
 
 
 @pytest.mark.timeout(150)
+def test_a_follower_sends_single_submits_to_a_hub_that_does_not_batch(make_cluster: Callable[..., Cluster]) -> None:
+    """Only the hub has ``http.batches = false``: a follower's ``send_many`` has its batch
+    refused ``malformed`` (nothing of it handled), sends the submits one by one instead and
+    keeps doing so for that hub (``delivery.singles``); the hub's fan-out is single."""
+
+    def hub_without_batches(config: Config) -> None:
+        config.http.batches = config.server_name != HUB
+
+    c = make_cluster([HUB, ALPHA, BETA], configure=hub_without_batches)
+    room = room_with_members(c, [(ALPHA, BOB), (BETA, CAROL)])
+    wait_same_history(c, room, [ALPHA, BETA])
+    for round_ in range(2):
+        sent = c[ALPHA].call("send_many", room_id=room, sender=BOB, texts=[f"to a single hub {round_} {i}" for i in range(5)])
+        assert len(sent["accepted"]) == 5 and sent["refused"] == []
+        assert wait_same_history(c, room, [ALPHA, BETA])[-5:] == sent["accepted"]
+        assert c[ALPHA].call("status")["delivery"]["singles"] == [HUB]
+    assert c[HUB].call("status")["delivery"]["batches"] == 0
+
+
+@pytest.mark.timeout(150)
 def test_killed_follower_catches_up_in_batches(make_cluster: Callable[..., Cluster]) -> None:
     c = make_cluster([HUB, ALPHA, BETA])
     room = room_with_members(c, [(ALPHA, BOB), (BETA, CAROL)])

@@ -306,11 +306,18 @@ class ServerNode:
         return out
 
     async def _submit_entries(self, hub: str, submits: List[bytes]) -> List[Union[bytes, MimiError]]:
-        """Per submit, the hub's answer or its verdict: one batch request, or (``http.batches``
-        off) one request each, in order."""
+        """Per submit, the hub's answer or its verdict: one batch request, or one request each,
+        in order, with ``http.batches`` off or to a hub that refused a batch lately (it does
+        not batch: ``malformed`` for the unknown type; nothing of that batch was handled)."""
         assert self.client is not None
-        if self.config.http.batches:
-            return await self.client.request_batch(hub, [(SUBMIT, raw) for raw in submits])
+        delivery = self.delivery
+        if self.config.http.batches and (delivery is None or delivery.batches_to(hub)):
+            try:
+                return await self.client.request_batch(hub, [(SUBMIT, raw) for raw in submits])
+            except MalformedError as exc:
+                if delivery is None:
+                    raise
+                delivery.batch_refused(hub, f"a batch of {len(submits)} submits", exc)
         answers: List[Union[bytes, MimiError]] = []
         for raw in submits:
             try:

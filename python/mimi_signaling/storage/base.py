@@ -533,15 +533,13 @@ class SqlEventStore(EventStore):
         for row in rows:
             if row.index < 0:
                 raise ChainConflictError(row.room_id, row.index, "negative index")
-        values = []
-        previous: tuple[str, int] | None = None  # (event ID, key) of the row before
-        for row, key in zip(rows, _event_keys([row.event_id for row in rows])):  # one core call
-            if previous is not None and row.prev_event_id == previous[0]:
-                prev_key: int | None = previous[1]  # the usual row: it follows the one before
-            else:
-                prev_key = _prev_key(row.prev_event_id)
-            values.append(_insert_values(row, row.index - 1 if row.index > 0 else None, key, prev_key))
-            previous = (row.event_id, key)
+        # The keys of every event ID and prev event ID, in one core call.
+        keys = _event_keys([row.event_id for row in rows] + [row.prev_event_id for row in rows])
+        values = [
+            _insert_values(row, row.index - 1 if row.index > 0 else None, keys[i],
+                           keys[len(rows) + i] if row.prev_event_id else None)
+            for i, row in enumerate(rows)
+        ]
         cursor.executemany(self._sql.INSERT_EVENT, values)
         # Only the last row of each run can have a detached successor stored already.
         for row, following in zip(rows, rows[1:] + [None]):

@@ -407,7 +407,7 @@ class DeliveryWorker:
                     while todo:
                         if self._ack_due(state):  # a long read: ack as it goes
                             self._ack_in_background(destination, state)
-                        batching = self._batching(destination)
+                        batching = self.batches_to(destination)
                         batch = self._next_batch(todo) if batching else todo[:1]
                         if ahead is None and state.woken and len(batch) == len(todo):
                             ahead = self._read_ahead(destination, state)
@@ -476,7 +476,10 @@ class DeliveryWorker:
         ack.add_done_callback(self._acks_in_flight.discard)
         ack.add_done_callback(committed)
 
-    def _batching(self, destination: str) -> bool:
+    def batches_to(self, destination: str) -> bool:
+        """Whether requests to ``destination`` go as batches now: batches are on, the client
+        sends them, and ``destination`` has not refused one in the last ``batch_retry_after``
+        seconds (``batch_refused``).  The node's submits to a hub ask too.  Loop thread only."""
         if not self.batches_enabled or not hasattr(self.client, "request_batch"):
             return False
         until = self.singles_until.get(destination)
@@ -487,6 +490,15 @@ class DeliveryWorker:
             return False
         del self.singles_until[destination]
         return True
+
+    def batch_refused(self, destination: str, what: str, exc: BaseException) -> None:
+        """``destination`` refused ``what`` (a batch request) as a whole with a verdict: a
+        server that does not batch answers ``malformed`` to the unknown type.  Requests to it
+        are single for ``batch_retry_after`` seconds (status: ``delivery.singles``)."""
+        assert self._loop is not None
+        log.warning("%s refused %s (%s: %s): single requests for %.0f s",
+                    destination, what, type(exc).__name__, exc, self.batch_retry_after)
+        self.singles_until[destination] = self._loop.time() + self.batch_retry_after
 
     def _next_batch(self, todo: List[Tuple[Any, bytes]]) -> List[Tuple[Any, bytes]]:
         """The leading entries of ``todo`` that fit one batch (at least one)."""
@@ -512,9 +524,7 @@ class DeliveryWorker:
                 await self._failed(destination, exc)
                 continue
             except ms.MimiError as exc:
-                log.warning("%s refused a batch of %d deliveries (%s: %s): single deliveries for %.0f s",
-                            destination, len(batch), type(exc).__name__, exc, self.batch_retry_after)
-                self.singles_until[destination] = self._loop.time() + self.batch_retry_after
+                self.batch_refused(destination, f"a batch of {len(batch)} deliveries", exc)
                 return 0
             except Exception as exc:  # noqa: BLE001 - TransportError, or anything unexpected: try again later
                 await self._failed(destination, exc)
