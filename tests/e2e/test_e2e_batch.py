@@ -203,6 +203,7 @@ def test_servers_that_do_not_batch_use_single_transactions_both_ways(
     assert hub_after["delivered"] - hub_before["delivered"] >= 20  # beta's, one request each
     assert hub_after["batches"] == hub_before["batches"] == 0
     assert hub_after["singles"] == []  # no destination refused a batch: none was sent
+    assert [c[name].call("status")["delivery"]["batching"] for name in (HUB, ALPHA, BETA)] == [False] * 3
 
 
 @pytest.mark.timeout(150)
@@ -223,6 +224,7 @@ def test_a_follower_sends_single_submits_to_a_hub_that_does_not_batch(make_clust
         assert wait_same_history(c, room, [ALPHA, BETA])[-5:] == sent["accepted"]
         assert c[ALPHA].call("status")["delivery"]["singles"] == [HUB]
     assert c[HUB].call("status")["delivery"]["batches"] == 0
+    assert [c[name].call("status")["delivery"]["batching"] for name in (HUB, ALPHA, BETA)] == [False, True, True]
 
 
 @pytest.mark.timeout(150)

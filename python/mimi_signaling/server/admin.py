@@ -165,13 +165,16 @@ def delivery_stats(node: ServerNode) -> Dict[str, Any]:
     """Fan-out counters since this process started: events delivered, events a destination
     refused with a verdict (dropped from its queue), acks written (one per batch of
     delivered events), batch requests answered, consecutive failed attempts by
-    destination (the destination down, or answering rate_limited/internal), and the
-    destinations that get single deliveries for now (they refused a batch)."""
+    destination (the destination down, or answering rate_limited/internal), the peers that
+    get single requests for now (they refused a batch: deliveries, and submits to a hub), and
+    whether this server batches at all (``http.batches``)."""
     d = node.delivery
     if d is None:
-        return {"delivered": 0, "rejected": 0, "acks": 0, "batches": 0, "failing": {}, "singles": []}
+        return {"delivered": 0, "rejected": 0, "acks": 0, "batches": 0, "failing": {}, "singles": [],
+                "batching": node.config.http.batches}
     return {"delivered": d.delivered, "rejected": d.rejected, "acks": d.acks, "batches": d.batches,
-            "failing": {k: v for k, v in d.failures.items() if v}, "singles": sorted(d.singles_until)}
+            "failing": {k: v for k, v in d.failures.items() if v}, "singles": sorted(d.singles_until),
+            "batching": d.batches_enabled}
 
 
 def destinations(node: ServerNode) -> List[Dict[str, Any]]:
