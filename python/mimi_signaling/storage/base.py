@@ -473,8 +473,8 @@ class SqlEventStore(EventStore):
         concurrent writer have supplied a missing predecessor meanwhile, stores them)."""
         logger.debug("batch of %d rows conflicted; replaying row by row", len(rows))
         with self._write(room_ids) as cursor:
-            for row in rows:
-                self._insert(cursor, row, prev_idx=row.index - 1 if row.index > 0 else None)
+            for row, keys in zip(rows, _row_keys(rows)):
+                self._insert(cursor, row, row.index - 1 if row.index > 0 else None, keys)
             self._enqueue_rows(cursor, rows)
 
     @contextlib.contextmanager
@@ -533,12 +533,9 @@ class SqlEventStore(EventStore):
         for row in rows:
             if row.index < 0:
                 raise ChainConflictError(row.room_id, row.index, "negative index")
-        # The keys of every event ID and prev event ID, in one core call.
-        keys = _event_keys([row.event_id for row in rows] + [row.prev_event_id for row in rows])
         values = [
-            _insert_values(row, row.index - 1 if row.index > 0 else None, keys[i],
-                           keys[len(rows) + i] if row.prev_event_id else None)
-            for i, row in enumerate(rows)
+            _insert_values(row, row.index - 1 if row.index > 0 else None, keys)
+            for row, keys in zip(rows, _row_keys(rows))
         ]
         cursor.executemany(self._sql.INSERT_EVENT, values)
         # Only the last row of each run can have a detached successor stored already.
@@ -587,7 +584,7 @@ class SqlEventStore(EventStore):
     def _insert_known(self, cursor: Any, rows: list[EventRow]) -> None:
         # Lowest first, so a batch that fills a gap attaches as it goes.
         rows.sort(key=lambda row: (row.room_id, row.index))
-        for row in rows:
+        for row, keys in zip(rows, _row_keys(rows)):
             stored = self._event_id_at(cursor, row.room_id, row.index)
             if stored == row.event_id:
                 continue  # already stored: overlapping backfill
@@ -595,21 +592,21 @@ class SqlEventStore(EventStore):
                 raise ChainConflictError(
                     row.room_id, row.index, f"index already holds {stored}"
                 )
-            self._check_known_links(cursor, row)
+            self._check_known_links(cursor, row, keys[1])
             has_prev = row.index > 0 and (
                 self._event_id_at(cursor, row.room_id, row.index - 1) is not None
             )
-            self._insert(cursor, row, prev_idx=row.index - 1 if has_prev else None)
+            self._insert(cursor, row, row.index - 1 if has_prev else None, keys)
 
-    def _check_known_links(self, cursor: Any, row: EventRow) -> None:
+    def _check_known_links(self, cursor: Any, row: EventRow, prev_key: int | None) -> None:
         """Links to stored events that are not direct neighbours, which the foreign key
         cannot see: the prev event stored elsewhere than ``index - 1``, or a stored event
         naming this one as its prev elsewhere than ``index + 1``."""
         checks: list[tuple[str, tuple[Any, ...], int, str]] = [
             (self._sql.SUCCESSOR_OF, (row.room_id, row.event_id), row.index + 1, "its successor")
         ]
-        if row.prev_event_id:
-            prev = (event_key(row.prev_event_id), row.room_id, row.prev_event_id)
+        if prev_key is not None:
+            prev = (prev_key, row.room_id, row.prev_event_id)
             checks.insert(0, (self._sql.INDEX_OF, prev, row.index - 1, "its prev event"))
         for sql, params, expected, what in checks:
             cursor.execute(sql, params)
@@ -619,16 +616,14 @@ class SqlEventStore(EventStore):
                     row.room_id, row.index, f"{what} is stored at index {found[0]}"
                 )
 
-    def _insert(self, cursor: Any, row: EventRow, prev_idx: int | None) -> None:
-        """Insert one row and complete a detached successor's link; constraint violations
-        become ChainConflictError (the caller's transaction then rolls back)."""
+    def _insert(self, cursor: Any, row: EventRow, prev_idx: int | None, keys: tuple[int, int | None]) -> None:
+        """Insert one row (``keys``: its ``_row_keys``) and complete a detached successor's
+        link; constraint violations become ChainConflictError (the caller's transaction then
+        rolls back)."""
         if row.index < 0:
             raise ChainConflictError(row.room_id, row.index, "negative index")
         try:
-            cursor.execute(
-                self._sql.INSERT_EVENT,
-                _insert_values(row, prev_idx, event_key(row.event_id), _prev_key(row.prev_event_id)),
-            )
+            cursor.execute(self._sql.INSERT_EVENT, _insert_values(row, prev_idx, keys))
             cursor.execute(self._sql.ATTACH_SUCCESSOR, (row.room_id, row.index + 1))
         except Exception as exc:
             if self._is_constraint_error(exc):
@@ -856,15 +851,19 @@ class SqlEventStore(EventStore):
         return row[0] if row else None
 
 
-def _insert_values(row: EventRow, prev_idx: int | None, key: int, prev_key: int | None) -> tuple[Any, ...]:
+def _insert_values(row: EventRow, prev_idx: int | None, keys: tuple[int, int | None]) -> tuple[Any, ...]:
     return (
         row.room_id, row.index, row.event_id, row.prev_event_id, prev_idx,
-        row.type, row.state_key, row.sender, bytes(row.event_bytes), key, prev_key,
+        row.type, row.state_key, row.sender, bytes(row.event_bytes), *keys,
     )
 
 
-def _prev_key(prev_event_id: str) -> int | None:
-    return event_key(prev_event_id) if prev_event_id else None
+def _row_keys(rows: Sequence[EventRow]) -> list[tuple[int, int | None]]:
+    """Each row's ``(id_key, prev_key)`` (no prev key at index 0): every key of a batch of
+    rows in one core call."""
+    keys = _event_keys([row.event_id for row in rows] + [row.prev_event_id for row in rows])
+    count = len(rows)
+    return [(keys[i], keys[count + i] if row.prev_event_id else None) for i, row in enumerate(rows)]
 
 
 def _entry_id(position: int, base: int, index: int) -> int:
