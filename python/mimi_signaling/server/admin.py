@@ -169,12 +169,13 @@ def delivery_stats(node: ServerNode) -> Dict[str, Any]:
     get single requests for now (they refused a batch: deliveries, and submits to a hub), and
     whether this server batches at all (``http.batches``)."""
     d = node.delivery
+    batching = node.config.http.batches
     if d is None:
         return {"delivered": 0, "rejected": 0, "acks": 0, "batches": 0, "failing": {}, "singles": [],
-                "batching": node.config.http.batches}
+                "batching": batching}
     return {"delivered": d.delivered, "rejected": d.rejected, "acks": d.acks, "batches": d.batches,
             "failing": {k: v for k, v in d.failures.items() if v}, "singles": sorted(d.singles_until),
-            "batching": d.batches_enabled}
+            "batching": batching}
 
 
 def destinations(node: ServerNode) -> List[Dict[str, Any]]:

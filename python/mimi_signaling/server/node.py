@@ -309,15 +309,12 @@ class ServerNode:
         """Per submit, the hub's answer or its verdict: one batch request, or one request each,
         in order, with ``http.batches`` off or to a hub that refused a batch lately (it does
         not batch: ``malformed`` for the unknown type; nothing of that batch was handled)."""
-        assert self.client is not None
-        delivery = self.delivery
-        if self.config.http.batches and (delivery is None or delivery.batches_to(hub)):
+        assert self.client is not None and self.delivery is not None  # both made by start()
+        if self.delivery.batches_to(hub):  # false too with http.batches off
             try:
                 return await self.client.request_batch(hub, [(SUBMIT, raw) for raw in submits])
             except MalformedError as exc:
-                if delivery is None:
-                    raise
-                delivery.batch_refused(hub, f"a batch of {len(submits)} submits", exc)
+                self.delivery.batch_refused(hub, f"a batch of {len(submits)} submits", exc)
         answers: List[Union[bytes, MimiError]] = []
         for raw in submits:
             try:

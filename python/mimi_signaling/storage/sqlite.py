@@ -9,9 +9,10 @@ read after a write, which the queue read (once per batch) can afford and per-eve
 cannot.
 
 Durability: WAL journal with ``synchronous=FULL``, so a commit is on disk when ``append``
-returns (the fan-out's acks commit with ``NORMAL``: see ``ack_entries``).  Write transactions start with ``BEGIN IMMEDIATE`` and so take the database write
-lock up front: writers (threads or processes sharing the file) are serialised, and a busy
-database is waited for up to ``busy_timeout`` seconds.
+returns (the fan-out's acks commit with ``NORMAL``: see ``ack_entries``).  Write
+transactions start with ``BEGIN IMMEDIATE`` and so take the database write lock up front:
+writers (threads or processes sharing the file) are serialised, and a busy database is
+waited for up to ``busy_timeout`` seconds.
 """
 
 from __future__ import annotations
